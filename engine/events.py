@@ -1,0 +1,128 @@
+"""Typed progress events: the only thing a training run tells the outside world.
+
+Every event is a small frozen dataclass. `replaceable` events (the live progress) may be
+collapsed to the newest by whoever drains them; all others must each be shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from engine.evaluation import FrozenMSE
+
+
+@dataclass(frozen=True)
+class Event:
+    replaceable: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class StateCheckDone(Event):
+    """The hand-off's state check, run before the first step."""
+
+    passed: bool
+    rows: int
+    rss_growth_mb: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class Compiling(Event):
+    """A backend is compiling its kernels (first call) or has finished."""
+
+    backend: str
+    done: bool
+    seconds: float = 0.0
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class StepStats(Event):
+    """Live progress after a chunk of rows. `online_*` is measured while the weights move."""
+
+    replaceable: ClassVar[bool] = True
+    epoch: int  # 1-based epoch being trained
+    epochs: int
+    row: int  # rows done in this epoch
+    rows_per_epoch: int
+    block: int  # frequency block (0-based) of the last row trained
+    rows_total: int  # rows trained since the run began (all epochs, all sessions)
+    rows_per_s: float
+    elapsed_s: float  # training time, pauses excluded
+    eta_s: float
+    online_loss: float  # smoothed online loss (EMA)
+    online_loss_by_block: tuple[float | None, ...]  # smoothed, per block; None = not seen yet
+    rss_mb: float
+    rss_slope_mb_per_10k: float
+    leak_warning: bool
+    h_norm: float
+    c_norm: float
+    saturated: float  # share of hidden units with |h| > 0.95
+    gate_i: float
+    gate_f: float
+    gate_o: float
+    # a few recent rows for the live plot: time, target, online output (output before update)
+    live_t: tuple[float, ...] = field(default=())
+    live_target: tuple[float, ...] = field(default=())
+    live_output: tuple[float, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class EvalStarted(Event):
+    epoch: int
+    row: int
+
+
+@dataclass(frozen=True)
+class EvalDone(Event):
+    """A frozen evaluation (weights fixed) on train and test."""
+
+    epoch: int
+    row: int
+    rows_total: int
+    train: FrozenMSE
+    test: FrozenMSE
+    seconds: float
+    # (F, N) model output on the test set, for the plots
+    test_outputs: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class EpochDone(Event):
+    epoch: int
+    online_loss: float  # mean online loss over the epoch's rows
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    row: int
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    row: int
+
+
+@dataclass(frozen=True)
+class SnapshotSaved(Event):
+    path: str
+    reason: str  # "key", "autosave", "quit", "end"
+
+
+@dataclass(frozen=True)
+class Warning(Event):  # noqa: A001 - the event's name in the log
+    message: str
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    rows_total: int
+    stopped: bool  # True when stopped by the user before the last epoch ended
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    message: str

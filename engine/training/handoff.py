@@ -1,0 +1,113 @@
+"""The hand-off's trainer (SPEC §2): L = 1, batch 1, rows in order, state detached every row.
+
+The (h, c) state is carried across all rows of an epoch and detached after every
+backward/step, so no gradient ever crosses a row. Its online loss falls while its frozen
+MSE stays near 0.5 (SPEC §4): it is here as the documented baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.config import RunConfig
+from engine.errors import TrainingDiverged
+from engine.model import FrequencyLSTM, State
+from engine.signals import SignalSet
+from engine.training.base import LIVE_ROWS, Chunk, Trainer
+
+
+class HandoffTrainer(Trainer):
+    method = "handoff"
+    description = "the hand-off's pattern: L=1, batch 1, state detached every row (SPEC §2)"
+
+    def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
+        super().__init__(model, config, train)
+        X, y = train.rows()
+        self.x = torch.from_numpy(X)  # (rows, 1 + F)
+        self.y = torch.from_numpy(y)  # (rows,)
+        self.t = np.tile(train.t, train.n_blocks)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.h, self.c = model.init_hidden(1)
+
+    @property
+    def carried_state(self) -> State:
+        return self.h, self.c
+
+    @property
+    def last_input(self) -> torch.Tensor:
+        return self.x[max(0, self.row - 1)].view(1, -1)
+
+    def on_epoch_start(self) -> None:
+        self.h, self.c = self.model.init_hidden(1)
+
+    def train_rows(self, max_rows: int) -> Chunk:
+        start = self.row
+        n = max(0, min(max_rows, self.rows_per_epoch - start))
+        losses, outputs = self._train_torch(start, n)
+        self.row = start + n
+        return self._chunk(start, losses, outputs)
+
+    def _train_torch(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        losses = np.empty(n)
+        outputs = np.empty(n)
+        params = list(self.model.parameters())
+        for k in range(n):
+            r = start + k
+            out, (h, c) = self.model(self.x[r].view(1, 1, -1), (self.h, self.c))
+            loss = F.mse_loss(out.view(1), self.y[r : r + 1])
+            value = loss.item()
+            if not math.isfinite(value):
+                self.row = r
+                raise TrainingDiverged(
+                    f"online loss became {value} at epoch {self.epoch + 1}, row {r}"
+                )
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.config.clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.config.clip)
+            self.optimizer.step()
+            self.h, self.c = self._detach(h), self._detach(c)
+            losses[k] = value
+            outputs[k] = out.item()
+        return losses, outputs
+
+    @staticmethod
+    def _detach(t: torch.Tensor) -> torch.Tensor:
+        # the hand-off's critical line: without it the graph grows with every row
+        return t.detach()
+
+    def _chunk(self, start: int, losses: np.ndarray, outputs: np.ndarray) -> Chunk:
+        nb = self.train_signal.n_blocks
+        N = self.train_signal.n_samples
+        rows = np.arange(start, start + len(losses))
+        blocks = rows // N
+        loss_sum = np.bincount(blocks, weights=losses, minlength=nb)[:nb]
+        counts = np.bincount(blocks, minlength=nb)[:nb]
+        keep = slice(max(0, len(rows) - LIVE_ROWS), len(rows))
+        return Chunk(
+            rows=len(losses),
+            loss_sum_by_block=loss_sum,
+            rows_by_block=counts,
+            block=int(blocks[-1]) if len(rows) else min(nb - 1, start // N),
+            live_t=self.t[rows[keep]],
+            live_target=self.y.numpy()[rows[keep]],
+            live_output=outputs[keep],
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        d = super().state_dict()
+        d["optimizer"] = self.optimizer.state_dict()
+        d["h"] = self.h.clone()
+        d["c"] = self.c.clone()
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        super().load_state_dict(d)
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.h = d["h"].clone()
+        self.c = d["c"].clone()
