@@ -14,12 +14,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from engine import events as ev
+from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.evaluation import FrozenEval, evaluate
@@ -73,7 +75,7 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         return {
             "online": [list(p) for p in self.online],
-            "evals": self.evals,
+            "evals": [dict(e) for e in self.evals],
             "rows_total": self.rows_total,
             "train_seconds": self.train_seconds,
             "stride": self._stride,
@@ -109,7 +111,12 @@ def hidden_gauges(model: FrequencyLSTM, x: torch.Tensor, h: torch.Tensor, c: tor
 
 
 class TrainingRun:
-    """Owns a model, its trainer and the worker thread; the UI talks only to this."""
+    """Owns a model, its trainer and the worker thread; the UI talks only to this.
+
+    Snapshots go to `sessions_root / run_id / latest.pt` (engine/sessions.py): on
+    `save_snapshot()`, every `autosave_every` rows, and when the run ends if `save_on_end`.
+    `engine.sessions.run_from_snapshot` builds a run that continues one exactly.
+    """
 
     def __init__(
         self,
@@ -119,13 +126,28 @@ class TrainingRun:
         trainer_state: dict[str, Any] | None = None,
         history: History | None = None,
         state_check: bool = True,
+        run_id: str | None = None,
+        sessions_root: Path | None = None,
+        autosave_every: int | None = None,
+        save_on_end: bool = False,
+        torch_rng: torch.Tensor | None = None,
     ) -> None:
         self.config = config.validated()
         self.model = model if model is not None else build_model(self.config)
         self.trainer: Trainer = make_trainer(self.model, self.config, train_set(self.config))
         if trainer_state is not None:
             self.trainer.load_state_dict(trainer_state)
+        if torch_rng is not None:  # a resumed run draws what the saved one would have drawn
+            torch.random.set_rng_state(torch_rng)
         self.history = history if history is not None else History()
+        self.sessions_root: Path = sessions.sessions_dir(sessions_root)
+        self.run_id: str = run_id or sessions.new_run_id(self.config.method, self.sessions_root)
+        if autosave_every is not None and autosave_every < 1:
+            autosave_every = None  # 0 = off
+        self.autosave_every: int | None = autosave_every
+        self.save_on_end = save_on_end
+        self._last_save_rows = self.history.rows_total
+        self._save_lock = threading.Lock()  # one snapshot write at a time
         self.status = "ready"  # running, paused, evaluating, finished, stopped, failed
         self.last_eval: FrozenEval | None = None
         self._state_check = state_check and trainer_state is None
@@ -201,7 +223,26 @@ class TrainingRun:
                 "trainer": _clone(self.trainer.state_dict()),
                 "torch_rng": torch.random.get_rng_state(),
                 "history": self.history.to_dict(),
+                "rows_per_epoch": self.trainer.rows_per_epoch,
             }
+
+    def save_snapshot(self, reason: str = "key") -> Path:
+        """Write a snapshot now (from any thread) and emit SnapshotSaved; returns its path.
+        The state is taken between two chunks; the write is atomic. FreqtuiError if the
+        file cannot be written."""
+        with self._save_lock:
+            payload = sessions.snapshot_payload(self.capture(), self.run_id)
+            path = sessions.write_snapshot(self.sessions_root / self.run_id, payload)
+            self._last_save_rows = int(payload["history"]["rows_total"])
+        self._emit(ev.SnapshotSaved(str(path), reason))
+        return path
+
+    def _save_quietly(self, reason: str) -> None:
+        """A save the worker makes on its own: a failure warns, training goes on."""
+        try:
+            self.save_snapshot(reason)
+        except FreqtuiError as exc:
+            self._emit(ev.Warning(f"snapshot not saved ({reason}): {exc}"))
 
     # ---- the worker --------------------------------------------------------------------
     def _emit(self, event: ev.Event) -> None:
@@ -253,11 +294,11 @@ class TrainingRun:
                 self._eval_request.clear()
                 self._evaluate()
             t0 = time.perf_counter()
-            with self._lock:
+            with self._lock:  # a capture sees the trainer and the row count agree
                 chunk = tr.train_rows(chunk_rows)
-            dt = time.perf_counter() - t0
-            self.history.train_seconds += dt
-            self.history.rows_total += chunk.rows
+                dt = time.perf_counter() - t0
+                self.history.train_seconds += dt
+                self.history.rows_total += chunk.rows
             if chunk.rows:
                 chunk_rows = int(np.clip(chunk.rows * CHUNK_SECONDS / max(dt, 1e-6), 1, 50_000))
                 rate_rows.append(chunk.rows)
@@ -280,16 +321,25 @@ class TrainingRun:
                     )
                 epoch_loss_sum += float(chunk.loss_sum_by_block.sum())
                 epoch_rows += chunk.rows
-                self.history.add_online(self.history.rows_total, chunk.block, ema_all)
+                with self._lock:
+                    self.history.add_online(self.history.rows_total, chunk.block, ema_all)
                 rss = rss_mb()
                 mem.append((self.history.rows_total, rss))
                 self._emit(self._stats(chunk, ema, ema_all, rss, mem, rate_rows, rate_t))
             if tr.row >= tr.rows_per_epoch:
-                self._emit(ev.EpochDone(tr.epoch + 1, epoch_loss_sum / max(1, epoch_rows)))
+                if epoch_rows:  # none when resumed from a snapshot taken at the epoch's end
+                    self._emit(ev.EpochDone(tr.epoch + 1, epoch_loss_sum / epoch_rows))
                 epoch_loss_sum, epoch_rows = 0.0, 0
                 self._evaluate()
                 with self._lock:
                     tr.end_epoch()
+            if (
+                self.autosave_every
+                and self.history.rows_total - self._last_save_rows >= self.autosave_every
+            ):
+                self._save_quietly("autosave")
+        if self.save_on_end:
+            self._save_quietly("end")
         self.status = "finished" if tr.finished else "stopped"
         self._emit(ev.Finished(self.history.rows_total, stopped=not tr.finished))
 
@@ -311,7 +361,8 @@ class TrainingRun:
             seconds=time.perf_counter() - t0,
             test_outputs=result.test_outputs,
         )
-        self.history.add_eval(done)
+        with self._lock:
+            self.history.add_eval(done)
         self._emit(done)
         self.status = previous
 
