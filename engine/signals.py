@@ -109,6 +109,9 @@ def test_set(config: RunConfig) -> SignalSet:
     return for_config(config, config.test_seed)
 
 
+test_set.__test__ = False  # a data set, not a pytest test (the name would be collected)
+
+
 def write_csv(signal: SignalSet, path: Path) -> None:
     """Write the rows as `t,S,C1..CF,target`, one frequency block after another."""
     F = signal.n_blocks
