@@ -54,6 +54,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        with contextlib.suppress(OSError):  # mkstemp makes 0600; a saved file is an ordinary one
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -71,6 +73,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux); 0o022 where unknown."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

@@ -1,9 +1,16 @@
 """The command line: thin, it parses flags into a RunConfig and hands over.
 
 freqtui [flags]                      open the console and train
+freqtui --resume ID|PATH             open the console on a saved session
 freqtui train --headless [flags]     train without the console
+freqtui train --headless --resume ID|PATH [--epochs N]   continue a saved session
+freqtui sessions [--json]            list the saved sessions
 freqtui data --out DIR               write train.csv and test.csv
-freqtui eval PATH [--json]           frozen MSE of saved weights
+freqtui eval PATH|ID [--json]        frozen MSE of saved weights or a snapshot
+freqtui report PATH|ID --out DIR     Graph 1, Graph 2 (PNG) and metrics.json
+
+Sessions live in ./sessions/<run-id>/ unless --sessions DIR or $FREQTUI_SESSIONS says
+otherwise.
 """
 
 from __future__ import annotations
@@ -91,10 +98,26 @@ def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunC
     return base.replace(**changes).validated()
 
 
+SESSIONS_HELP = "sessions folder (default: $FREQTUI_SESSIONS, else ./sessions)"
+AUTOSAVE_ROWS = 20_000  # default autosave interval of headless training, in rows
+
+
+def add_sessions_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
+    # SUPPRESS on subcommands: `freqtui --sessions D train` must not be reset to None
+    p.add_argument(
+        "--sessions",
+        type=Path,
+        metavar="DIR",
+        help=SESSIONS_HELP,
+        **({} if top else {"default": argparse.SUPPRESS}),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="freqtui", description="Train stateful LSTMs to extract pure frequencies.")
     add_config_flags(p)
     p.add_argument("--resume", metavar="ID|PATH", help="resume a saved session in the console")
+    add_sessions_flag(p, top=True)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train (with --headless: without the console)")
@@ -102,14 +125,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--headless", action="store_true", help="no console: progress on stdout")
     t.add_argument("--out", type=Path, help="save the trained weights here")
     t.add_argument("--resume", metavar="ID|PATH", help="continue a saved session")
+    add_sessions_flag(t)
+    t.add_argument(
+        "--autosave",
+        type=int,
+        default=AUTOSAVE_ROWS,
+        metavar="ROWS",
+        help=f"save a snapshot every ROWS rows (default {AUTOSAVE_ROWS:,}; 0 = only at the end)",
+    )
 
     d = sub.add_parser("data", help="write the train and test sets as CSV")
     add_config_flags(d)
     d.add_argument("--out", type=Path, required=True, help="folder for train.csv and test.csv")
 
     e = sub.add_parser("eval", help="frozen MSE of saved weights or a snapshot")
-    e.add_argument("path", type=Path)
+    e.add_argument("path", metavar="PATH|ID", help="a weights file, a snapshot or a session id")
     e.add_argument("--json", action="store_true", help="print JSON")
+    add_sessions_flag(e)
+
+    s = sub.add_parser("sessions", help="list the saved sessions")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    add_sessions_flag(s)
+
+    r = sub.add_parser("report", help="Graph 1 and Graph 2 as PNG, and metrics.json")
+    r.add_argument("path", metavar="PATH|ID", help="a snapshot, a weights file or a session id")
+    r.add_argument("--out", type=Path, required=True, help="folder for the report files")
+    add_sessions_flag(r)
 
     sub.add_parser("methods", help="list the training methods")
     return p
@@ -132,6 +173,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_data(args)
     if args.command == "eval":
         return cmd_eval(args)
+    if args.command == "sessions":
+        return cmd_sessions(args)
+    if args.command == "report":
+        from freqtui.report import cmd_report
+
+        return cmd_report(args)
     if args.command == "methods":
         from engine.training import get_method, method_names
 
@@ -171,30 +218,81 @@ def eval_table(train, test, frequencies) -> str:
     return "\n".join(lines)
 
 
+def eval_json(path: Path, config, result) -> dict[str, Any]:
+    """What `eval --json` prints and `report` writes as metrics.json: frozen MSE only."""
+    return {
+        "path": str(path),
+        "kind": "frozen_mse",
+        "train": result.train.to_dict(),
+        "test": result.test.to_dict(),
+        "frequencies": list(config.frequencies),
+        "config": config.to_dict(),
+    }
+
+
+def resolve_path(args: argparse.Namespace) -> Path:
+    """The file a PATH|ID argument names, sessions looked up in --sessions."""
+    from engine.sessions import resolve, sessions_dir
+
+    return resolve(args.path, sessions_dir(getattr(args, "sessions", None)))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from engine.evaluation import evaluate
     from engine.sessions import load_model
 
-    config, model = load_model(args.path)
+    path = resolve_path(args)
+    config, model = load_model(path)
     result = evaluate(model, config)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "path": str(args.path),
-                    "kind": "frozen_mse",
-                    "train": result.train.to_dict(),
-                    "test": result.test.to_dict(),
-                    "frequencies": list(config.frequencies),
-                    "config": config.to_dict(),
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(eval_json(path, config, result), indent=2))
     else:
-        print(f"{args.path}: method {config.method}, phase scale {config.phase_scale:g}")
+        print(f"{path}: method {config.method}, phase scale {config.phase_scale:g}")
         print(eval_table(result.train, result.test, config.frequencies))
     return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from engine.sessions import list_sessions, sessions_dir
+
+    root = sessions_dir(getattr(args, "sessions", None))
+    infos = list_sessions(root)
+    if args.json:
+        rows = [
+            {**{k: v for k, v in vars(i).items() if k != "path"}, "path": str(i.path)}
+            for i in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not infos:
+        print(f"no sessions in {root}")
+        return 0
+    print(sessions_table(infos))
+    return 0
+
+
+def sessions_table(infos) -> str:
+    """The session list; the MSE columns are the last frozen evaluation (weights fixed)."""
+
+    def mse(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    width = max(24, *(len(i.id) for i in infos))
+    lines = [
+        f"{'id':{width}}  {'method':10} {'epoch':>7} {'row':>15}  "
+        f"{'frozen MSE train':>16} {'test':>8}  saved at"
+    ]
+    for i in infos:
+        if i.error:
+            lines.append(f"{i.id:{width}}  unreadable: {i.error}")
+            continue
+        done = " done" if i.finished else ""
+        lines.append(
+            f"{i.id:{width}}  {i.method:10} {f'{i.epoch}/{i.epochs}':>7} "
+            f"{f'{i.row:,}/{i.rows_per_epoch:,}':>15}  {mse(i.frozen_mse_train):>16} "
+            f"{mse(i.frozen_mse_test):>8}  {i.saved_at}{done}"
+        )
+    return "\n".join(lines)
 
 
 def fmt_seconds(s: float) -> str:

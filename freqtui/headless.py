@@ -22,11 +22,24 @@ PLAIN_EVERY_S = 5.0
 
 
 def make_run(args: argparse.Namespace) -> TrainingRun:
+    """A new run, or one continuing a snapshot; either saves snapshots every --autosave
+    rows and when it ends, into its session folder."""
+    saving = {
+        "autosave_every": getattr(args, "autosave", None) or None,
+        "save_on_end": True,
+    }
+    root = getattr(args, "sessions", None)
     if getattr(args, "resume", None):
         from engine.sessions import run_from_snapshot  # the sessions module owns resuming
 
-        return run_from_snapshot(args.resume, overrides=args)
-    return TrainingRun(config_from(args))
+        run = run_from_snapshot(args.resume, overrides=args, root=root, **saving)
+        if run.trainer.finished:
+            raise FreqtuiError(
+                f"session {run.run_id} has finished its {run.config.epochs} epoch(s); "
+                f"pass --epochs {run.config.epochs + 1} (or more) to train further"
+            )
+        return run
+    return TrainingRun(config_from(args), sessions_root=root, **saving)
 
 
 def train_headless(args: argparse.Namespace) -> int:
@@ -40,6 +53,11 @@ def train_headless(args: argparse.Namespace) -> int:
         f"{run.trainer.rows_per_epoch} rows, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}",
         flush=True,
     )
+    tr = run.trainer
+    where = run.sessions_root / run.run_id
+    if getattr(args, "resume", None):
+        print(f"resuming session {run.run_id} at epoch {tr.epoch + 1}, row {tr.row:,}", flush=True)
+    print(f"session {run.run_id}: snapshots in {where}", flush=True)
     tty = sys.stdout.isatty()
     progress = _RichProgress(run) if tty else None
     failed: str | None = None

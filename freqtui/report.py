@@ -1,0 +1,132 @@
+"""`freqtui report`: the spec's Graph 1 and Graph 2 as PNG files, plus metrics.json.
+
+Everything shown is frozen MSE (weights fixed, rows in order from a zero state), the same
+numbers `freqtui eval --json` prints for the same file. matplotlib lives here, not in
+engine/, because a figure is presentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import FreqtuiError
+from engine.evaluation import FrozenEval, evaluate
+from engine.sessions import atomic_write_bytes, load_model
+from engine.signals import SignalSet, test_set
+
+GRAPH1 = "graph1_test_f2.png"
+GRAPH2 = "graph2_test_all_frequencies.png"
+METRICS = "metrics.json"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from freqtui.cli import resolve_path
+
+    path = resolve_path(args)
+    written = write_report(path, args.out)
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def write_report(path: Path, out: Path) -> list[Path]:
+    """Read a snapshot or weights file, evaluate it frozen, and write the three files.
+    The file is read and checked before anything is written."""
+    from freqtui.cli import eval_json
+
+    config, model = load_model(path)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FreqtuiError(f"{out}: exists and is not a folder")
+    result = evaluate(model, config)
+    test = test_set(config)
+    figures = {GRAPH1: graph1(test, result), GRAPH2: graph2(test, result)}
+    metrics = eval_json(path, config, result)
+    written = []
+    try:
+        for name, data in figures.items():
+            atomic_write_bytes(out / name, data)
+            written.append(out / name)
+        atomic_write_bytes(out / METRICS, (json.dumps(metrics, indent=2) + "\n").encode())
+        written.append(out / METRICS)
+    except OSError as exc:
+        raise FreqtuiError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    return written
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _figure().close(fig)
+    return buf.getvalue()
+
+
+def _plot_block(ax, test: SignalSet, outputs: np.ndarray, i: int, *, background: bool) -> None:
+    t = test.t
+    if background:
+        ax.plot(t, test.S, color="0.6", lw=0.5, alpha=0.35, label="S (mixed input)", zorder=1)
+    ax.plot(t, test.targets[i], color="tab:blue", lw=1.4, label="target", zorder=2)
+    ax.plot(
+        t,
+        outputs[i],
+        ".",
+        color="tab:red",
+        ms=1.6,
+        alpha=0.7,
+        label="model output (frozen weights)",
+        zorder=3,
+    )
+    ax.set_xlim(t[0], t[-1])
+    ax.grid(alpha=0.25)
+
+
+def graph1(test: SignalSet, result: FrozenEval) -> bytes:
+    """Graph 1 (SPEC §3): test set, f2: target as a line, output as dots, S faint behind."""
+    plt = _figure()
+    i = 1 if test.n_blocks > 1 else 0
+    f = test.frequencies[i]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    _plot_block(ax, test, result.test_outputs, i, background=True)
+    ax.set_title(
+        f"Graph 1 - test set, f{i + 1} = {f:g} Hz: frozen MSE {result.test.per_block[i]:.4f} "
+        f"(test overall {result.test.overall:.4f}, train overall {result.train.overall:.4f})"
+    )
+    ax.set_xlabel("t (s)")
+    ax.set_ylabel("amplitude")
+    ax.legend(loc="upper right", markerscale=6, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def graph2(test: SignalSet, result: FrozenEval) -> bytes:
+    """Graph 2 (SPEC §3): one panel per frequency, test set, target vs output."""
+    plt = _figure()
+    n = test.n_blocks
+    fig, axes = plt.subplots(n, 1, figsize=(12, 2.3 * n + 0.8), sharex=True, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        _plot_block(ax, test, result.test_outputs, i, background=False)
+        ax.set_title(
+            f"f{i + 1} = {test.frequencies[i]:g} Hz: frozen MSE test "
+            f"{result.test.per_block[i]:.4f}, train {result.train.per_block[i]:.4f}",
+            fontsize=9,
+        )
+        ax.set_ylabel("amplitude")
+    axes[0, 0].legend(loc="upper right", markerscale=6, fontsize=8)
+    axes[-1, 0].set_xlabel("t (s)")
+    fig.suptitle("Graph 2 - test set, every frequency: target vs model output (frozen weights)")
+    fig.tight_layout()
+    return _png(fig)
