@@ -1,0 +1,1 @@
+"""The console's extra screens: help, and (with sessions) the session browser."""

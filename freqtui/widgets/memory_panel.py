@@ -1,0 +1,66 @@
+"""Memory: the process RSS as a gauge, its slope per 10,000 rows, the leak warning and
+the result of the hand-off's state check."""
+
+from __future__ import annotations
+
+import psutil
+from rich.text import Text
+from textual.widget import Widget
+
+from engine import events as ev
+from freqtui.widgets.gauge import gauge_line
+
+
+class MemoryPanel(Widget):
+    DEFAULT_CSS = "MemoryPanel { height: auto; }"
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.total_mb = psutil.virtual_memory().total / 2**20
+        self.rss_mb: float | None = None
+        self.slope = 0.0
+        self.leak = False
+        self.check: ev.StateCheckDone | None = None
+
+    def on_mount(self) -> None:
+        self.border_title = "memory"
+
+    def set_stats(self, s: ev.StepStats) -> None:
+        new = (round(s.rss_mb), round(s.rss_slope_mb_per_10k, 1), s.leak_warning)
+        if new != (
+            None if self.rss_mb is None else round(self.rss_mb),
+            round(self.slope, 1),
+            self.leak,
+        ):
+            self.rss_mb, self.slope, self.leak = s.rss_mb, s.rss_slope_mb_per_10k, s.leak_warning
+            self.refresh()
+
+    def set_check(self, check: ev.StateCheckDone) -> None:
+        self.check = check
+        self.refresh()
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return 4
+
+    def render(self) -> Text:
+        w = self.size.width
+        if self.rss_mb is None:
+            text = Text("RSS    -\n")
+            text += Text("slope  - MB / 10k rows\n")
+        else:
+            frac = self.rss_mb / self.total_mb
+            text = gauge_line(
+                "RSS", frac, f"{self.rss_mb:,.0f} MB", w, "red" if self.leak else "green"
+            )
+            text += Text(f"\nslope  {self.slope:+.1f} MB / 10k rows\n")
+        if self.leak:
+            text += Text("LEAK: RSS keeps growing: is the state detached?\n", style="bold red")
+        else:
+            text += Text("no leak seen\n", style="dim")
+        if self.check is None:
+            text += Text("state check: pending", style="dim")
+        elif self.check.passed:
+            text += Text(f"state check passed ({self.check.rows} rows)", style="green")
+        else:
+            text += Text(f"state check FAILED: {self.check.detail}", style="bold red")
+        return text
