@@ -161,7 +161,7 @@ def read_file(path: Path) -> dict[str, Any]:
     except PermissionError as exc:
         raise FreqtuiError(f"{path}: cannot read it ({exc.strerror})") from None
     except Exception as exc:  # any unpickling failure: truncated, corrupt, foreign, unsafe
-        raise FreqtuiError(f"{path}: not a readable freqtui file ({_why(exc)})") from None
+        raise FreqtuiError(f"{path}: not a readable freqtui file ({_why(exc, path)})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise FreqtuiError(f"{path}: not a freqtui file (no freqtui format marker)")
     version = obj.get("version")
@@ -220,10 +220,13 @@ def _check_snapshot(path: Path, obj: dict[str, Any]) -> None:
         raise FreqtuiError(f"{path}: incomplete snapshot (torch_rng is not a byte tensor)")
 
 
-def _why(exc: Exception) -> str:
+def _why(exc: Exception, path: Path) -> str:
     text = str(exc)
-    if "PytorchStreamReader" in text or "zip" in text.lower():
-        return "truncated or corrupt archive"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
     if "Weights only load failed" in text or "WeightsUnpickler" in text:
         found = re.search(r"unsupported GLOBAL (\S+)", text, re.IGNORECASE)
         if found:
@@ -232,10 +235,16 @@ def _why(exc: Exception) -> str:
                 "refused, nothing was run"
             )
         return "corrupt or foreign content the safe loader refuses; nothing was run"
-    if isinstance(exc, (pickle.UnpicklingError, EOFError, UnicodeDecodeError, KeyError)):
+    if head.startswith(b"PK"):  # a torch file is a zip archive
+        if "central directory" in text:
+            return "truncated: the archive's end is missing"
+        return "truncated or corrupted archive"
+    if not head.startswith(b"\x80"):  # not even a pickle
         return "not a torch file"
+    if isinstance(exc, (pickle.UnpicklingError, EOFError, UnicodeDecodeError, KeyError)):
+        return "not a torch file, or truncated"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:120]
+    return f"not a torch file, or damaged: {first[:100]}"
 
 
 def model_from(path: Path, obj: dict[str, Any]) -> FrequencyLSTM:
