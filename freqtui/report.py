@@ -107,9 +107,18 @@ def graph1(test: SignalSet, result: FrozenEval) -> bytes:
     )
     ax.set_xlabel("t (s)")
     ax.set_ylabel("amplitude")
-    ax.legend(loc="upper right", markerscale=6, fontsize=8)
+    _legend(ax)
     fig.tight_layout()
     return _png(fig)
+
+
+def _legend(ax) -> None:
+    """One row under the plot, where it hides no data; the faint S made visible in it."""
+    leg = ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, markerscale=6, fontsize=8
+    )
+    for handle in leg.legend_handles:
+        handle.set_alpha(1.0)
 
 
 def graph2(test: SignalSet, result: FrozenEval) -> bytes:
@@ -125,8 +134,9 @@ def graph2(test: SignalSet, result: FrozenEval) -> bytes:
             fontsize=9,
         )
         ax.set_ylabel("amplitude")
-    axes[0, 0].legend(loc="upper right", markerscale=6, fontsize=8)
     axes[-1, 0].set_xlabel("t (s)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, markerscale=6, fontsize=8)
     fig.suptitle("Graph 2 - test set, every frequency: target vs model output (frozen weights)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.035, 1, 1))
     return _png(fig)
