@@ -7,7 +7,7 @@ import importlib
 from engine.errors import FreqtuiError
 
 # every method module; each defines one Trainer subclass with a unique `method` name
-_MODULES = ("handoff",)  # add new method modules here
+_MODULES = ("handoff", "tbptt", "clock")  # add new method modules here
 _METHODS: dict = {}
 
 

@@ -1,0 +1,210 @@
+"""Quality table: frozen MSE of each training method, on the task as written and weakened.
+
+    python bench/quality.py [--methods handoff,tbptt,clock] [--phase-scales 1.0,0.01]
+                            [--minutes M] [--snapshot METHOD@SCALE=PATH ...] [--json OUT]
+
+For each method and phase scale it trains a fresh model for at most `--minutes` of wall
+time (or until the method's epochs are done), then measures, with frozen weights, MSE on
+the train set (seed 1) and the test set (seed 2) at that phase scale, per frequency. A
+`--snapshot` replaces the training of one cell by saved weights (e.g. the committed
+`models/` snapshots, whose training time and rows are read from the file when present).
+Two reference rows need no training: predicting zero (MSE 0.5, the variance of a sine)
+and a 2nd-order Butterworth band-pass of S, zero-phase (filtfilt), gain 4 (S is the mean
+of four components), pass band f_i ± 0.5 Hz.
+
+The "data" column says what the method trained on: the seed-1 rows only, or fresh noise
+drawn by the spec's recipe from a seed of its own (never the test seed).
+
+Short version (a few minutes): `--minutes 0.5`. The defaults below are each method's
+settings for the long run; `--minutes 30` gives every method the goal's budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.signal import butter, filtfilt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.config import RunConfig  # noqa: E402
+from engine.evaluation import evaluate  # noqa: E402
+from engine.model import build_model  # noqa: E402
+from engine.sessions import load_model  # noqa: E402
+from engine.signals import test_set, train_set  # noqa: E402
+from engine.training import make_trainer  # noqa: E402
+
+# each method's settings for this table (RunConfig fields + options)
+METHODS: dict[str, dict] = {
+    "handoff": {"lr": 1e-3, "epochs": 100, "options": {}},
+    "tbptt": {
+        "lr": 2e-3,
+        "clip": 1.0,
+        "epochs": 10_000,
+        "backend": "torch",
+        "options": {"k": 500, "noise": "fresh"},
+    },
+    "clock": {
+        "lr": 3e-3,
+        "clip": 1.0,
+        "epochs": 10_000,
+        "backend": "torch",
+        "options": {"thr": 0.04},
+    },
+}
+DATA = {"handoff": "seed-1 rows", "tbptt": "fresh draws", "clock": "fresh draws"}
+
+
+def bandpass_mse(config: RunConfig) -> tuple[dict, dict]:
+    out = {}
+    for name, sig in (("train", train_set(config)), ("test", test_set(config))):
+        per = []
+        for i, f in enumerate(sig.frequencies):
+            b, a = butter(2, [max(f - 0.5, 0.05), f + 0.5], btype="band", fs=config.fs)
+            y = 4.0 * filtfilt(b, a, sig.S.astype(np.float64))
+            per.append(float(np.mean((y - sig.targets[i]) ** 2)))
+        out[name] = {"overall": float(np.mean(per)), "per_frequency": per}
+    return out["train"], out["test"]
+
+
+def zero_mse(config: RunConfig) -> tuple[dict, dict]:
+    out = {}
+    for name, sig in (("train", train_set(config)), ("test", test_set(config))):
+        per = [float(np.mean(row.astype(np.float64) ** 2)) for row in sig.targets]
+        out[name] = {"overall": float(np.mean(per)), "per_frequency": per}
+    return out["train"], out["test"]
+
+
+def train_cell(method: str, phase_scale: float, minutes: float, seed: int) -> dict:
+    settings = dict(METHODS[method])
+    options = dict(settings.pop("options"))
+    if method == "tbptt" and "noise" in options:
+        data = "fresh draws" if options["noise"] == "fresh" else "seed-1 rows"
+    else:
+        data = DATA[method]
+    config = RunConfig(
+        method=method, phase_scale=phase_scale, torch_seed=seed, options=options, **settings
+    ).validated()
+    model = build_model(config)
+    trainer = make_trainer(model, config, train_set(config))
+    rows, t0 = 0, time.perf_counter()
+    deadline = t0 + 60.0 * minutes
+    while not trainer.finished and time.perf_counter() < deadline:
+        rows += trainer.train_rows(2_000).rows
+        if trainer.row >= trainer.rows_per_epoch:
+            trainer.end_epoch()
+    seconds = time.perf_counter() - t0
+    e = evaluate(model, config)
+    return {
+        "method": method,
+        "phase_scale": phase_scale,
+        "train": e.train.to_dict(),
+        "test": e.test.to_dict(),
+        "seconds": seconds,
+        "rows": rows,
+        "data": data,
+        "source": f"trained here, {minutes:g} min budget",
+    }
+
+
+def snapshot_cell(method: str, phase_scale: float, path: Path) -> dict:
+    config, model = load_model(path)
+    config = config.replace(phase_scale=phase_scale)
+    e = evaluate(model, config)
+    meta = {}
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
+    except Exception:  # noqa: BLE001 - the metadata is optional
+        meta = {}
+    return {
+        "method": method,
+        "phase_scale": phase_scale,
+        "train": e.train.to_dict(),
+        "test": e.test.to_dict(),
+        "seconds": meta.get("train_seconds"),
+        "rows": meta.get("rows_total"),
+        "data": meta.get("data", DATA.get(method, "?")),
+        "source": str(path),
+    }
+
+
+def fmt_row(label: str, ps: float, cell: dict) -> str:
+    tr, te = cell["train"], cell["test"]
+    per = " ".join(f"{v:7.4f}" for v in te["per_frequency"])
+    secs = "" if cell.get("seconds") is None else f"{cell['seconds']:7.0f}"
+    rows = "" if cell.get("rows") is None else f"{cell['rows']:>13,}"
+    return (
+        f"{label:10s} {ps:6g} {tr['overall']:9.4f} {te['overall']:9.4f}  {per}  "
+        f"{secs:>7s} {rows:>13s}  {cell.get('data', '')}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--methods", default="handoff,tbptt,clock")
+    p.add_argument("--phase-scales", default="1.0,0.01")
+    p.add_argument("--minutes", type=float, default=0.5, help="training budget per cell")
+    p.add_argument("--seed", type=int, default=0, help="torch seed of the weight init")
+    p.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="METHOD@SCALE=PATH",
+        help="evaluate saved weights for this cell instead of training (repeatable)",
+    )
+    p.add_argument("--json", type=Path, help="also write the table as JSON here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    methods = [m for m in args.methods.split(",") if m]
+    for m in methods:
+        if m not in METHODS:
+            p.error(f"unknown method {m!r}: choose from {', '.join(METHODS)}")
+    scales = [float(s) for s in args.phase_scales.split(",") if s]
+    snaps: dict[tuple[str, float], Path] = {}
+    for s in args.snapshot:
+        key, _, path = s.partition("=")
+        m, _, sc = key.partition("@")
+        if not path or not sc:
+            p.error(f"--snapshot wants METHOD@SCALE=PATH, got {s!r}")
+        snaps[(m, float(sc))] = Path(path)
+
+    cells = []
+    header = (
+        f"{'method':10s} {'phase':>6s} {'MSE train':>9s} {'MSE test':>9s}  "
+        f"{'test per frequency (1, 3, 5, 7 Hz)':34s}  {'train s':>7s} {'rows seen':>13s}  data"
+    )
+    print("frozen MSE: weights fixed, each block from a zero state at t = 0, state carried;")
+    print("train = seed 1, test = seed 2, at the row's phase scale")
+    print(header)
+    print("-" * len(header))
+    for ps in scales:
+        config = RunConfig(phase_scale=ps, backend="torch")
+        for label, fn, data in (
+            ("zero", zero_mse, "(predicts 0)"),
+            ("band-pass", bandpass_mse, "(filter of S, no training)"),
+        ):
+            tr, te = fn(config)
+            cell = {"method": label, "phase_scale": ps, "train": tr, "test": te, "data": data}
+            cells.append(cell)
+            print(fmt_row(label, ps, cell), flush=True)
+        for m in methods:
+            if (m, ps) in snaps:
+                cell = snapshot_cell(m, ps, snaps[(m, ps)])
+            else:
+                cell = train_cell(m, ps, args.minutes, args.seed)
+            cells.append(cell)
+            print(fmt_row(m, ps, cell), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(cells, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""Truncated BPTT: rows streamed in time order, gradients through the last K rows.
+
+The rows go through the model one at a time in time order (one nn.LSTM call per window
+of K rows runs them step by step), the (h, c) state carried from row to row. After K rows
+(or at the end of a frequency block) the loss over those rows is back-propagated through
+all of them, the weights are updated, and the carried state is detached: gradients cross
+up to K rows, never more, and memory stays bounded.
+
+Options (`-O key=value`):
+
+- `k` (int, default 200): rows per truncation window and per update;
+- `reset` (`block` | `carry`, default `block`): zero the state at each frequency block's
+  t = 0 (as frozen evaluation does) or carry it across blocks and epochs;
+- `noise` (`train` | `fresh`, default `fresh`): train on the seed-1 rows every epoch, or
+  draw a fresh S for every epoch from the spec's recipe with a generator of its own (never
+  the test seed); training on one fixed noise draw memorises it;
+- `noise_seed` (int, default 1000): seeds that generator.
+
+A window is atomic: `train_rows(n)` trains whole windows, at least one, so that the
+carried state between calls never holds autograd history and a snapshot resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.config import RunConfig
+from engine.errors import FreqtuiError, TrainingDiverged
+from engine.model import FrequencyLSTM, State
+from engine.signals import SignalSet
+from engine.training.base import LIVE_ROWS, Chunk, Trainer
+
+NOISE_SPAWN_KEY = 7919  # mixed into the noise seed: the stream can never be default_rng(seed)
+
+
+def fresh_signal_inputs(
+    rng: np.random.Generator, config: RunConfig, n_samples: int | None = None
+) -> np.ndarray:
+    """A fresh S (n,) by the spec's recipe (amplitudes, then phases) from `rng`."""
+    n = config.n_samples if n_samples is None else n_samples
+    F = config.n_blocks
+    A = rng.uniform(config.amp_low, config.amp_high, size=(F, n))
+    phi = rng.uniform(0.0, 2 * np.pi, size=(F, n)) * config.phase_scale
+    t = np.arange(n) / config.fs
+    f = np.asarray(config.frequencies, dtype=np.float64)[:, None]
+    return np.mean(A * np.sin(2 * np.pi * f * t + phi), axis=0).astype(np.float32)
+
+
+def noise_generator(seed: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), NOISE_SPAWN_KEY])
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's state as plain Python values (loads with weights_only=True)."""
+    s = rng.bit_generator.state
+    return {
+        "bit_generator": s["bit_generator"],
+        "state": int(s["state"]["state"]),
+        "inc": int(s["state"]["inc"]),
+        "has_uint32": int(s["has_uint32"]),
+        "uinteger": int(s["uinteger"]),
+    }
+
+
+def set_rng_state(rng: np.random.Generator, d: dict[str, Any]) -> None:
+    rng.bit_generator.state = {
+        "bit_generator": d["bit_generator"],
+        "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+        "has_uint32": int(d["has_uint32"]),
+        "uinteger": int(d["uinteger"]),
+    }
+
+
+class TbpttTrainer(Trainer):
+    method = "tbptt"
+    description = "truncated BPTT: rows in time order, gradients through the last K rows"
+    OPTIONS = {"k": 200, "reset": "block", "noise": "fresh", "noise_seed": 1000}
+
+    def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
+        super().__init__(model, config, train)
+        o = {**self.OPTIONS, **config.options}
+        self.k = int(o["k"])
+        self.reset = str(o["reset"])
+        self.noise = str(o["noise"])
+        self.check_chunk = self.k  # the state is graph-free at every window boundary
+        self.rng = noise_generator(int(o["noise_seed"]))
+        self.targets = torch.from_numpy(np.array(train.targets, dtype=np.float32))  # (F, N)
+        self.t = train.t
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.S = torch.from_numpy(np.array(train.S, dtype=np.float32))
+        self.h, self.c = model.init_hidden(1)
+        self._last_x = torch.zeros(1, 1 + config.n_blocks)
+        self._new_epoch_noise()
+
+    @classmethod
+    def validate_options(cls, config: RunConfig) -> None:
+        unknown = set(config.options) - set(cls.OPTIONS)
+        if unknown:
+            raise FreqtuiError(
+                f"method {cls.method!r} has no option {', '.join(sorted(unknown))}; "
+                f"it takes: {', '.join(cls.OPTIONS)}"
+            )
+        o = {**cls.OPTIONS, **config.options}
+        try:
+            k, seed = int(o["k"]), int(o["noise_seed"])
+        except (TypeError, ValueError) as exc:
+            raise FreqtuiError(f"tbptt options k and noise_seed must be integers: {exc}") from exc
+        if k < 1:
+            raise FreqtuiError(f"tbptt option k must be >= 1, got {k}")
+        if str(o["reset"]) not in ("block", "carry"):
+            raise FreqtuiError(f"tbptt option reset must be block or carry, got {o['reset']!r}")
+        if str(o["noise"]) not in ("train", "fresh"):
+            raise FreqtuiError(f"tbptt option noise must be train or fresh, got {o['noise']!r}")
+        if seed < 0:
+            raise FreqtuiError(f"tbptt option noise_seed must be >= 0, got {seed}")
+
+    # ---- the contract ---------------------------------------------------------------
+    @property
+    def carried_state(self) -> State:
+        return self.h, self.c
+
+    @property
+    def last_input(self) -> torch.Tensor:
+        return self._last_x
+
+    def on_epoch_start(self) -> None:
+        if self.reset == "block":
+            self.h, self.c = self.model.init_hidden(1)
+        self._new_epoch_noise()
+
+    def _new_epoch_noise(self) -> None:
+        if self.noise == "fresh":
+            self.S = torch.from_numpy(fresh_signal_inputs(self.rng, self.config))
+        else:
+            self.S = torch.from_numpy(np.array(self.train_signal.S, dtype=np.float32))
+
+    def _window(self, row: int) -> tuple[int, int, int]:
+        """(block, t0, length) of the window that starts at epoch row `row`."""
+        N = self.config.n_samples
+        block, t0 = divmod(row, N)
+        return block, t0, min(self.k, N - t0)
+
+    def train_rows(self, max_rows: int) -> Chunk:
+        nb, N = self.config.n_blocks, self.config.n_samples
+        loss_sum = np.zeros(nb)
+        counts = np.zeros(nb, dtype=np.int64)
+        live: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        done = 0
+        block = min(nb - 1, self.row // N)
+        params = list(self.model.parameters())
+        while self.row < self.rows_per_epoch and (done == 0 or done < max_rows):
+            block, t0, n = self._window(self.row)
+            if done and done + n > max_rows:
+                break
+            if t0 == 0 and self.reset == "block":
+                self.h, self.c = self.model.init_hidden(1)
+            x = torch.zeros(1, n, 1 + nb)
+            x[0, :, 0] = self.S[t0 : t0 + n]
+            x[0, :, 1 + block] = 1.0
+            y = self.targets[block, t0 : t0 + n]
+            out, (h, c) = self.model(x, (self.h, self.c))
+            err = (out[0, :, 0] - y) ** 2
+            loss = err.mean()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"online loss became {value} at epoch {self.epoch + 1}, row {self.row}"
+                )
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.config.clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.config.clip)
+            self.optimizer.step()
+            self.h, self.c = h.detach(), c.detach()  # the truncation: no graph past K rows
+            self._last_x = x[0, -1:].clone()
+            loss_sum[block] += float(err.detach().sum())
+            counts[block] += n
+            live.append((self.t[t0 : t0 + n], y.numpy(), out.detach()[0, :, 0].numpy()))
+            self.row += n
+            done += n
+        t_, y_, o_ = (np.concatenate(a) if a else np.zeros(0) for a in zip(*live, strict=False))
+        if not live:
+            t_ = y_ = o_ = np.zeros(0)
+        return Chunk(
+            rows=done,
+            loss_sum_by_block=loss_sum,
+            rows_by_block=counts,
+            block=block,
+            live_t=t_[-LIVE_ROWS:],
+            live_target=y_[-LIVE_ROWS:],
+            live_output=o_[-LIVE_ROWS:],
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        d = super().state_dict()
+        d["optimizer"] = self.optimizer.state_dict()
+        d["h"] = self.h.clone()
+        d["c"] = self.c.clone()
+        d["noise_rng"] = rng_state(self.rng)
+        d["S"] = self.S.clone()
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        super().load_state_dict(d)
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.h = d["h"].clone()
+        self.c = d["c"].clone()
+        set_rng_state(self.rng, d["noise_rng"])
+        self.S = d["S"].clone()
