@@ -8,6 +8,7 @@ the newest StepStats of each drain, so a flood of progress costs one redraw.
 from __future__ import annotations
 
 import argparse
+import time
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -26,6 +27,7 @@ from freqtui.widgets.plots_panel import PlotsPanel
 from freqtui.widgets.status_bar import StatusBar
 
 POLL_HZ = 10  # event drains per second (the issue allows up to 20)
+STATS_HZ = 5  # redraws of the live numbers: each costs CPU the trainer thread wants
 STOP_TIMEOUT_S = 2.0
 PLOT_TABS = ("tab-freq", "tab-live", "tab-graph1")
 
@@ -62,6 +64,8 @@ class FreqtuiApp(App[int]):
         self.training = run
         self.autostart = autostart
         self.failure: str | None = None
+        self._stats: ev.StepStats | None = None  # newest progress not shown yet
+        self._stats_shown_at = 0.0
         self.exit_code = 0
 
     @property
@@ -117,16 +121,20 @@ class FreqtuiApp(App[int]):
         self.handle_events(self.training.drain())
         self.query_one(StatusBar).set_state(self.state_name())
 
-    def handle_events(self, events: list[ev.Event]) -> None:
-        latest: ev.StepStats | None = None
+    def handle_events(self, events: list[ev.Event], force: bool = False) -> None:
+        """Every event in order; the newest StepStats is shown at most STATS_HZ times a
+        second (or now, with `force`), a newer one replacing it meanwhile."""
         plots = self.query_one(PlotsPanel)
         for e in events:
             if isinstance(e, ev.StepStats):
-                latest = e
+                self._stats = e
                 plots.add_live(e)  # every chunk's rows, so the live view has no gaps
             else:
                 self.handle_event(e)
-        if latest is not None:
+        latest = self._stats
+        now = time.monotonic()
+        if latest is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
+            self._stats, self._stats_shown_at = None, now
             self.query_one(StatusBar).set_stats(latest)
             self.query_one(LossPanel).add_online(latest.online_loss, latest.online_loss_by_block)
             self.query_one(MemoryPanel).set_stats(latest)

@@ -72,12 +72,29 @@ class FrozenTable(Widget):
         return text
 
 
+class Value(Widget):
+    """A right-aligned number that repaints in place (a Label would relayout the screen)."""
+
+    DEFAULT_CSS = "Value { width: 8; height: 1; }"
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.text = "-"
+
+    def set(self, text: str) -> None:
+        if text != self.text:
+            self.text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        return Text(self.text.rjust(self.size.width))
+
+
 class LossPanel(Vertical):
     DEFAULT_CSS = """
     LossPanel .row { height: 1; }
     LossPanel .name { width: 7; }
     LossPanel Sparkline { width: 1fr; }
-    LossPanel .value { width: 8; text-align: right; }
     LossPanel .caption { color: $text-muted; text-style: bold; }
     """
 
@@ -94,7 +111,7 @@ class LossPanel(Vertical):
             with Horizontal(classes="row"):
                 yield Label(name, classes="name")
                 yield Sparkline([], id=f"spark-{i}", summary_function=_mean)
-                yield Label("-", id=f"value-{i}", classes="value")
+                yield Value(id=f"value-{i}")
         yield Label("frozen MSE (weights fixed)", classes="caption")
         yield FrozenTable(self.config.frequencies, id="frozen")
 
@@ -127,7 +144,7 @@ class LossPanel(Vertical):
 
     def _show(self, i: int, trace: Trace, value: float) -> None:
         self.query_one(f"#spark-{i}", Sparkline).data = list(trace.values)
-        self.query_one(f"#value-{i}", Label).update(f"{value:.4f}")
+        self.query_one(f"#value-{i}", Value).set(f"{value:.4f}")
 
 
 def _mean(values) -> float:

@@ -20,14 +20,15 @@ from engine import events as ev
 from engine.config import RunConfig
 from engine.signals import test_set
 
-LIVE_HZ = 3.0
-LIVE_ROWS = 600  # rows kept for the live view
+LIVE_HZ = 1.5
+LIVE_ROWS = 400  # rows kept for the live view
 WINDOW_S = 2.0  # seconds of the test set drawn (the whole 10 s is too dense for a terminal)
 MAX_POINTS = 400  # points per series handed to plotext
+LIVE_POINTS = 200
 
 
-def _thin(*series: np.ndarray) -> list[list[float]]:
-    step = max(1, len(series[0]) // MAX_POINTS)
+def _thin(*series: np.ndarray, points: int = MAX_POINTS) -> list[list[float]]:
+    step = max(1, len(series[0]) // points)
     return [s[::step].tolist() for s in series]
 
 
@@ -162,7 +163,7 @@ class PlotsPanel(Vertical):
         plt.clear_figure()
         if self.live:
             rows, target, out = (np.array(v) for v in zip(*self.live, strict=True))
-            rows, target, out = _thin(rows, target, out)
+            rows, target, out = _thin(rows, target, out, points=LIVE_POINTS)
             plt.plot(rows, target, marker="braille", color="green", label="target")
             plt.scatter(rows, out, marker="dot", color="red", label="output (online)")
             plt.title("live rows: output before each update")

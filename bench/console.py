@@ -1,0 +1,136 @@
+"""Training speed inside the console against headless: rows/s of the same run, same method
+and backend, driven (a) by a plain drain loop like `freqtui train --headless` and (b) by
+the running Textual app under Pilot at 120x40 with the live plot on screen (its most
+expensive view). Goal: app >= 0.9 x headless.
+
+    python bench/console.py [--backend torch|fused|both] [--rows N] [--rounds K]
+
+The UI thread competes with the trainer thread for the GIL and for the CPU, so the rate is
+measured on the trainer's side: a wall-clock mark at the end of every chunk of rows, over
+a window of `--rows` rows after `warm` rows (so kernel loading and the app's start-up are
+not in it). A window longer than an epoch includes the epoch-end frozen evaluations, which
+the worker runs alike under both drivers. Rounds alternate the order of the two drivers so
+load from other processes on a shared machine falls on both alike; the median is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.config import RunConfig  # noqa: E402
+from engine.run import TrainingRun  # noqa: E402
+
+DEFAULT_ROWS = {"torch": 4_000, "fused": 200_000}
+WARM_ROWS = {"torch": 300, "fused": 40_000}  # fused: the first epoch (<1 s) is start-up
+
+
+class Marks:
+    """Wraps the trainer's train_rows: (time, rows_total) at the end of every chunk."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        self.marks: list[tuple[float, int]] = []
+        self.total = 0
+        inner = run.trainer.train_rows
+
+        def timed(n: int):
+            chunk = inner(n)
+            self.total += chunk.rows
+            self.marks.append((time.perf_counter(), self.total))
+            return chunk
+
+        run.trainer.train_rows = timed
+
+    def rate(self, warm: int, rows: int) -> float:
+        inside = [m for m in self.marks if warm <= m[1] <= warm + rows]
+        (t0, r0), (t1, r1) = inside[0], inside[-1]
+        return (r1 - r0) / (t1 - t0)
+
+
+def new_run(backend: str, rows: int, root: Path) -> tuple[TrainingRun, Marks]:
+    # the default config, with as many epochs of 40,000 rows as the window needs
+    epochs = (WARM_ROWS[backend] + rows) // RunConfig().rows_per_set + 1
+    run = TrainingRun(
+        RunConfig(backend=backend, epochs=epochs), state_check=False, sessions_root=root
+    )
+    return run, Marks(run)
+
+
+def headless(backend: str, warm: int, rows: int, root: Path) -> float:
+    run, marks = new_run(backend, warm + rows, root)
+    run.start()
+    try:
+        while marks.total < warm + rows and run.alive:
+            run.drain()  # what freqtui/headless.py does, minus the printing
+            time.sleep(0.1)
+    finally:
+        run.stop()
+    return marks.rate(warm, rows)
+
+
+def in_app(backend: str, warm: int, rows: int, root: Path, live: bool = False) -> float:
+    from freqtui.app import FreqtuiApp
+
+    run, marks = new_run(backend, warm + rows, root)
+    app = FreqtuiApp(run=run)
+
+    async def drive() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            if live:
+                await pilot.press("p")  # the live plot on screen: the costliest view
+            while marks.total < warm + rows and run.alive:
+                # a plain sleep: pilot.pause() would force extra repaints a user never causes
+                await asyncio.sleep(0.1)
+            await pilot.press("q")
+
+    try:
+        asyncio.run(drive())
+    finally:
+        run.stop()
+    return marks.rate(warm, rows)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", choices=("torch", "fused", "both"), default="both")
+    p.add_argument("--rows", type=int, help="rows in the measured window (default per backend)")
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    backends = ["torch", "fused"] if args.backend == "both" else [args.backend]
+    print(f"default config: {RunConfig().backend} backend by default, method {RunConfig().method}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for backend in backends:
+            rows = args.rows or DEFAULT_ROWS[backend]
+            warm = WARM_ROWS[backend]
+            drivers = {
+                "headless": partial(headless, backend, warm, rows, root),
+                "app": partial(in_app, backend, warm, rows, root),
+                "app+live": partial(in_app, backend, warm, rows, root, live=True),
+            }
+            got: dict[str, list[float]] = {name: [] for name in drivers}
+            for k in range(args.rounds):
+                order = list(drivers) if k % 2 == 0 else list(drivers)[::-1]
+                for name in order:
+                    got[name].append(drivers[name]())
+                cells = ", ".join(f"{n} {got[n][-1]:,.0f}" for n in drivers)
+                print(f"  {backend} round {k + 1} (rows/s): {cells}", flush=True)
+            h = statistics.median(got["headless"])
+            print(f"{backend}: {rows:,} rows, median of {args.rounds}: headless {h:,.0f} rows/s")
+            for name, what in (("app", "as it opens"), ("app+live", "live plot shown")):
+                a = statistics.median(got[name])
+                verdict = "ok" if a >= 0.9 * h else "below the 0.9 goal"
+                print(f"  in the app ({what}): {a:,.0f} rows/s, ratio {a / h:.3f} ({verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
