@@ -74,7 +74,7 @@ async def feed(pilot) -> None:
     app = pilot.app
     app.query_one(MemoryPanel).total_mb = 4096.0  # the gauge's scale, not this machine's
     for event in fixed_events(app.config):  # one drain per event, as a live run delivers them
-        app.handle_events([event])
+        app.handle_events([event], force=True)
     await pilot.pause()
 
 
