@@ -237,6 +237,12 @@ class TrainingRun:
         self._emit(ev.SnapshotSaved(str(path), reason))
         return path
 
+    @property
+    def last_saved_rows(self) -> int:
+        """rows_total held by the last snapshot this run saved or was resumed from: equal to
+        `history.rows_total` means nothing new to save."""
+        return self._last_save_rows
+
     def _save_quietly(self, reason: str) -> None:
         """A save the worker makes on its own: a failure warns, training goes on."""
         try:
