@@ -231,7 +231,13 @@ class TrainingRun:
         The state is taken between two chunks; the write is atomic. FreqtuiError if the
         file cannot be written."""
         with self._save_lock:
-            payload = sessions.snapshot_payload(self.capture(), self.run_id)
+            capture = self.capture()
+            if not all(torch.isfinite(w).all() for w in capture["model"].values()):
+                raise FreqtuiError(
+                    "the weights hold NaN or infinite values: not saved (the last snapshot "
+                    "stays as it was)"
+                )
+            payload = sessions.snapshot_payload(capture, self.run_id)
             path = sessions.write_snapshot(self.sessions_root / self.run_id, payload)
             self._last_save_rows = int(payload["history"]["rows_total"])
         self._emit(ev.SnapshotSaved(str(path), reason))

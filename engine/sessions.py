@@ -305,7 +305,8 @@ _issued_lock = threading.Lock()
 
 
 def new_run_id(method: str, root: Path, now: datetime | None = None) -> str:
-    """A readable, unused run id: `YYYYmmdd-HHMMSS-<method>`, with `-2`, `-3` … if taken."""
+    """A readable, unused run id: `YYYYmmdd-HHMMSS-<method>`, with `-2`, `-3` … if taken.
+    Its folder is created here, so that runs started together never share one."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.]+', '_', method) or 'run'}"
     root = Path(root)
@@ -313,9 +314,17 @@ def new_run_id(method: str, root: Path, now: datetime | None = None) -> str:
         for n in range(1, 10_000):
             run_id = base if n == 1 else f"{base}-{n}"
             folder = (root / run_id).absolute()
-            if folder not in _issued and not folder.exists():
-                _issued.add(folder)
-                return run_id
+            if folder in _issued:
+                continue
+            try:  # claim the folder: two processes started in the same second differ
+                folder.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            except OSError:  # cannot create it now; the first save says why
+                if folder.exists():
+                    continue
+            _issued.add(folder)
+            return run_id
     raise FreqtuiError(f"{root}: no free run id for {base}")
 
 
