@@ -287,3 +287,65 @@ def test_warm_up_reports_compile_or_cache():
     info = fk.warm_up()
     assert info.seconds >= 0 and isinstance(info.from_cache, bool)
     assert fk.is_compiled()
+
+
+# ---- the hand-off trainer's fused backend ------------------------------------------------
+def handoff(backend: str, **kw):
+    from engine.training import make_trainer
+
+    config = RunConfig(method="handoff", backend=backend, **kw).validated()
+    return make_trainer(build_model(config), config, train_set(config))
+
+
+def test_handoff_trainer_backends_agree_across_chunk_sizes():
+    ref, fus = handoff("torch"), handoff("fused")
+    assert ref.backend == "torch" and fus.backend == "fused"
+    ref_chunk = ref.train_rows(200)
+    fus_outputs = []
+    for n in (1, 7, 92, 100):  # the run sizes its chunks by time: any split must agree
+        fus_outputs.extend(fus.train_rows(n).live_output)
+    assert fus.row == ref.row == 200
+    np.testing.assert_allclose(fus_outputs, ref_chunk.live_output, rtol=1e-4, atol=1e-6)
+    got = tensors(fus.model, fus.optimizer, *fus.carried_state)
+    want = tensors(ref.model, ref.optimizer, *ref.carried_state)
+    for key in ("h", "c", *(n for n, _ in ref.model.named_parameters())):
+        assert rel_err(got[key], want[key]) < 1e-4, key
+
+
+def test_a_fused_snapshot_resumes_on_torch_and_back():
+    fus = handoff("fused")
+    fus.train_rows(300)
+    state = fus.state_dict()
+    ref = handoff("torch")
+    ref.model.load_state_dict(fus.model.state_dict())
+    ref.load_state_dict(state)
+    ref.train_rows(10)
+    back = handoff("fused")
+    back.model.load_state_dict(ref.model.state_dict())
+    back.load_state_dict(ref.state_dict())
+    back.train_rows(10)
+    assert back.row == 320
+    assert all(float(s["step"]) == 320 for s in back.optimizer.state_dict()["state"].values())
+
+
+def test_fused_trainer_passes_the_state_check_and_reports_compiling():
+    from engine import events as ev
+
+    tr = handoff("fused", duration=0.5)
+    check = tr.state_check(rows=200)
+    assert check.passed, check.detail
+    seen = []
+    tr.prepare(seen.append)
+    done = [e for e in seen if isinstance(e, ev.Compiling) and e.done]
+    assert len(done) == 1 and done[0].backend == "fused"
+
+
+def test_fused_backend_falls_back_to_torch_with_a_reason_when_unsupported():
+    from engine import events as ev
+
+    tr = handoff("fused", num_layers=2)
+    assert tr.backend == "torch" and "fused backend unavailable" in tr.backend_note
+    seen = []
+    tr.prepare(seen.append)
+    assert any(isinstance(e, ev.Warning) for e in seen)
+    assert tr.train_rows(3).rows == 3
