@@ -10,15 +10,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
 
 from engine import events as ev
 from engine.config import RunConfig
+from engine.errors import FreqtuiError
 from engine.run import TrainingRun
+from engine.sessions import SessionInfo, list_sessions, run_from_snapshot
+from freqtui.cli import AUTOSAVE_ROWS
 from freqtui.screens.help import HelpScreen
+from freqtui.screens.main import MainScreen
+from freqtui.screens.sessions import SessionBrowser
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.hidden_panel import HiddenPanel
 from freqtui.widgets.loss_panel import LossPanel
@@ -47,6 +51,8 @@ class FreqtuiApp(App[int]):
         Binding("0", "focus_block(-1)", "focus", key_display="0-4"),
         Binding("p", "next_plot", "plot"),
         Binding("v", "toggle_view", "view"),
+        Binding("s", "save", "save"),
+        Binding("o", "open_sessions", "sessions"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
     ]
@@ -66,6 +72,7 @@ class FreqtuiApp(App[int]):
         self.failure: str | None = None
         self._stats: ev.StepStats | None = None  # newest progress not shown yet
         self._stats_shown_at = 0.0
+        self._swapping = False
         self.exit_code = 0
 
     @property
@@ -73,21 +80,23 @@ class FreqtuiApp(App[int]):
         return self.training.config
 
     # ---- layout ----------------------------------------------------------------------
-    def compose(self) -> ComposeResult:
-        cfg = self.config
-        yield StatusBar(cfg, self.training.trainer.rows_per_epoch, id="status")
-        with Horizontal(id="body"):
-            with Vertical(id="left"):
-                with Horizontal(id="top"):
-                    yield LossPanel(cfg, id="loss")
-                    with Vertical(id="gauges"):
-                        yield MemoryPanel(id="memory")
-                        yield HiddenPanel(cfg.hidden_size, id="hidden")
-                yield EventLog(id="log")
-            yield PlotsPanel(cfg, id="plots")
-        yield Footer(compact=True)
+    def get_default_screen(self) -> MainScreen:
+        self.main = MainScreen(id="main")
+        return self.main
 
-    def on_mount(self) -> None:
+    def _bind(self) -> None:
+        """Keep the main screen's widgets at hand (app queries search the top screen)."""
+        main = self.main
+        self.status_bar = main.query_one(StatusBar)
+        self.loss_panel = main.query_one(LossPanel)
+        self.memory_panel = main.query_one(MemoryPanel)
+        self.hidden_panel = main.query_one(HiddenPanel)
+        self.plots_panel = main.query_one(PlotsPanel)
+        self.event_log = main.query_one(EventLog)
+
+    def main_ready(self) -> None:
+        """Called by the main screen once its widgets are mounted."""
+        self._bind()
         self._show_past()
         if self.autostart and not self.training.alive:
             self.training.start()
@@ -96,14 +105,14 @@ class FreqtuiApp(App[int]):
     def _show_past(self) -> None:
         """A resumed run redraws its history; every run says where it starts."""
         run, tr = self.training, self.training.trainer
-        self.query_one(StatusBar).set_position(tr.epoch + 1, tr.row)
+        self.status_bar.set_position(tr.epoch + 1, tr.row)
         h = run.history
         if h.online or h.evals:
-            self.query_one(LossPanel).load_history(h.online, h.evals)
+            self.loss_panel.load_history(h.online, h.evals)
         if run.last_eval is not None:
             e = run.last_eval
             last = h.evals[-1] if h.evals else {"epoch": tr.epoch + 1, "row": tr.row}
-            self.query_one(PlotsPanel).set_eval(
+            self.plots_panel.set_eval(
                 ev.EvalDone(
                     last["epoch"], last["row"], h.rows_total, e.train, e.test, 0.0, e.test_outputs
                 )
@@ -118,13 +127,15 @@ class FreqtuiApp(App[int]):
     # ---- events (UI thread only) -----------------------------------------------------
     def poll(self) -> None:
         """Drain the run's events: each non-replaceable one in order, the newest StepStats."""
+        if self._swapping:
+            return
         self.handle_events(self.training.drain())
-        self.query_one(StatusBar).set_state(self.state_name())
+        self.status_bar.set_state(self.state_name())
 
     def handle_events(self, events: list[ev.Event], force: bool = False) -> None:
         """Every event in order; the newest StepStats is shown at most STATS_HZ times a
         second (or now, with `force`), a newer one replacing it meanwhile."""
-        plots = self.query_one(PlotsPanel)
+        plots = self.plots_panel
         for e in events:
             if isinstance(e, ev.StepStats):
                 self._stats = e
@@ -135,14 +146,14 @@ class FreqtuiApp(App[int]):
         now = time.monotonic()
         if latest is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
             self._stats, self._stats_shown_at = None, now
-            self.query_one(StatusBar).set_stats(latest)
-            self.query_one(LossPanel).add_online(latest.online_loss, latest.online_loss_by_block)
-            self.query_one(MemoryPanel).set_stats(latest)
-            self.query_one(HiddenPanel).set_stats(latest)
+            self.status_bar.set_stats(latest)
+            self.loss_panel.add_online(latest.online_loss, latest.online_loss_by_block)
+            self.memory_panel.set_stats(latest)
+            self.hidden_panel.set_stats(latest)
 
     def handle_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.StateCheckDone):
-            self.query_one(MemoryPanel).set_check(e)
+            self.memory_panel.set_check(e)
             self.log_line(
                 f"state check {'passed' if e.passed else 'FAILED'}: {e.detail}",
                 "green" if e.passed else "bold red",
@@ -156,7 +167,7 @@ class FreqtuiApp(App[int]):
         elif isinstance(e, ev.EvalStarted):
             self.log_line(f"frozen evaluation at epoch {e.epoch}, row {e.row:,}...")
         elif isinstance(e, ev.EvalDone):
-            self.query_one(LossPanel).add_eval(
+            self.loss_panel.add_eval(
                 {
                     "epoch": e.epoch,
                     "row": e.row,
@@ -164,7 +175,7 @@ class FreqtuiApp(App[int]):
                     "test": e.test.to_dict(),
                 }
             )
-            self.query_one(PlotsPanel).set_eval(e)
+            self.plots_panel.set_eval(e)
             self.log_line(
                 f"frozen MSE (weights fixed) at epoch {e.epoch}, row {e.row:,}: "
                 f"train {e.train.overall:.4f}, test {e.test.overall:.4f}",
@@ -201,7 +212,7 @@ class FreqtuiApp(App[int]):
         return status
 
     def log_line(self, message: str, style: str = "") -> None:
-        self.query_one(EventLog).add(message, style)
+        self.event_log.add(message, style)
 
     # ---- keys ------------------------------------------------------------------------
     def action_toggle_pause(self) -> None:
@@ -209,7 +220,7 @@ class FreqtuiApp(App[int]):
             self.notify("the trainer is not running", severity="warning")
             return
         paused = self.training.toggle_pause()
-        self.query_one(StatusBar).set_state(self.state_name())
+        self.status_bar.set_state(self.state_name())
         self.log_line("pausing after the current chunk..." if paused else "resuming...")
 
     def action_evaluate(self) -> None:
@@ -221,18 +232,18 @@ class FreqtuiApp(App[int]):
             self.log_line("frozen evaluation requested: it runs when training resumes")
 
     def action_focus_block(self, block: int) -> None:
-        self.screen.add_class("-plots")
-        self.query_one(PlotsPanel).set_focus_block(None if block < 0 else block)
+        self.main.add_class("-plots")
+        self.plots_panel.set_focus_block(None if block < 0 else block)
 
     def action_next_plot(self) -> None:
-        self.screen.add_class("-plots")
-        plots = self.query_one(PlotsPanel)
+        self.main.add_class("-plots")
+        plots = self.plots_panel
         tabs = plots.query_one("#plot-tabs")
         i = PLOT_TABS.index(tabs.active) if tabs.active in PLOT_TABS else -1
         plots.show_tab(PLOT_TABS[(i + 1) % len(PLOT_TABS)])
 
     def action_toggle_view(self) -> None:
-        self.screen.toggle_class("-plots")
+        self.main.toggle_class("-plots")
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -240,9 +251,78 @@ class FreqtuiApp(App[int]):
         else:
             self.push_screen(HelpScreen())
 
+    def action_save(self) -> None:
+        if self.failure is not None:
+            self.notify("the run failed: its weights are not worth a snapshot", severity="error")
+            return
+        self.log_line("saving a snapshot...")
+        self._save_in_thread()
+
+    @work(thread=True, exclusive=True, group="save")
+    def _save_in_thread(self) -> None:
+        # off the UI thread: the save waits for the end of the current chunk, then fsyncs
+        try:
+            self.training.save_snapshot("key")  # its SnapshotSaved event reaches the log
+        except FreqtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), title="not saved", severity="error")
+
+    def action_open_sessions(self) -> None:
+        if isinstance(self.screen, SessionBrowser):
+            return
+        run = self.training
+        browser = SessionBrowser(
+            list_sessions(run.sessions_root), str(run.sessions_root), run.run_id
+        )
+        self.push_screen(browser, self._resume_session)
+
+    async def _resume_session(self, info: SessionInfo | None) -> None:
+        """Stop (and save) the current run, then continue the chosen session in its place."""
+        if info is None:
+            return
+        old = self.training
+        try:
+            new = run_from_snapshot(
+                info.path,
+                root=old.sessions_root,
+                autosave_every=old.autosave_every,
+                save_on_end=old.save_on_end,
+            )
+        except FreqtuiError as exc:
+            self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
+            return
+        self._swapping = True  # no drain while the widgets are rebuilt
+        try:
+            self.stop_and_save("switch")
+            self.training = new
+            self.failure, self.exit_code, self._stats = None, 0, None
+            await self.main.recompose()
+            self.main.set_focus(None)  # focus may still name a widget the recompose removed
+            self._bind()
+            self._show_past()
+        finally:
+            self._swapping = False
+        self.log_line(f"resumed session {new.run_id} from {info.path}", "bold")
+        new.start()
+
     async def action_quit(self) -> None:
-        self.stop_run()
+        self.stop_and_save("quit")
         self.exit(self.exit_code)
+
+    def stop_and_save(self, reason: str) -> None:
+        """Stop the worker, then save its final state unless it failed, trained nothing,
+        or the engine already saved exactly this state when it stopped."""
+        run = self.training
+        self.stop_run()
+        self.handle_events(run.drain(), force=True)
+        # the engine's own mark of what its last save held (a run resumed or saved and not
+        # trained since is on disk already)
+        if self.failure is not None or run._last_save_rows == run.history.rows_total:  # noqa: SLF001
+            return
+        try:
+            run.save_snapshot(reason)
+        except FreqtuiError as exc:
+            self.notify(str(exc), title="not saved", severity="error")
+        self.handle_events(run.drain(), force=True)
 
     def stop_run(self) -> None:
         if self.training.alive:
@@ -253,14 +333,18 @@ class FreqtuiApp(App[int]):
 
 
 def run_app(args: argparse.Namespace, config: RunConfig) -> int:
-    """`freqtui` without a subcommand: open the console on a new or resumed run."""
+    """`freqtui` without a subcommand: open the console on a new or resumed run. Snapshots
+    go to --sessions (or $FREQTUI_SESSIONS, or ./sessions): every --autosave rows, at the
+    end of training and on q."""
+    root = getattr(args, "sessions", None)
+    autosave = getattr(args, "autosave", AUTOSAVE_ROWS)
     resume = getattr(args, "resume", None)
     if resume:
-        from engine.sessions import run_from_snapshot
-
-        run = run_from_snapshot(resume, overrides=args)
+        run = run_from_snapshot(
+            resume, overrides=args, root=root, autosave_every=autosave, save_on_end=True
+        )
     else:
-        run = TrainingRun(config)
+        run = TrainingRun(config, sessions_root=root, autosave_every=autosave, save_on_end=True)
     app = FreqtuiApp(run=run)
     try:
         code = app.run()

@@ -8,7 +8,6 @@ from engine.evaluation import FrozenMSE
 from engine.run import TrainingRun
 from engine.signals import test_set
 from freqtui.app import FreqtuiApp
-from freqtui.widgets.memory_panel import MemoryPanel
 from tests.tui.conftest import short_config
 
 
@@ -72,7 +71,8 @@ def make_fed_app(sessions_root) -> FreqtuiApp:
 
 async def feed(pilot) -> None:
     app = pilot.app
-    app.query_one(MemoryPanel).total_mb = 4096.0  # the gauge's scale, not this machine's
+    await pilot.pause()  # the main screen mounts its widgets
+    app.memory_panel.total_mb = 4096.0  # the gauge's scale, not this machine's
     for event in fixed_events(app.config):  # one drain per event, as a live run delivers them
         app.handle_events([event], force=True)
     await pilot.pause()

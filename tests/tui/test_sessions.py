@@ -1,0 +1,90 @@
+"""Session keys: s saves a snapshot, o lists sessions and Enter resumes one where it was
+saved, q saves before quitting. Snapshots go to a temporary sessions folder."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from engine.sessions import read_file
+from freqtui.screens.sessions import SessionBrowser
+from freqtui.widgets.event_log import EventLog
+from freqtui.widgets.loss_panel import LossPanel
+from tests.tui.conftest import trainer_threads, wait_for
+
+
+def saved(app, reason: str) -> bool:
+    return any(m.startswith(f"snapshot saved ({reason})") for m in app.query_one(EventLog).messages)
+
+
+async def test_s_writes_a_snapshot(app, sessions_root):
+    run = app.training
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: run.history.rows_total > 0, "the first rows")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: saved(app, "key"), "the snapshot saved line")
+        path = sessions_root / run.run_id / "latest.pt"
+        snap = read_file(path)
+        assert snap["kind"] == "snapshot" and snap["run_id"] == run.run_id
+        assert snap["history"]["rows_total"] > 0
+        await pilot.press("q")
+
+
+async def test_o_lists_the_session_and_enter_resumes_from_the_same_row(app, sessions_root):
+    first = app.training
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: first.history.rows_total > 0, "the first rows")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: first.status == "paused", "the worker to park")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: saved(app, "key"), "the snapshot saved line")
+        snap = read_file(sessions_root / first.run_id / "latest.pt")
+        row, rows_total = snap["trainer"]["row"], snap["history"]["rows_total"]
+        assert row > 0
+
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 1
+        assert str(table.get_row_at(0)[0]).startswith(first.run_id)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.training is not first, "the resumed run")
+        resumed = app.training
+        assert not first.alive
+        assert resumed.run_id == first.run_id
+        log = app.query_one(EventLog).messages
+        assert f"starting at epoch 1, row {row:,}" in log[0]
+        # the resumed run redraws its past: the online-loss trace is there before new rows
+        assert app.query_one(LossPanel).overall.values
+        await wait_for(pilot, lambda: resumed.history.rows_total > rows_total, "more rows")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert trainer_threads() == []
+
+
+async def test_q_saves_a_snapshot_then_quits(app, sessions_root):
+    run = app.training
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: run.history.rows_total > 0, "the first rows")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    snap = read_file(sessions_root / run.run_id / "latest.pt")
+    assert snap["history"]["rows_total"] == run.history.rows_total
+    assert snap["trainer"]["row"] == run.trainer.row
+    assert trainer_threads() == []
+
+
+async def test_a_failed_run_is_not_saved_on_q(app, sessions_root, monkeypatch):
+    run = app.training
+
+    def boom(n):
+        raise RuntimeError("injected")
+
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: run.history.rows_total > 0, "the first rows")
+        with run.locked():
+            monkeypatch.setattr(run.trainer, "train_rows", boom)
+        await wait_for(pilot, lambda: app.failure is not None, "the failure")
+        assert "injected" in app.failure
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert not (sessions_root / run.run_id / "latest.pt").exists()
