@@ -230,11 +230,13 @@ if AVAILABLE:
                 else:
                     hh = _dot(w_hh[j * hid : (j + 1) * hid], h, lanes) + b_hh[j]
                 pre[j] = a + hh
+            # ---- gate activations ----
             for j in range(hid):
                 act[j] = one / (one + np.exp(-pre[j]))
                 act[hid + j] = one / (one + np.exp(-pre[hid + j]))
                 act[2 * hid + j] = np.tanh(pre[2 * hid + j])
                 act[3 * hid + j] = one / (one + np.exp(-pre[3 * hid + j]))
+            # ---- cell, hidden state, head and online loss ----
             y = fc_b[0]
             for k in range(hid):
                 h_prev[k] = h[k]
@@ -289,7 +291,7 @@ if AVAILABLE:
                 if coef < one:
                     scale = coef
 
-            # ---- Adam with torch's arithmetic; the six step tensors move together ----
+            # ---- Adam's step and bias corrections, in float64 as torch computes them ----
             step = steps[0][0] + np.float32(1.0)
             for q in range(6):
                 steps[q][0] = step
@@ -302,6 +304,7 @@ if AVAILABLE:
             bc2s = cast[0]
             neg_ss = cast[1]
 
+            # ---- Adam on W_hh, row by row, and the next row's W_hh . h ----
             m = exp_avgs[1]
             v = exp_avg_sqs[1]
             last = r == n - 1
@@ -318,6 +321,7 @@ if AVAILABLE:
                     hh_next[j] = _dot(row, h, lanes)
             have_hh_next = not last
 
+            # ---- Adam on W_ih, both biases and the head ----
             for j in range(g4):
                 dj = dpre[j]
                 for k in range(n_in):
