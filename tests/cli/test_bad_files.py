@@ -218,3 +218,24 @@ def test_as_a_real_process_too(place, kind, argv):
     assert str(bad) in r.stderr and REASONS[kind] in r.stderr
     assert "Traceback" not in r.stderr
     assert tree(tmp_path) == before and not marker.exists()
+
+
+@pytest.mark.parametrize("part", ["carried", "optimizer"])
+def test_a_trainer_state_of_another_size_does_not_resume(place, capfd, part):
+    tmp_path, sessions, put, marker = place
+    obj = raw(sessions / "good" / "latest.pt")
+    if part == "carried":
+        obj["trainer"]["h"] = torch.zeros(1, 1, 32)
+        reason = "incompatible carried state"
+    else:
+        state = obj["trainer"]["optimizer"]["state"]
+        state[0]["exp_avg"] = torch.zeros(128, 5)
+        reason = "incompatible optimizer state"
+    bad = tmp_path / "files" / f"{part}.pt"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_bytes(sealed(obj))
+    before = tree(tmp_path)
+    rc, out, err = cli(capfd, "train", "--headless", "--resume", bad, "--sessions", sessions)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert str(bad) in err and reason in err, err
+    assert tree(tmp_path) == before
