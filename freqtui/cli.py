@@ -99,7 +99,7 @@ def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunC
 
 
 SESSIONS_HELP = "sessions folder (default: $FREQTUI_SESSIONS, else ./sessions)"
-AUTOSAVE_ROWS = 20_000  # default autosave interval of headless training, in rows
+AUTOSAVE_ROWS = 20_000  # default autosave interval, in rows
 
 
 def add_sessions_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -113,11 +113,22 @@ def add_sessions_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
+def add_autosave_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
+    p.add_argument(
+        "--autosave",
+        type=int,
+        metavar="ROWS",
+        help=f"save a snapshot every ROWS rows (default {AUTOSAVE_ROWS:,}; 0 = only at the end)",
+        default=AUTOSAVE_ROWS if top else argparse.SUPPRESS,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="freqtui", description="Train stateful LSTMs to extract pure frequencies.")
     add_config_flags(p)
     p.add_argument("--resume", metavar="ID|PATH", help="resume a saved session in the console")
     add_sessions_flag(p, top=True)
+    add_autosave_flag(p, top=True)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train (with --headless: without the console)")
@@ -126,13 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="save the trained weights here")
     t.add_argument("--resume", metavar="ID|PATH", help="continue a saved session")
     add_sessions_flag(t)
-    t.add_argument(
-        "--autosave",
-        type=int,
-        default=AUTOSAVE_ROWS,
-        metavar="ROWS",
-        help=f"save a snapshot every ROWS rows (default {AUTOSAVE_ROWS:,}; 0 = only at the end)",
-    )
+    add_autosave_flag(t)
 
     d = sub.add_parser("data", help="write the train and test sets as CSV")
     add_config_flags(d)

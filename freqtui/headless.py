@@ -91,6 +91,9 @@ def train_headless(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         run.stop()
         print("interrupted: stopped after the current chunk", flush=True)
+        for e in run.drain():  # the final snapshot, so the user knows what to resume
+            if isinstance(e, ev.SnapshotSaved):
+                print(_describe(e, cfg), flush=True)
     finally:
         if progress:
             progress.close()
