@@ -523,7 +523,10 @@ def run_from_snapshot(
 ) -> TrainingRun:
     """A TrainingRun that continues a snapshot exactly: weights, trainer state (optimizer,
     carried state, position, its RNGs), torch RNG and history. It keeps the run id and
-    saves back into the same session folder."""
+    saves back into the same session folder.
+
+    The torch RNG is the process's own, so it is set here, when the run is built: stop
+    (and save) any other run of this process before building this one."""
     from engine.run import History, TrainingRun  # late: run.py imports this module
 
     root = sessions_dir(root)
