@@ -342,7 +342,9 @@ class TrainingRun:
                 if epoch_rows:  # none when resumed from a snapshot taken at the epoch's end
                     self._emit(ev.EpochDone(tr.epoch + 1, epoch_loss_sum / epoch_rows))
                 epoch_loss_sum, epoch_rows = 0.0, 0
-                self._evaluate()
+                evals = self.history.evals
+                if not evals or evals[-1]["rows_total"] != self.history.rows_total:
+                    self._evaluate()  # (a snapshot may hold this epoch's evaluation already)
                 with self._lock:
                     tr.end_epoch()
             if (

@@ -298,3 +298,20 @@ def test_every_registered_method_is_covered():
     assert cases == set(method_names())
     for name in method_names():
         assert get_method(name).method == name
+
+
+@pytest.mark.parametrize("evaluated", [False, True])
+def test_a_snapshot_taken_at_the_end_of_an_epoch_resumes_without_repeats(tmp_path, evaluated):
+    config = tiny_config("handoff", "torch").replace(epochs=1)
+    run = TrainingRun(config, sessions_root=tmp_path, state_check=False)
+    run.trainer.train_rows(run.trainer.rows_per_epoch)  # the epoch's rows, not yet ended
+    run.history.rows_total = run.trainer.rows_per_epoch
+    if evaluated:
+        run._evaluate()  # noqa: SLF001 - the worker's epoch-end evaluation, before end_epoch
+    run.save_snapshot()
+    resumed = run_from_snapshot(run.run_id, root=tmp_path)
+    events = run_to_end(resumed)
+    assert resumed.trainer.finished and resumed.history.rows_total == 200
+    assert not any(isinstance(e, ev.EpochDone) for e in events)  # no epoch of zero rows
+    assert sum(isinstance(e, ev.EvalDone) for e in events) == (0 if evaluated else 1)
+    assert len(resumed.history.evals) == 1  # one frozen evaluation per epoch end
