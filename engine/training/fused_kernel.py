@@ -13,8 +13,13 @@ Faithfulness: the Adam update repeats torch's ``_single_tensor_adam`` operation 
 operation in float32 (bias corrections in float64, as torch computes them from the
 Python float ``step``); the first moment uses a fused multiply-add as torch's
 vectorised ``lerp_`` does. The forward and backward passes agree with autograd up
-to summation order (a few ulp per row). ``param.grad`` is not written: the gradients
-live only in registers.
+to summation order (a few ulp per row); in float64 the two agree to 1e-11 after 1,000
+rows. ``param.grad`` is not written: every gradient of one L = 1 step is an outer
+product, formed where Adam consumes it (W_ih's in a preallocated workspace).
+
+Compiled with ``fastmath=False`` (no reassociation, so the arithmetic stays torch's)
+and ``error_model="numpy"`` (IEEE division without Python's zero check, which is what
+lets the Adam loops vectorise). ``nogil=True``: the console's thread runs meanwhile.
 
 If numba cannot be imported, ``AVAILABLE`` is False, ``UNAVAILABLE_REASON`` says
 why, and :class:`FusedStepper` raises :class:`FusedUnavailableError`.
@@ -49,9 +54,6 @@ __all__ = [
     "is_compiled",
     "warm_up",
 ]
-
-# Index of each tensor in the flat tuples handed to the kernel.
-W_IH, W_HH, B_IH, B_HH, FC_W, FC_B = range(6)
 
 
 class FusedUnavailableError(RuntimeError):
@@ -108,8 +110,8 @@ if AVAILABLE:
         """
         n = w.shape[0]
         for q in range(8):
-            lanes[q] = w[q] * v[q]
-        k = 8
+            lanes[q] = 0.0
+        k = 0
         while k + 8 <= n:
             for q in range(8):
                 lanes[q] += w[k + q] * v[k + q]
@@ -209,13 +211,13 @@ if AVAILABLE:
         act = ws[g4 : 2 * g4]  # gate activations i, f, g, o
         dpre = ws[2 * g4 : 3 * g4]  # dL / d pre-activation
         hh_next = ws[3 * g4 : 4 * g4]  # updated W_hh . h_new, the next row's recurrence
-        lanes = ws[4 * g4 : 4 * g4 + 8]
-        cast = ws[4 * g4 + 8 : 4 * g4 + 10]  # rounds a float64 into the working dtype
-        tanh_c = ws[5 * g4 : 5 * g4 + hid]
-        h_prev = ws[5 * g4 + hid : 5 * g4 + 2 * hid]
+        tanh_c = ws[4 * g4 : 4 * g4 + hid]
+        h_prev = ws[4 * g4 + hid : 4 * g4 + 2 * hid]
         # W_ih's gradient is materialised (4H x n_in): its rows are too short for a
         # vector loop, the flat array is not. 1 * grad is exact, so Adam sees torch's grad.
-        g_ih = ws[5 * g4 + 2 * hid : 5 * g4 + 2 * hid + g4 * n_in]
+        g_ih = ws[4 * g4 + 2 * hid : 4 * g4 + 2 * hid + g4 * n_in]
+        lanes = ws[ws.shape[0] - 10 : ws.shape[0] - 2]  # the dot products' partial sums
+        cast = ws[ws.shape[0] - 2 :]  # rounds a float64 into the working dtype
 
         have_hh_next = False
         for r in range(n):
@@ -355,9 +357,8 @@ if AVAILABLE:
 
 
 def _workspace_size(hidden: int, n_in: int) -> int:
-    """Five vectors of 4H (the last holds the dot lanes and a cast slot), two of H, and
-    W_ih's gradient."""
-    return 5 * 4 * hidden + 2 * hidden + 4 * hidden * n_in
+    """Four vectors of 4H, two of H, W_ih's gradient, eight dot lanes, two cast slots."""
+    return 4 * 4 * hidden + 2 * hidden + 4 * hidden * n_in + 10
 
 
 def _hyper(beta1: float, beta2: float, eps: float, max_norm: float, dtype: type) -> np.ndarray:

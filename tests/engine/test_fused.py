@@ -349,3 +349,22 @@ def test_fused_backend_falls_back_to_torch_with_a_reason_when_unsupported():
     tr.prepare(seen.append)
     assert any(isinstance(e, ev.Warning) for e in seen)
     assert tr.train_rows(3).rows == 3
+
+
+@pytest.mark.parametrize("hidden", [3, 13])
+def test_other_hidden_sizes_match_torch_in_float64(rows, hidden):
+    # sizes that are not a multiple of the kernel's eight dot-product lanes
+    X, Y = rows
+    X, Y = X[:200].astype(np.float64), Y[:200].astype(np.float64)
+    torch.manual_seed(5)
+    ref = FrequencyLSTM(5, hidden).double()
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    fus = FrequencyLSTM(5, hidden).double()
+    fus.load_state_dict(ref.state_dict())
+    fus_opt = torch.optim.Adam(fus.parameters(), lr=1e-3)
+    h, c, _, _ = torch_rows(ref, ref_opt, X, Y, *ref.init_hidden(1))
+    hf, cf = fus.init_hidden(1)
+    fk.FusedStepper(fus, fus_opt).train_block(X, Y, hf, cf)
+    err = errors(tensors(fus, fus_opt, hf, cf), tensors(ref, ref_opt, h, c))
+    worst = max(err, key=err.get)
+    assert err[worst] < 1e-9, f"{worst}: {err[worst]:.2e}"
