@@ -8,7 +8,10 @@ the newest StepStats of each drain, so a flood of progress costs one redraw.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from typing import NoReturn
 
 from textual import work
 from textual.app import App
@@ -32,7 +35,7 @@ from freqtui.widgets.status_bar import StatusBar
 
 POLL_HZ = 10  # event drains per second (the issue allows up to 20)
 STATS_HZ = 5  # redraws of the live numbers: each costs CPU the trainer thread wants
-STOP_TIMEOUT_S = 2.0
+STOP_TIMEOUT_S = 1.5  # q must end the app within 2 s even when the worker cannot stop
 PLOT_TABS = ("tab-freq", "tab-live", "tab-graph1")
 
 
@@ -314,6 +317,9 @@ class FreqtuiApp(App[int]):
         run = self.training
         self.stop_run()
         self.handle_events(run.drain(), force=True)
+        if run.alive:  # busy in a step it cannot leave (compiling kernels, state check)
+            self.log_line("the trainer did not stop in time: no snapshot saved", "yellow")
+            return
         # the engine's own mark of what its last save held (a run resumed or saved and not
         # trained since is on disk already)
         if self.failure is not None or run._last_save_rows == run.history.rows_total:  # noqa: SLF001
@@ -324,15 +330,15 @@ class FreqtuiApp(App[int]):
             self.notify(str(exc), title="not saved", severity="error")
         self.handle_events(run.drain(), force=True)
 
-    def stop_run(self) -> None:
+    def stop_run(self, timeout: float = STOP_TIMEOUT_S) -> None:
         if self.training.alive:
-            self.training.stop(timeout=STOP_TIMEOUT_S)
+            self.training.stop(timeout=timeout)
 
     def on_unmount(self) -> None:
         self.stop_run()  # however the app ends, the worker ends with it
 
 
-def run_app(args: argparse.Namespace, config: RunConfig) -> int:
+def run_app(args: argparse.Namespace, config: RunConfig) -> NoReturn:
     """`freqtui` without a subcommand: open the console on a new or resumed run. Snapshots
     go to --sessions (or $FREQTUI_SESSIONS, or ./sessions): every --autosave rows, at the
     end of training and on q."""
@@ -347,7 +353,12 @@ def run_app(args: argparse.Namespace, config: RunConfig) -> int:
         run = TrainingRun(config, sessions_root=root, autosave_every=autosave, save_on_end=True)
     app = FreqtuiApp(run=run)
     try:
-        code = app.run()
+        code = int(app.run() or 0)
     finally:
-        app.stop_run()
-    return int(code or 0)
+        app.stop_run(timeout=0.1)  # q stopped it already; a busy worker dies with the process
+    # The worker is joined, the snapshot fsynced and the terminal restored. Python's own
+    # teardown of torch and numba takes 1.5-3 s more on a loaded machine, which would make
+    # `q` feel slow, so the process ends here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
