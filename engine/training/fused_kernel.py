@@ -405,19 +405,26 @@ def _dummy_call(dtype: type = np.float32, hidden: int = 8, n_in: int = 5) -> Non
     )
 
 
+_load_info: WarmUp | None = None  # how the float32 kernel got into this process
+
+
 def warm_up() -> WarmUp:
     """Compile the kernel (or load it from numba's on-disk cache) and report which.
 
-    The first call in a fresh environment compiles for several seconds; later
-    processes load the cached machine code in well under a second.
+    The first call in a fresh environment compiles for several seconds; later processes
+    load the cached machine code in well under a second. Once done, every call returns
+    how that first load went (also when a first training block triggered it).
     """
+    global _load_info
     _require()
-    t0 = time.perf_counter()
-    _dummy_call()
-    seconds = time.perf_counter() - t0
-    stats = _train_block.stats
-    from_cache = sum(stats.cache_hits.values()) > 0 and not sum(stats.cache_misses.values())
-    return WarmUp(seconds=seconds, from_cache=from_cache)
+    if _load_info is None:
+        t0 = time.perf_counter()
+        _dummy_call()
+        seconds = time.perf_counter() - t0
+        stats = _train_block.stats
+        cached = sum(stats.cache_hits.values()) > 0 and not sum(stats.cache_misses.values())
+        _load_info = WarmUp(seconds=seconds, from_cache=cached)
+    return _load_info
 
 
 _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -551,6 +558,8 @@ class FusedStepper:
         ``losses`` and ``outputs`` (n,) may be given to reuse buffers across calls.
         Training stops before updating on a row whose online loss is not finite.
         """
+        if _load_info is None:
+            warm_up()  # so that a later warm_up() can still say what the first load cost
         dt = self.np_dtype
         x = np.ascontiguousarray(x, dtype=dt)
         target = np.ascontiguousarray(target, dtype=dt).reshape(-1)
