@@ -215,8 +215,10 @@ def test_full_epoch_frozen_mse_matches_the_torch_reference(rows):
     assert block.rows == len(X)
     for signal in (train_set(CONFIG), test_set(CONFIG)):
         a, b = frozen_mse(fus, signal), frozen_mse(ref, signal)
+        # measured here: overall 3.2e-5 apart on train and test, blocks up to 6.4e-5;
+        # a block holds a quarter of the rows, so its share of the noise is twice as large
         assert abs(a.overall - b.overall) < 1e-4, (a, b)
-        np.testing.assert_allclose(a.per_block, b.per_block, atol=1e-4)
+        np.testing.assert_allclose(a.per_block, b.per_block, atol=2e-4)
 
 
 def test_optimizer_state_is_torchs_own_memory(rows):
