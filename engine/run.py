@@ -264,6 +264,10 @@ class TrainingRun:
         torch.set_num_threads(1)  # an L = 1 step is far too small to split across threads
         self.status = "running"
         try:
+            prepare = getattr(self.trainer, "prepare", None)
+            if prepare is not None:  # compile first, so the wait shows as its own step
+                self.status = "compiling"
+                prepare(self._emit)
             if self._state_check:
                 self.status = "checking"
                 check = self.trainer.state_check()
@@ -272,10 +276,7 @@ class TrainingRun:
                 )
                 if not check.passed:
                     raise FreqtuiError(f"state check failed: {check.detail}")
-                self.status = "running"
-            prepare = getattr(self.trainer, "prepare", None)
-            if prepare is not None:
-                prepare(self._emit)
+            self.status = "running"
             self._loop()
         except Exception as exc:  # the app must stay up: a failure is an event
             self.status = "failed"

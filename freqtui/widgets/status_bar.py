@@ -12,6 +12,7 @@ from freqtui.widgets.gauge import bar
 
 STATE_STYLES = {
     "ready": "bold white on grey30",
+    "compiling": "bold black on cyan",
     "checking": "bold black on cyan",
     "running": "bold black on green",
     "pausing": "bold black on yellow",
