@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.config import RunConfig  # noqa: E402
 from engine.evaluation import evaluate  # noqa: E402
 from engine.model import build_model  # noqa: E402
-from engine.sessions import load_model  # noqa: E402
+from engine.sessions import load_model, read_file  # noqa: E402
 from engine.signals import test_set, train_set  # noqa: E402
 from engine.training import make_trainer  # noqa: E402
 
@@ -55,7 +55,7 @@ METHODS: dict[str, dict] = {
         "clip": 1.0,
         "epochs": 10_000,
         "backend": "torch",
-        "options": {"thr": 0.04},
+        "options": {},
     },
 }
 DATA = {"handoff": "seed-1 rows", "tbptt": "fresh draws", "clock": "fresh draws"}
@@ -117,12 +117,15 @@ def snapshot_cell(method: str, phase_scale: float, path: Path) -> dict:
     config, model = load_model(path)
     config = config.replace(phase_scale=phase_scale)
     e = evaluate(model, config)
-    meta = {}
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
-    except Exception:  # noqa: BLE001 - the metadata is optional
-        meta = {}
+    hist = read_file(path).get("history") or {}  # weights saved by `train --out` keep it
+    opts = config.options
+    meta = {
+        "train_seconds": hist.get("train_seconds"),
+        "rows_total": hist.get("rows_total"),
+        "data": "seed-1 rows"
+        if config.method == "handoff" or opts.get("noise") == "train"
+        else "fresh draws",
+    }
     return {
         "method": method,
         "phase_scale": phase_scale,

@@ -19,6 +19,9 @@ the state carried:
   regulariser: it only shrinks weights that the loss does not need);
 - block weighting: each block's loss is weighted by its own loss to the power
   `block_weight`, so the lagging block gets the push;
+- once the curriculum is done (T covers the block, S at full amplitude), the learning
+  rate falls linearly to 0 at the end of the run (`anneal=1`; 0 keeps it constant), so
+  the final weights are not caught mid-bounce;
 - the forget-gate bias is raised by `forget_bias` before the first step of a fresh run
   (a generic LSTM recipe).
 
@@ -29,6 +32,7 @@ start of every window, so it never holds autograd history between calls.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -51,9 +55,9 @@ class ClockTrainer(Trainer):
     OPTIONS: dict[str, Any] = {
         "t0": 1000,
         "grow": 1.5,
-        "thr": 0.03,
+        "thr": 0.04,
         "min_steps": 30,
-        "lr_pow": 0.5,
+        "lr_pow": 1.0,
         "draws": 1,
         "amp0": 0.0,
         "amp_step": 0.1,
@@ -62,8 +66,9 @@ class ClockTrainer(Trainer):
         "forget_bias": 1.0,
         "noise_seed": 1000,
         "epoch_sets": 50,
+        "anneal": 1,
     }
-    INTS = ("t0", "min_steps", "draws", "noise_seed", "epoch_sets")
+    INTS = ("t0", "min_steps", "draws", "noise_seed", "epoch_sets", "anneal")
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -78,6 +83,7 @@ class ClockTrainer(Trainer):
         self.amp = float(o["amp0"])
         self.ema: np.ndarray | None = None
         self.steps_here = 0  # steps since the curriculum last moved
+        self.done_at: int | None = None  # run position (rows) when the curriculum finished
         self.steps = 0
         self.initialised = False  # the forget-bias recipe is applied before the first step
         self.h, self.c = model.init_hidden(config.n_blocks)
@@ -108,6 +114,8 @@ class ClockTrainer(Trainer):
         for k in ("t0", "min_steps", "draws", "epoch_sets"):
             if o[k] < 1:
                 raise FreqtuiError(f"clock option {k} must be >= 1, got {o[k]}")
+        if o["anneal"] not in (0, 1):
+            raise FreqtuiError(f"clock option anneal must be 0 or 1, got {o['anneal']}")
         if o["grow"] <= 1:
             raise FreqtuiError(f"clock option grow must be > 1, got {o['grow']}")
         if not 0 <= o["amp0"] <= 1:
@@ -136,13 +144,27 @@ class ClockTrainer(Trainer):
         return self.horizon >= self.config.n_samples and self.amp >= 1.0
 
     def state_check(self, rows: int = 300):
-        # one step trains F·draws·T rows; check over several steps so that the first
-        # step's allocations (the allocator's pools) are not mistaken for a leak
+        # one step trains F·draws·T rows and builds a T-step graph: warm the allocator's
+        # pools with a few steps on a copy first, so that they are not taken for a leak,
+        # then run the shared check over several more steps (on a copy of that copy)
+        probe = copy.deepcopy(self)
+        for _ in range(3):
+            probe.step()
         F, D = self.config.n_blocks, self.o["draws"]
-        return super().state_check(max(rows, 5 * F * D * self.horizon))
+        return Trainer.state_check(probe, max(rows, 5 * F * D * probe.horizon))
+
+    @property
+    def position(self) -> int:
+        """Rows trained since the run began (epochs x rows_per_epoch + row)."""
+        return self.epoch * self.rows_per_epoch + self.row
 
     def _set_lr(self) -> None:
         lr = self.config.lr * (min(self.o["t0"], self.horizon) / self.horizon) ** self.o["lr_pow"]
+        if self.o["anneal"] and self.done_at is not None:
+            # once the curriculum is done, the rate falls linearly to 0 at the run's end
+            end = self.config.epochs * self.rows_per_epoch
+            left = max(0, end - self.position) / max(1, end - self.done_at)
+            lr *= left
         for g in self.optimizer.param_groups:
             g["lr"] = lr
 
@@ -211,6 +233,8 @@ class ClockTrainer(Trainer):
             self._set_lr()
         elif self.amp < 1.0:
             self.amp = min(1.0, round(self.amp + self.o["amp_step"], 6))
+            if self.amp >= 1.0:
+                self.done_at = self.position
         else:
             return
         self.ema, self.steps_here = None, 0
@@ -229,6 +253,8 @@ class ClockTrainer(Trainer):
             counts += per_block
             done += rows
             self.row = min(self.rows_per_epoch, self.row + rows)
+            if self.done_at is not None:
+                self._set_lr()
             block = self.steps % F  # the live plot shows the blocks in turn
             T = out.shape[1]
             keep = slice(max(0, T - LIVE_ROWS), T)
@@ -252,6 +278,7 @@ class ClockTrainer(Trainer):
             amp=self.amp,
             ema=None if self.ema is None else [float(v) for v in self.ema],
             steps_here=self.steps_here,
+            done_at=-1 if self.done_at is None else self.done_at,
             steps=self.steps,
             initialised=self.initialised,
             noise_rng=rng_state(self.rng),
@@ -268,6 +295,7 @@ class ClockTrainer(Trainer):
         self.amp = float(d["amp"])
         self.ema = None if d["ema"] is None else np.array(d["ema"], dtype=np.float64)
         self.steps_here = int(d["steps_here"])
+        self.done_at = None if int(d["done_at"]) < 0 else int(d["done_at"])
         self.steps = int(d["steps"])
         self.initialised = bool(d["initialised"])
         set_rng_state(self.rng, d["noise_rng"])

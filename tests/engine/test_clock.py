@@ -112,9 +112,29 @@ def test_epoch_position_and_rows():
     assert tr.row == 400
 
 
+def test_rate_anneals_to_zero_after_the_curriculum():
+    tr = trainer(thr=10.0, min_steps=1, grow=10.0, amp_step=1.0, epoch_sets=3)
+    lrs = []
+    while tr.row < tr.rows_per_epoch:
+        tr.train_rows(1)
+        lrs.append(tr.optimizer.param_groups[0]["lr"])
+    assert tr.curriculum_done and tr.done_at is not None
+    after = lrs[-5:]
+    assert after == sorted(after, reverse=True)
+    assert lrs[-1] == 0.0
+
+
 @pytest.mark.parametrize(
     "options",
-    [{"t0": 0}, {"grow": 1.0}, {"amp0": 2.0}, {"bogus": 1}, {"thr": -1}, {"draws": 0}],
+    [
+        {"t0": 0},
+        {"grow": 1.0},
+        {"amp0": 2.0},
+        {"bogus": 1},
+        {"thr": -1},
+        {"draws": 0},
+        {"anneal": 2},
+    ],
 )
 def test_bad_options_are_refused(options):
     with pytest.raises(FreqtuiError):
