@@ -1,8 +1,10 @@
 """The console: a Textual app over one TrainingRun.
 
 The trainer runs in the run's worker thread and only emits events. This app drains them
-on the UI thread at POLL_HZ, handles every non-replaceable event in order and keeps only
-the newest StepStats of each drain, so a flood of progress costs one redraw.
+on the UI thread at POLL_HZ, handles every non-replaceable event in order and shows only
+the newest StepStats, at most STATS_HZ times a second: a flood of progress costs one
+redraw, and the UI thread leaves the CPU to the trainer. Widgets are touched on the UI
+thread only.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from freqtui.widgets.plots_panel import PlotsPanel
 from freqtui.widgets.status_bar import StatusBar
 
 POLL_HZ = 10  # event drains per second (the issue allows up to 20)
-STATS_HZ = 5  # redraws of the live numbers: each costs CPU the trainer thread wants
+STATS_HZ = 5  # redraws of the live numbers: each screen update costs CPU the trainer wants
 STOP_TIMEOUT_S = 1.5  # q must end the app within 2 s even when the worker cannot stop
 PLOT_TABS = ("tab-freq", "tab-live", "tab-graph1")
 
@@ -112,14 +114,6 @@ class FreqtuiApp(App[int]):
         h = run.history
         if h.online or h.evals:
             self.loss_panel.load_history(h.online, h.evals)
-        if run.last_eval is not None:
-            e = run.last_eval
-            last = h.evals[-1] if h.evals else {"epoch": tr.epoch + 1, "row": tr.row}
-            self.plots_panel.set_eval(
-                ev.EvalDone(
-                    last["epoch"], last["row"], h.rows_total, e.train, e.test, 0.0, e.test_outputs
-                )
-            )
         cfg = self.config
         self.log_line(
             f"{cfg.method} ({cfg.backend}), {cfg.epochs} epoch(s) of "
@@ -138,21 +132,20 @@ class FreqtuiApp(App[int]):
     def handle_events(self, events: list[ev.Event], force: bool = False) -> None:
         """Every event in order; the newest StepStats is shown at most STATS_HZ times a
         second (or now, with `force`), a newer one replacing it meanwhile."""
-        plots = self.plots_panel
-        for e in events:
-            if isinstance(e, ev.StepStats):
-                self._stats = e
-                plots.add_live(e)  # every chunk's rows, so the live view has no gaps
-            else:
-                self.handle_event(e)
-        latest = self._stats
-        now = time.monotonic()
-        if latest is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
-            self._stats, self._stats_shown_at = None, now
-            self.status_bar.set_stats(latest)
-            self.loss_panel.add_online(latest.online_loss, latest.online_loss_by_block)
-            self.memory_panel.set_stats(latest)
-            self.hidden_panel.set_stats(latest)
+        with self.batch_update():  # one screen update for all of it
+            for e in events:
+                if isinstance(e, ev.StepStats):
+                    self._stats = e
+                    self.plots_panel.add_live(e)  # every chunk's rows: no gaps in the view
+                else:
+                    self.handle_event(e)
+            s, now = self._stats, time.monotonic()
+            if s is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
+                self._stats, self._stats_shown_at = None, now
+                self.status_bar.set_stats(s)
+                self.loss_panel.add_online(s.online_loss, s.online_loss_by_block)
+                self.memory_panel.set_stats(s)
+                self.hidden_panel.set_stats(s)
 
     def handle_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.StateCheckDone):

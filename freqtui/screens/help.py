@@ -38,7 +38,6 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "close"),
         Binding("question_mark", "app.pop_screen", "close"),
-        Binding("q", "app.pop_screen", "close", show=False),
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }

@@ -26,13 +26,9 @@ class MemoryPanel(Widget):
         self.border_title = "memory"
 
     def set_stats(self, s: ev.StepStats) -> None:
-        new = (round(s.rss_mb), round(s.rss_slope_mb_per_10k, 1), s.leak_warning)
-        if new != (
-            None if self.rss_mb is None else round(self.rss_mb),
-            round(self.slope, 1),
-            self.leak,
-        ):
-            self.rss_mb, self.slope, self.leak = s.rss_mb, s.rss_slope_mb_per_10k, s.leak_warning
+        old = (self.rss_mb, self.slope, self.leak)
+        self.rss_mb, self.slope, self.leak = s.rss_mb, s.rss_slope_mb_per_10k, s.leak_warning
+        if _shown(*old) != _shown(self.rss_mb, self.slope, self.leak):
             self.refresh()
 
     def set_check(self, check: ev.StateCheckDone) -> None:
@@ -64,3 +60,8 @@ class MemoryPanel(Widget):
         else:
             text += Text(f"state check FAILED: {self.check.detail}", style="bold red")
         return text
+
+
+def _shown(rss: float | None, slope: float, leak: bool) -> tuple:
+    """What the panel prints: a change below this precision needs no repaint."""
+    return (None if rss is None else round(rss), round(slope, 1), leak)

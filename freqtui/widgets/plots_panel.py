@@ -20,7 +20,7 @@ from engine import events as ev
 from engine.config import RunConfig
 from engine.signals import test_set
 
-LIVE_HZ = 1.5
+LIVE_HZ = 1.0
 LIVE_ROWS = 400  # rows kept for the live view
 WINDOW_S = 2.0  # seconds of the test set drawn (the whole 10 s is too dense for a terminal)
 MAX_POINTS = 400  # points per series handed to plotext
@@ -102,7 +102,7 @@ class PlotsPanel(Vertical):
         for i in range(self.config.n_blocks):
             self.query_one(f"#freq-{i}").display = block is None or block == i
         self.query_one("#plot-tabs", TabbedContent).active = "tab-freq"
-        self._draw_frozen()
+        # no rebuild: the data did not change, and a plot re-renders itself on resize
 
     def show_tab(self, tab: str) -> None:
         self.query_one("#plot-tabs", TabbedContent).active = tab
