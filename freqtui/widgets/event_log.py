@@ -1,36 +1,44 @@
 """The event log: state check, compiling, evaluations, pauses, snapshots, warnings, errors.
 
-Lines carry the row, not the wall clock, so a screen of it is reproducible."""
+Lines carry the row, not the wall clock, so a screen of it is reproducible. It shows the
+newest lines that fit, wrapped to its width. A plain repaint, not a scrolling RichLog: a
+RichLog write changes its virtual size, which relayouts the whole screen and rebuilds
+every plot, a cost the trainer would feel at every epoch end.
+"""
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.text import Text
-from textual.events import Resize
-from textual.widgets import RichLog
+from textual.widget import Widget
+
+MAX_MESSAGES = 1000
 
 
-class EventLog(RichLog):
+class EventLog(Widget):
     def __init__(self, **kw) -> None:
-        super().__init__(max_lines=1000, wrap=True, min_width=20, markup=False, **kw)
+        super().__init__(**kw)
         self.messages: list[str] = []  # plain text of every line, for tests and copy
+        self._styles: list[str] = []
+        self._wrapper = Console(width=200, color_system=None)
 
     def on_mount(self) -> None:
         self.border_title = "events"
 
-        self._styles: list[str] = []
-        self._wrapped_at = 0
-
     def add(self, message: str, style: str = "") -> None:
         self.messages.append(message)
         self._styles.append(style)
-        self.write(Text(message, style=style))
+        if len(self.messages) > MAX_MESSAGES:
+            del self.messages[0], self._styles[0]
+        self.refresh()
 
-    def on_resize(self, event: Resize) -> None:
-        super().on_resize(event)
-        if event.size.width == self._wrapped_at:
-            return
-        # RichLog wraps a line once, at the width it had then: wrap everything anew
-        self._wrapped_at = event.size.width
-        self.clear()
-        for message, style in zip(self.messages[-1000:], self._styles[-1000:], strict=True):
-            self.write(Text(message, style=style))
+    def render(self) -> Text:
+        width, height = max(1, self.size.width), max(1, self.size.height)
+        lines: list[Text] = []
+        # newest first, until the box is full
+        for message, style in zip(reversed(self.messages), reversed(self._styles), strict=True):
+            wrapped = Text(message, style=style).wrap(self._wrapper, width)
+            lines[:0] = list(wrapped)
+            if len(lines) >= height:
+                break
+        return Text("\n").join(lines[-height:])

@@ -2,12 +2,16 @@
 evaluation on the test set; a live view of the rows being trained; and the spec's Graph 1
 (f2: target line, output dots, S as a faint background).
 
-A plot is rebuilt only when its data changed: the frozen plots on a new evaluation or a
-focus change, the live plot at most LIVE_HZ times a second and only while it is shown.
+A plot is rebuilt only when its data changed: the frozen plots and Graph 1 on a new
+evaluation (at most every FROZEN_EVERY_S), the live plot at most LIVE_HZ times a second and only while it is shown. (A
+focus key only changes which plots are displayed; Textual re-renders them at their new
+size.)
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections import deque
 
 import numpy as np
@@ -21,10 +25,19 @@ from engine.config import RunConfig
 from engine.signals import test_set
 
 LIVE_HZ = 1.0
+# frozen evaluations can come every second (fused backend: ~1 s epochs); each redraw of
+# the five frozen plots costs the UI thread ~0.1 s, so the newest is drawn at this pace
+FROZEN_EVERY_S = 5.0
 LIVE_ROWS = 400  # rows kept for the live view
 WINDOW_S = 2.0  # seconds of the test set drawn (the whole 10 s is too dense for a terminal)
 MAX_POINTS = 400  # points per series handed to plotext
-LIVE_POINTS = 200
+LIVE_POINTS = 200  # the live plot is rebuilt often: fewer points, less UI-thread time
+
+
+def _points(plot: PlotextPlot) -> int:
+    """Points worth drawing (plotext's cost grows with them): a braille cell holds two dots
+    across, and no plot is wider than the terminal, hidden or shown, focused or not."""
+    return min(MAX_POINTS, max(100, 2 * plot.app.size.width))
 
 
 def _thin(*series: np.ndarray, points: int = MAX_POINTS) -> list[list[float]]:
@@ -55,6 +68,8 @@ class PlotsPanel(Vertical):
         self.graph1_block = min(1, config.n_blocks - 1)  # f2, as the spec draws it
         self.live: deque[tuple[int, float, float]] = deque(maxlen=LIVE_ROWS)
         self._live_dirty = False
+        self._frozen_dirty = False
+        self._frozen_drawn_at = -math.inf
         self.redraws = {"freq": 0, "live": 0, "graph1": 0}  # rebuild counts, for tests/bench
 
     def compose(self) -> ComposeResult:
@@ -73,6 +88,7 @@ class PlotsPanel(Vertical):
         self._draw_graph1()
         self._draw_live()
         self.set_interval(1 / LIVE_HZ, self._maybe_draw_live)
+        self.set_interval(FROZEN_EVERY_S, self._maybe_draw_frozen)
 
     # ---- data in ---------------------------------------------------------------------
     def set_eval(self, e: ev.EvalDone) -> None:
@@ -81,8 +97,16 @@ class PlotsPanel(Vertical):
         self.outputs = np.asarray(e.test_outputs)[:, : len(self.t)]
         self.eval_label = f"e{e.epoch} r{e.row:,} MSE test {e.test.overall:.4f}"
         self.per_block = e.test.per_block
-        self._draw_frozen()
-        self._draw_graph1()
+        self._frozen_dirty = True
+        if time.monotonic() - self._frozen_drawn_at >= FROZEN_EVERY_S:
+            self._maybe_draw_frozen()  # else the timer draws the newest one shortly
+
+    def _maybe_draw_frozen(self) -> None:
+        if self._frozen_dirty:
+            self._frozen_dirty = False
+            self._frozen_drawn_at = time.monotonic()
+            self._draw_frozen()
+            self._draw_graph1()
 
     def add_live(self, s: ev.StepStats) -> None:
         n = len(s.live_t)
@@ -114,12 +138,13 @@ class PlotsPanel(Vertical):
             plot = self.query_one(f"#freq-{i}", PlotextPlot)
             plt = plot.plt
             plt.clear_figure()
-            t, target = _thin(self.t, self.targets[i])
+            n = _points(plot)
+            t, target = _thin(self.t, self.targets[i], points=n)
             plt.plot(t, target, marker="braille", color="green", label="target")
             if self.outputs is None:
                 plt.title(f"f{i + 1} {f:g} Hz, no eval yet")
             else:
-                (out,) = _thin(self.outputs[i])
+                (out,) = _thin(self.outputs[i], points=n)
                 plt.plot(t, out, marker="braille", color="red", label="output")
                 plt.title(f"f{i + 1} {f:g} Hz  MSE {self.per_block[i]:.4f}")
             plt.ylim(-1.5, 1.5)
@@ -132,13 +157,14 @@ class PlotsPanel(Vertical):
         plot = self.query_one("#graph1", PlotextPlot)
         plt = plot.plt
         plt.clear_figure()
-        t, S, target = _thin(self.t, self.S, self.targets[b])
+        n = _points(plot)
+        t, S, target = _thin(self.t, self.S, self.targets[b], points=n)
         plt.scatter(t, S, marker="dot", color="gray", label="S (mixed input)")
         plt.plot(t, target, marker="braille", color="green", label="target")
         if self.outputs is None:
             plt.title(f"Graph 1: f{b + 1} {self.config.frequencies[b]:g} Hz, no eval yet")
         else:
-            (out,) = _thin(self.outputs[b])
+            (out,) = _thin(self.outputs[b], points=n)
             plt.scatter(t, out, marker="dot", color="red", label="output")
             plt.title(f"Graph 1: f{b + 1} {self.config.frequencies[b]:g} Hz, {self.eval_label}")
         plt.ylim(-1.5, 1.5)
