@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from contextlib import contextmanager
 
 import numpy as np
 from textual.app import ComposeResult
@@ -32,6 +33,17 @@ LIVE_ROWS = 400  # rows kept for the live view
 WINDOW_S = 2.0  # seconds of the test set drawn (the whole 10 s is too dense for a terminal)
 MAX_POINTS = 400  # points per series handed to plotext
 LIVE_POINTS = 200  # the live plot is rebuilt often: fewer points, less UI-thread time
+
+
+@contextmanager
+def _drawing(plot: PlotextPlot, xlabel: str):
+    """New data for one plot; plotext builds it when Textual next renders the widget."""
+    plt = plot.plt
+    plt.clear_figure()
+    yield plt
+    plt.ylim(-1.5, 1.5)  # targets are ±1, outputs may overshoot a little
+    plt.xlabel(xlabel)
+    plot.refresh()
 
 
 def _points(plot: PlotextPlot) -> int:
@@ -136,40 +148,33 @@ class PlotsPanel(Vertical):
         self.redraws["freq"] += 1
         for i, f in enumerate(self.config.frequencies):
             plot = self.query_one(f"#freq-{i}", PlotextPlot)
-            plt = plot.plt
-            plt.clear_figure()
-            n = _points(plot)
-            t, target = _thin(self.t, self.targets[i], points=n)
-            plt.plot(t, target, marker="braille", color="green", label="target")
-            if self.outputs is None:
-                plt.title(f"f{i + 1} {f:g} Hz, no eval yet")
-            else:
-                (out,) = _thin(self.outputs[i], points=n)
-                plt.plot(t, out, marker="braille", color="red", label="output")
-                plt.title(f"f{i + 1} {f:g} Hz  MSE {self.per_block[i]:.4f}")
-            plt.ylim(-1.5, 1.5)
-            plt.xlabel("t (s), test set")
-            plot.refresh()
+            with _drawing(plot, "t (s), test set") as plt:
+                n = _points(plot)
+                t, target = _thin(self.t, self.targets[i], points=n)
+                plt.plot(t, target, marker="braille", color="green", label="target")
+                if self.outputs is None:
+                    plt.title(f"f{i + 1} {f:g} Hz, no eval yet")
+                else:
+                    (out,) = _thin(self.outputs[i], points=n)
+                    plt.plot(t, out, marker="braille", color="red", label="output")
+                    plt.title(f"f{i + 1} {f:g} Hz  MSE {self.per_block[i]:.4f}")
 
     def _draw_graph1(self) -> None:
         self.redraws["graph1"] += 1
         b = self.graph1_block
         plot = self.query_one("#graph1", PlotextPlot)
-        plt = plot.plt
-        plt.clear_figure()
-        n = _points(plot)
-        t, S, target = _thin(self.t, self.S, self.targets[b], points=n)
-        plt.scatter(t, S, marker="dot", color="gray", label="S (mixed input)")
-        plt.plot(t, target, marker="braille", color="green", label="target")
-        if self.outputs is None:
-            plt.title(f"Graph 1: f{b + 1} {self.config.frequencies[b]:g} Hz, no eval yet")
-        else:
-            (out,) = _thin(self.outputs[b], points=n)
-            plt.scatter(t, out, marker="dot", color="red", label="output")
-            plt.title(f"Graph 1: f{b + 1} {self.config.frequencies[b]:g} Hz, {self.eval_label}")
-        plt.ylim(-1.5, 1.5)
-        plt.xlabel("t (s), test set")
-        plot.refresh()
+        name = f"Graph 1: f{b + 1} {self.config.frequencies[b]:g} Hz"
+        with _drawing(plot, "t (s), test set") as plt:
+            n = _points(plot)
+            t, S, target = _thin(self.t, self.S, self.targets[b], points=n)
+            plt.scatter(t, S, marker="dot", color="gray", label="S (mixed input)")
+            plt.plot(t, target, marker="braille", color="green", label="target")
+            if self.outputs is None:
+                plt.title(f"{name}, no eval yet")
+            else:
+                (out,) = _thin(self.outputs[b], points=n)
+                plt.scatter(t, out, marker="dot", color="red", label="output")
+                plt.title(f"{name}, {self.eval_label}")
 
     def _maybe_draw_live(self) -> None:
         # rebuilt only when new rows came in and the live tab is the one on screen
@@ -184,17 +189,12 @@ class PlotsPanel(Vertical):
     def _draw_live(self) -> None:
         self.redraws["live"] += 1
         self._live_dirty = False
-        plot = self.query_one("#live", PlotextPlot)
-        plt = plot.plt
-        plt.clear_figure()
-        if self.live:
-            rows, target, out = (np.array(v) for v in zip(*self.live, strict=True))
-            rows, target, out = _thin(rows, target, out, points=LIVE_POINTS)
-            plt.plot(rows, target, marker="braille", color="green", label="target")
-            plt.scatter(rows, out, marker="dot", color="red", label="output (online)")
-            plt.title("live rows: output before each update")
-        else:
-            plt.title("live: waiting for the first rows")
-        plt.ylim(-1.5, 1.5)
-        plt.xlabel("row (all epochs)")
-        plot.refresh()
+        with _drawing(self.query_one("#live", PlotextPlot), "row (all epochs)") as plt:
+            if self.live:
+                rows, target, out = (np.array(v) for v in zip(*self.live, strict=True))
+                rows, target, out = _thin(rows, target, out, points=LIVE_POINTS)
+                plt.plot(rows, target, marker="braille", color="green", label="target")
+                plt.scatter(rows, out, marker="dot", color="red", label="output (online)")
+                plt.title("live rows: output before each update")
+            else:
+                plt.title("live: waiting for the first rows")
