@@ -18,7 +18,7 @@ WAIT_S = 20.0  # generous: the machine is shared and may be loaded
 
 def short_config(**changes) -> RunConfig:
     # many epochs: a test never sees the run end on its own
-    return RunConfig(duration=1.0, backend="torch", epochs=50).replace(**changes)
+    return RunConfig(method="handoff", duration=1.0, backend="torch", epochs=50).replace(**changes)
 
 
 @pytest.fixture
