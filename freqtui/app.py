@@ -203,7 +203,7 @@ class FreqtuiApp(App[int]):
         if self.failure is not None:
             return "failed"
         status = self.training.status
-        if self.training.paused and status in ("running", "checking", "evaluating"):
+        if self.training.paused and status in ("running", "compiling", "checking", "evaluating"):
             return "pausing"
         return status
 
