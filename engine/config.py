@@ -10,6 +10,17 @@ from typing import Any
 from engine.errors import FreqtuiError
 
 BACKENDS = ("torch", "fused")
+DEFAULT_METHOD = "clock"  # the method that learns the task as written (README, bench/quality.py)
+
+# Training knobs whose good values depend on the method. A RunConfig built without them
+# (or whose method is replaced) takes the method's own; `--method handoff` therefore
+# trains exactly as the hand-off says (Adam 1e-3, no clipping, one epoch).
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "handoff": {"lr": 1e-3, "clip": 0.0, "epochs": 1},
+    "tbptt": {"lr": 1e-3, "clip": 1.0, "epochs": 1},
+    "clock": {"lr": 3e-3, "clip": 1.0, "epochs": 20},
+}
+METHOD_FIELDS = ("lr", "clip", "epochs")
 
 
 def _default_backend() -> str:
@@ -37,14 +48,21 @@ class RunConfig:
     hidden_size: int = 64
     num_layers: int = 1
     # training
-    method: str = "handoff"
+    method: str = DEFAULT_METHOD
     backend: str = field(default_factory=_default_backend)
-    lr: float = 1e-3
-    epochs: int = 1
-    clip: float = 0.0  # gradient clipping by total norm; 0 = off
+    # None = the method's own default (METHOD_DEFAULTS), filled in at construction
+    lr: float = None  # type: ignore[assignment]
+    epochs: int = None  # type: ignore[assignment]
+    clip: float = None  # type: ignore[assignment]  # clipping by total norm; 0 = off
     torch_seed: int = 0
     # method-specific knobs, validated by the method itself
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        defaults = METHOD_DEFAULTS.get(self.method, METHOD_DEFAULTS["handoff"])
+        for name in METHOD_FIELDS:
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, defaults[name])
 
     @property
     def n_samples(self) -> int:
@@ -60,6 +78,11 @@ class RunConfig:
         return self.n_blocks * self.n_samples
 
     def replace(self, **changes: Any) -> RunConfig:
+        """A copy with `changes`; a new method brings its own lr, clip and epochs unless
+        they are among the changes."""
+        if changes.get("method", self.method) != self.method:
+            for name in METHOD_FIELDS:
+                changes.setdefault(name, None)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

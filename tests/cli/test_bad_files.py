@@ -33,7 +33,7 @@ class Payload:
 
 
 def good_snapshot(root: Path) -> Path:
-    config = RunConfig(duration=0.05, backend="torch").validated()
+    config = RunConfig(method="handoff", duration=0.05, backend="torch").validated()
     run = TrainingRun(config, sessions_root=root, run_id="good", state_check=False)
     run.trainer.train_rows(30)
     return run.save_snapshot()
@@ -183,7 +183,9 @@ def test_a_session_whose_latest_file_is_bad_lists_as_unreadable(place, capfd):
 def test_a_weights_file_evaluates_but_does_not_resume(place, capfd):
     tmp_path, sessions, put, marker = place
     weights = tmp_path / "w.pt"
-    rc, _, err = cli(capfd, "train", "--headless", "--duration", "0.05", "--out", weights)
+    rc, _, err = cli(
+        capfd, "train", "--headless", "--method", "handoff", "--duration", "0.05", "--out", weights
+    )
     assert rc == 0, err
     rc, out, err = cli(capfd, "eval", weights)
     assert rc == 0 and "frozen MSE" in out

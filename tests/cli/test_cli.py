@@ -68,7 +68,7 @@ def test_eval_refuses_foreign_garbage_and_folder_paths(tmp_path):
 
 def test_headless_epoch_on_the_spec_data_prints_online_loss_and_frozen_mse(tmp_path):
     out = tmp_path / "w.pt"
-    r = run("train", "--headless", "--epochs", "1", "--out", str(out))
+    r = run("train", "--headless", "--method", "handoff", "--epochs", "1", "--out", str(out))
     assert r.returncode == 0, r.stderr
     text = r.stdout
     assert "state check passed" in text

@@ -14,7 +14,7 @@ from engine.sessions import list_sessions, read_file
 from freqtui.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["--duration", "0.05", "--backend", "torch"]  # 200 rows an epoch
+TINY = ["--method", "handoff", "--duration", "0.05", "--backend", "torch"]  # 200 rows an epoch
 
 
 def cli(capfd, *argv) -> tuple[int, str, str]:

@@ -16,7 +16,13 @@ from engine.training import make_trainer, method_names
 def trainer(duration=0.1, **options):
     options = {"t0": 20, "epoch_sets": 5, **options}
     config = RunConfig(
-        method="clock", backend="torch", duration=duration, lr=3e-3, clip=1.0, options=options
+        method="clock",
+        backend="torch",
+        duration=duration,
+        lr=3e-3,
+        clip=1.0,
+        epochs=1,
+        options=options,
     ).validated()
     return make_trainer(build_model(config), config, train_set(config))
 

@@ -70,7 +70,7 @@ class NoDetachTrainer(HandoffTrainer):
 
 def test_state_check_catches_a_trainer_that_does_not_detach():
     # the missing detach is a bug of the torch loop; the fused kernel has no graph to keep
-    config = RunConfig(duration=0.5, backend="torch").validated()
+    config = RunConfig(method="handoff", duration=0.5, backend="torch").validated()
     tr = NoDetachTrainer(build_model(config), config, train_set(config))
     check = tr.state_check(rows=100)
     assert not check.passed

@@ -18,7 +18,7 @@ from engine.sessions import (
     sessions_dir,
 )
 
-TINY = RunConfig(duration=0.05, backend="torch")
+TINY = RunConfig(method="handoff", duration=0.05, backend="torch")
 
 
 def test_sessions_dir_flag_beats_env_beats_cwd(tmp_path, monkeypatch):

@@ -52,7 +52,7 @@ if mode == "block":
 
     os.fdopen = fdopen
 
-config = RunConfig(duration=0.05, backend="torch", epochs=1000).validated()
+config = RunConfig(method="handoff", duration=0.05, backend="torch", epochs=1000).validated()
 run = TrainingRun(config, sessions_root=root, run_id="crash", state_check=False)
 while True:
     run.trainer.train_rows(7)

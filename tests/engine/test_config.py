@@ -1,0 +1,43 @@
+import pytest
+
+from engine.config import METHOD_DEFAULTS, RunConfig
+from engine.errors import FreqtuiError
+
+
+def test_defaults_are_the_spec():
+    c = RunConfig().validated()
+    assert c.frequencies == (1.0, 3.0, 5.0, 7.0)
+    assert (c.fs, c.n_samples, c.rows_per_set) == (1000.0, 10_000, 40_000)
+    assert (c.amp_low, c.amp_high, c.phase_scale) == (0.8, 1.2, 1.0)
+    assert (c.train_seed, c.test_seed, c.hidden_size, c.num_layers) == (1, 2, 64, 1)
+
+
+def test_handoff_is_one_flag_away_with_the_handoffs_own_settings():
+    h = RunConfig().replace(method="handoff")
+    assert (h.lr, h.clip, h.epochs) == (1e-3, 0.0, 1)
+    assert RunConfig(method="handoff", lr=5e-3).lr == 5e-3  # explicit values win
+    assert RunConfig().replace(method="handoff", epochs=3).epochs == 3
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_DEFAULTS))
+def test_every_method_default_round_trips(method):
+    c = RunConfig(method=method).validated()
+    assert RunConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"fs": 10.0}, "Nyquist"),
+        ({"lr": -1.0}, "lr"),
+        ({"epochs": 0}, "epochs"),
+        ({"phase_scale": float("nan")}, "phase-scale"),
+        ({"test_seed": 1}, "seeds"),
+        ({"method": "nope"}, "unknown method"),
+        ({"backend": "gpu"}, "backend"),
+        ({"amp_low": 1.5}, "amplitude"),
+    ],
+)
+def test_validation_names_the_bad_field(changes, words):
+    with pytest.raises(FreqtuiError, match=words):
+        RunConfig(**changes).validated()
