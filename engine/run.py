@@ -156,6 +156,7 @@ class TrainingRun:
         self._running.set()
         self._stop = threading.Event()
         self._eval_request = threading.Event()
+        self._wake = threading.Event()  # wakes a paused worker: resume, stop, evaluate
         self._lock = threading.RLock()  # held while the weights or the trainer change
         self._thread: threading.Thread | None = None
 
@@ -171,6 +172,7 @@ class TrainingRun:
 
     def resume(self) -> None:
         self._running.set()
+        self._wake.set()
 
     def toggle_pause(self) -> bool:
         """Pause if running, resume if paused; returns True when now paused."""
@@ -185,11 +187,14 @@ class TrainingRun:
         return not self._running.is_set()
 
     def request_eval(self) -> None:
+        """A frozen evaluation between two chunks, or at once while paused."""
         self._eval_request.set()
+        self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._running.set()
+        self._wake.set()
         self.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
@@ -298,7 +303,13 @@ class TrainingRun:
             if not self._running.is_set():
                 self.status = "paused"
                 self._emit(ev.Paused(tr.row))
-                self._running.wait()
+                while not self._running.is_set() and not self._stop.is_set():
+                    self._wake.wait()
+                    self._wake.clear()
+                    if self._eval_request.is_set():  # the weights are still: evaluate now
+                        self._eval_request.clear()
+                        self._evaluate()
+                        mem.clear()
                 if self._stop.is_set():
                     break
                 self.status = "running"
@@ -306,6 +317,7 @@ class TrainingRun:
             if self._eval_request.is_set():
                 self._eval_request.clear()
                 self._evaluate()
+                mem.clear()  # an evaluation's one-off allocations are not a leak
             t0 = time.perf_counter()
             with self._lock:  # a capture sees the trainer and the row count agree
                 chunk = tr.train_rows(chunk_rows)
@@ -346,6 +358,7 @@ class TrainingRun:
                 evals = self.history.evals
                 if not evals or evals[-1]["rows_total"] != self.history.rows_total:
                     self._evaluate()  # (a snapshot may hold this epoch's evaluation already)
+                    mem.clear()
                 with self._lock:
                     tr.end_epoch()
             if (
@@ -353,6 +366,7 @@ class TrainingRun:
                 and self.history.rows_total - self._last_save_rows >= self.autosave_every
             ):
                 self._save_quietly("autosave")
+                mem.clear()
         if self.save_on_end:
             self._save_quietly("end")
         self.status = "finished" if tr.finished else "stopped"
@@ -386,7 +400,7 @@ class TrainingRun:
         rate = sum(rate_rows) / max(sum(rate_t), 1e-9)
         left = (cfg.epochs - tr.epoch) * tr.rows_per_epoch - tr.row
         slope = 0.0
-        if len(mem) >= 8 and mem[-1][0] > mem[0][0]:
+        if len(mem) >= 16 and mem[-1][0] > mem[0][0]:
             xs = np.array([m[0] for m in mem], dtype=float)
             ys = np.array([m[1] for m in mem])
             slope = float(np.polyfit(xs, ys, 1)[0] * 10_000)

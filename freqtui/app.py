@@ -23,7 +23,7 @@ from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.run import TrainingRun
-from engine.sessions import SessionInfo, list_sessions, run_from_snapshot
+from engine.sessions import SessionInfo, list_sessions, read_file, run_from_snapshot
 from freqtui.cli import AUTOSAVE_ROWS
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
@@ -223,9 +223,7 @@ class FreqtuiApp(App[int]):
         if not self.training.alive:
             self.notify("the trainer is not running: nothing to evaluate", severity="warning")
             return
-        self.training.request_eval()
-        if self.training.paused:
-            self.log_line("frozen evaluation requested: it runs when training resumes")
+        self.training.request_eval()  # runs between two chunks, or at once while paused
 
     def action_focus_block(self, block: int) -> None:
         self.main.add_class("-plots")
@@ -277,18 +275,25 @@ class FreqtuiApp(App[int]):
             return
         old = self.training
         try:
-            new = run_from_snapshot(
-                info.path,
-                root=old.sessions_root,
-                autosave_every=old.autosave_every,
-                save_on_end=old.save_on_end,
-            )
+            read_file(info.path)  # refuse a bad file before the current run is stopped
         except FreqtuiError as exc:
             self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
             return
         self._swapping = True  # no drain while the widgets are rebuilt
         try:
+            # stop and save first: building the new run sets the process's torch RNG,
+            # which the old run's snapshot must not pick up
             self.stop_and_save("switch")
+            try:
+                new = run_from_snapshot(
+                    info.path,
+                    root=old.sessions_root,
+                    autosave_every=old.autosave_every,
+                    save_on_end=old.save_on_end,
+                )
+            except FreqtuiError as exc:
+                self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
+                return
             self.training = new
             self.failure, self.exit_code, self._stats = None, 0, None
             await self.main.recompose()
@@ -315,7 +320,7 @@ class FreqtuiApp(App[int]):
             return
         # the engine's own mark of what its last save held (a run resumed or saved and not
         # trained since is on disk already)
-        if self.failure is not None or run._last_save_rows == run.history.rows_total:  # noqa: SLF001
+        if self.failure is not None or run.last_saved_rows == run.history.rows_total:
             return
         try:
             run.save_snapshot(reason)
