@@ -3,7 +3,10 @@ and backend, driven (a) by a plain drain loop like `freqtui train --headless` an
 the running Textual app under Pilot at 120x40 with the live plot on screen (its most
 expensive view). Goal: app >= 0.9 x headless.
 
-    python bench/console.py [--backend torch|fused|both] [--rows N] [--rounds K]
+    python bench/console.py [--method M] [--backend torch|fused|both] [--rows N] [--rounds K]
+
+The method defaults to the default config's (clock); `--method handoff` measures the
+hand-off's row-by-row trainer, whose chunks are smallest and so the most exposed to the UI.
 
 The UI thread competes with the trainer thread for the GIL and for the CPU, so the rate is
 measured on the trainer's side: a wall-clock mark at the end of every chunk of rows, over
@@ -32,6 +35,8 @@ from engine.run import TrainingRun  # noqa: E402
 UI_SHARE: list[float] = []  # UI thread CPU / wall time in the last in-app window
 DEFAULT_ROWS = {"torch": 4_000, "fused": 200_000}
 WARM_ROWS = {"torch": 300, "fused": 40_000}  # fused: the first epoch (<1 s) is start-up
+# methods that train whole windows (F x T rows a step): a window of many steps
+WINDOW_ROWS, WINDOW_WARM = 400_000, 40_000
 
 
 class Marks:
@@ -56,12 +61,14 @@ class Marks:
         return (r1 - r0) / (t1 - t0)
 
 
+METHOD = RunConfig().method  # set from --method in main()
+
+
 def new_run(backend: str, rows: int, root: Path) -> tuple[TrainingRun, Marks]:
-    # the default config, with as many epochs of 40,000 rows as the window needs
-    epochs = (WARM_ROWS[backend] + rows) // RunConfig().rows_per_set + 1
-    run = TrainingRun(
-        RunConfig(backend=backend, epochs=epochs), state_check=False, sessions_root=root
-    )
+    config = RunConfig(method=METHOD, backend=backend)
+    if METHOD == "handoff":  # as many epochs of 40,000 rows as the window needs
+        config = config.replace(epochs=rows // config.rows_per_set + 1)
+    run = TrainingRun(config, state_check=False, sessions_root=root)
     return run, Marks(run)
 
 
@@ -112,14 +119,20 @@ def main() -> int:
     p.add_argument("--backend", choices=("torch", "fused", "both"), default="both")
     p.add_argument("--rows", type=int, help="rows in the measured window (default per backend)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--method", default=RunConfig().method, help="default: the default config's")
     args = p.parse_args()
+    global METHOD
+    METHOD = args.method
     backends = ["torch", "fused"] if args.backend == "both" else [args.backend]
-    print(f"default config: {RunConfig().backend} backend by default, method {RunConfig().method}")
+    if METHOD != "handoff":
+        backends = backends[:1]  # window methods train in torch whatever the backend
+    print(f"method {METHOD}; default backend {RunConfig().backend}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for backend in backends:
-            rows = args.rows or DEFAULT_ROWS[backend]
-            warm = WARM_ROWS[backend]
+            windows = METHOD != "handoff"
+            rows = args.rows or (WINDOW_ROWS if windows else DEFAULT_ROWS[backend])
+            warm = WINDOW_WARM if windows else WARM_ROWS[backend]
             drivers = {
                 "headless": partial(headless, backend, warm, rows, root),
                 "app": partial(in_app, backend, warm, rows, root),
