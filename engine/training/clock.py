@@ -5,9 +5,9 @@ way below MSE 0.5 is for the LSTM state, started from zero at t = 0, to run as a
 oscillator keyed by C. This method trains exactly that, streaming rows in time order with
 the state carried:
 
-- every step runs the F frequency blocks (times `draws` fresh noise draws) as a batch of
-  streams from a zero (h, c) at t = 0 through the first T rows, and back-propagates the
-  mean squared error over all of them (full BPTT, no truncation);
+- every step runs the F frequency blocks (times `draws` fresh noise draws once S is fed)
+  as a batch of streams from a zero (h, c) at t = 0 through the first T rows, and
+  back-propagates the mean squared error over all of them (full BPTT, no truncation);
 - the horizon T starts at `t0` rows and grows by `grow` whenever the smoothed loss over
   the horizon falls below `thr` (after at least `min_steps` steps at that horizon), until
   it covers the whole block; the learning rate scales as lr·(t0/T)^lr_pow;
@@ -58,7 +58,7 @@ class ClockTrainer(Trainer):
         "thr": 0.04,
         "min_steps": 30,
         "lr_pow": 1.0,
-        "draws": 1,
+        "draws": 2,
         "amp0": 0.0,
         "amp_step": 0.1,
         "s_decay": 1e-3,
