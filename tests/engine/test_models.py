@@ -1,0 +1,31 @@
+"""The committed models/ snapshots: recomputed here from the files, frozen, by the
+evaluation protocol, against issue 6's goals."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.evaluation import evaluate
+from engine.sessions import load_model
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def test_the_task_as_written_is_learned_below_the_public_floor():
+    config, model = load_model(MODELS / "clock_phase1.0.pt")
+    assert config.phase_scale == 1.0 and config.hidden_size == 64 and config.num_layers == 1
+    assert model.n_parameters() == 18_241
+    result = evaluate(model, config)
+    assert result.test.overall <= 0.05
+    assert abs(result.train.overall - result.test.overall) <= 0.2 * result.test.overall
+    assert max(result.test.per_block) < 0.5  # every frequency, not just the average
+
+
+@pytest.mark.skipif(
+    not (MODELS / "clock_phase0.01.pt").exists(), reason="no phase-0.01 model committed"
+)
+def test_the_weakened_variant_model_evaluates_at_its_phase_scale():
+    config, model = load_model(MODELS / "clock_phase0.01.pt")
+    assert config.phase_scale == 0.01
+    result = evaluate(model, config)
+    assert result.test.overall < 0.023  # below the band-pass filter of SPEC §4.3
