@@ -13,6 +13,7 @@ To add a method: subclass `Trainer`, set `method`, and list the module in
 from __future__ import annotations
 
 import copy
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from engine.config import RunConfig
-from engine.errors import FreqtuiError
+from engine.errors import FreqtuiError, TrainingDiverged
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
 
@@ -160,6 +161,24 @@ class Trainer(ABC):
             f"{done} rows: state detached, all {len(before)} parameter tensors updated, "
             f"RSS {growth:+.1f} MB",
         )
+
+    def _optimizer_step(self, loss: torch.Tensor, row: int) -> float:
+        """The step every method shares: refuse a non-finite loss (before it reaches the
+        weights), back-propagate, clip by total norm if configured, update. Returns the
+        loss value. Expects `self.optimizer` over the model's parameters."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"online loss became {value} at epoch {self.epoch + 1}, row {row}"
+            )
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.config.clip > 0:
+            torch.nn.utils.clip_grad_norm_(
+                self.optimizer.param_groups[0]["params"], self.config.clip
+            )
+        self.optimizer.step()
+        return value
 
     def end_epoch(self) -> None:
         """Called by the run when `row` reaches `rows_per_epoch`."""

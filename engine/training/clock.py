@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from engine.config import RunConfig
-from engine.errors import FreqtuiError, TrainingDiverged
+from engine.errors import FreqtuiError
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
@@ -206,14 +206,7 @@ class ClockTrainer(Trainer):
             loss = blk.mean()
         if self.o["s_decay"] > 0:
             loss = loss + self.o["s_decay"] * self.model.lstm.weight_ih_l0[:, 0].pow(2).sum()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"loss became {value} at epoch {self.epoch + 1}, row {self.row}")
-        self.optimizer.zero_grad()
-        loss.backward()
-        if self.config.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
-        self.optimizer.step()
+        self._optimizer_step(loss, self.row)
         self.steps += 1
         self.h, self.c = h.detach()[:, :F], c.detach()[:, :F]
         self._last_x = x[:F, -1].clone()

@@ -11,7 +11,6 @@ that writes the model's parameters and this trainer's torch Adam state in place.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -89,24 +88,12 @@ class HandoffTrainer(Trainer):
     def _train_torch(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         losses = np.empty(n)
         outputs = np.empty(n)
-        params = list(self.model.parameters())
         for k in range(n):
             r = start + k
+            self.row = r  # where a divergence leaves the position
             out, (h, c) = self.model(self.x[r].view(1, 1, -1), (self.h, self.c))
-            loss = F.mse_loss(out.view(1), self.y[r : r + 1])
-            value = loss.item()
-            if not math.isfinite(value):
-                self.row = r
-                raise TrainingDiverged(
-                    f"online loss became {value} at epoch {self.epoch + 1}, row {r}"
-                )
-            self.optimizer.zero_grad()
-            loss.backward()
-            if self.config.clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, self.config.clip)
-            self.optimizer.step()
+            losses[k] = self._optimizer_step(F.mse_loss(out.view(1), self.y[r : r + 1]), r)
             self.h, self.c = self._detach(h), self._detach(c)
-            losses[k] = value
             outputs[k] = out.item()
         return losses, outputs
 

@@ -22,14 +22,13 @@ carried state between calls never holds autograd history and a snapshot resumes 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from engine.config import RunConfig
-from engine.errors import FreqtuiError, TrainingDiverged
+from engine.errors import FreqtuiError
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
@@ -151,7 +150,6 @@ class TbpttTrainer(Trainer):
         live: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         done = 0
         block = min(nb - 1, self.row // N)
-        params = list(self.model.parameters())
         while self.row < self.rows_per_epoch and (done == 0 or done < max_rows):
             block, t0, n = self._window(self.row)
             if done and done + n > max_rows:
@@ -164,17 +162,7 @@ class TbpttTrainer(Trainer):
             y = self.targets[block, t0 : t0 + n]
             out, (h, c) = self.model(x, (self.h, self.c))
             err = (out[0, :, 0] - y) ** 2
-            loss = err.mean()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingDiverged(
-                    f"online loss became {value} at epoch {self.epoch + 1}, row {self.row}"
-                )
-            self.optimizer.zero_grad()
-            loss.backward()
-            if self.config.clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, self.config.clip)
-            self.optimizer.step()
+            self._optimizer_step(err.mean(), self.row)
             self.h, self.c = h.detach(), c.detach()  # the truncation: no graph past K rows
             self._last_x = x[0, -1:].clone()
             loss_sum[block] += float(err.detach().sum())
