@@ -24,7 +24,7 @@ from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.run import TrainingRun
 from engine.sessions import SessionInfo, list_sessions, read_file, run_from_snapshot
-from freqtui.cli import AUTOSAVE_ROWS
+from freqtui.cli import set_autosave
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -341,14 +341,12 @@ def run_app(args: argparse.Namespace, config: RunConfig) -> NoReturn:
     go to --sessions (or $FREQTUI_SESSIONS, or ./sessions): every --autosave rows, at the
     end of training and on q."""
     root = getattr(args, "sessions", None)
-    autosave = getattr(args, "autosave", AUTOSAVE_ROWS)
     resume = getattr(args, "resume", None)
     if resume:
-        run = run_from_snapshot(
-            resume, overrides=args, root=root, autosave_every=autosave, save_on_end=True
-        )
+        run = run_from_snapshot(resume, overrides=args, root=root, save_on_end=True)
     else:
-        run = TrainingRun(config, sessions_root=root, autosave_every=autosave, save_on_end=True)
+        run = TrainingRun(config, sessions_root=root, save_on_end=True)
+    set_autosave(run, args)
     app = FreqtuiApp(run=run)
     try:
         code = int(app.run() or 0)

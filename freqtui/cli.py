@@ -99,7 +99,17 @@ def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunC
 
 
 SESSIONS_HELP = "sessions folder (default: $FREQTUI_SESSIONS, else ./sessions)"
-AUTOSAVE_ROWS = 20_000  # default autosave interval, in rows
+AUTOSAVE_ROWS = 20_000  # the least default autosave interval, in rows
+
+
+def set_autosave(run, args: argparse.Namespace) -> None:
+    """--autosave ROWS (0 = only at the end), or by default every half epoch and at least
+    every AUTOSAVE_ROWS rows: a method that trains a whole window of rows per step (clock:
+    80,000) would otherwise save after every step."""
+    rows = getattr(args, "autosave", None)
+    if rows is None:
+        rows = max(AUTOSAVE_ROWS, run.trainer.rows_per_epoch // 2)
+    run.autosave_every = rows or None
 
 
 def add_sessions_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -118,8 +128,11 @@ def add_autosave_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
         "--autosave",
         type=int,
         metavar="ROWS",
-        help=f"save a snapshot every ROWS rows (default {AUTOSAVE_ROWS:,}; 0 = only at the end)",
-        default=AUTOSAVE_ROWS if top else argparse.SUPPRESS,
+        help=(
+            f"save a snapshot every ROWS rows (default: every half epoch, at least "
+            f"{AUTOSAVE_ROWS:,} rows; 0 = only at the end)"
+        ),
+        default=None if top else argparse.SUPPRESS,
     )
 
 

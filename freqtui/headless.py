@@ -16,7 +16,7 @@ from engine import events as ev
 from engine.errors import FreqtuiError
 from engine.run import TrainingRun
 from engine.sessions import save_weights
-from freqtui.cli import config_from, eval_table, fmt_seconds
+from freqtui.cli import config_from, eval_table, fmt_seconds, set_autosave
 
 PLAIN_EVERY_S = 5.0
 
@@ -24,22 +24,20 @@ PLAIN_EVERY_S = 5.0
 def make_run(args: argparse.Namespace) -> TrainingRun:
     """A new run, or one continuing a snapshot; either saves snapshots every --autosave
     rows and when it ends, into its session folder."""
-    saving = {
-        "autosave_every": getattr(args, "autosave", None) or None,
-        "save_on_end": True,
-    }
     root = getattr(args, "sessions", None)
     if getattr(args, "resume", None):
         from engine.sessions import run_from_snapshot  # the sessions module owns resuming
 
-        run = run_from_snapshot(args.resume, overrides=args, root=root, **saving)
+        run = run_from_snapshot(args.resume, overrides=args, root=root, save_on_end=True)
         if run.trainer.finished:
             raise FreqtuiError(
                 f"session {run.run_id} has finished its {run.config.epochs} epoch(s); "
                 f"pass --epochs {run.config.epochs + 1} (or more) to train further"
             )
-        return run
-    return TrainingRun(config_from(args), sessions_root=root, **saving)
+    else:
+        run = TrainingRun(config_from(args), sessions_root=root, save_on_end=True)
+    set_autosave(run, args)
+    return run
 
 
 def train_headless(args: argparse.Namespace) -> int:

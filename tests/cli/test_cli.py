@@ -86,3 +86,21 @@ def test_headless_epoch_on_the_spec_data_prints_online_loss_and_frozen_mse(tmp_p
     report = json.loads(r2.stdout)
     assert report["test"]["overall"] == pytest.approx(mse_test, abs=1e-4)
     assert report["train"]["overall"] == pytest.approx(mse_train, abs=1e-4)
+
+
+def test_default_autosave_is_half_an_epoch_and_at_least_20000_rows(tmp_path):
+    import argparse
+
+    from engine.config import RunConfig
+    from engine.run import TrainingRun
+    from freqtui.cli import set_autosave
+
+    def autosave(method, **flags):
+        run = TrainingRun(RunConfig(method=method), state_check=False, sessions_root=tmp_path)
+        set_autosave(run, argparse.Namespace(**flags))
+        return run.autosave_every
+
+    assert autosave("handoff") == 20_000  # 40,000-row epochs
+    assert autosave("clock") == 1_000_000  # 2,000,000-row epochs of 80,000-row steps
+    assert autosave("clock", autosave=500) == 500
+    assert autosave("clock", autosave=0) is None
