@@ -107,13 +107,24 @@ class Trainer(ABC):
         return self.epoch >= self.config.epochs
 
     def state_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "epoch": self.epoch, "row": self.row}
+        """Position, optimizer and carried state; methods add their own (RNGs, curricula)."""
+        h, c = self.carried_state
+        return {
+            "method": self.method,
+            "epoch": self.epoch,
+            "row": self.row,
+            "optimizer": self.optimizer.state_dict(),
+            "h": h.clone(),
+            "c": c.clone(),
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         if d.get("method") != self.method:
             raise FreqtuiError(f"trainer state is for {d.get('method')!r}, not {self.method!r}")
         self.epoch = int(d["epoch"])
         self.row = int(d["row"])
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.h, self.c = d["h"].clone(), d["c"].clone()
 
     def state_check(self, rows: int = 300) -> StateCheck:
         """The hand-off's check, on a copy so the real run is untouched: the carried state

@@ -266,7 +266,6 @@ class ClockTrainer(Trainer):
     def state_dict(self) -> dict[str, Any]:
         d = super().state_dict()
         d.update(
-            optimizer=self.optimizer.state_dict(),
             horizon=self.horizon,
             amp=self.amp,
             ema=None if self.ema is None else [float(v) for v in self.ema],
@@ -275,15 +274,12 @@ class ClockTrainer(Trainer):
             steps=self.steps,
             initialised=self.initialised,
             noise_rng=rng_state(self.rng),
-            h=self.h.clone(),
-            c=self.c.clone(),
             last_x=self._last_x.clone(),
         )
         return d
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         super().load_state_dict(d)
-        self.optimizer.load_state_dict(d["optimizer"])
         self.horizon = int(d["horizon"])
         self.amp = float(d["amp"])
         self.ema = None if d["ema"] is None else np.array(d["ema"], dtype=np.float64)
@@ -292,5 +288,4 @@ class ClockTrainer(Trainer):
         self.steps = int(d["steps"])
         self.initialised = bool(d["initialised"])
         set_rng_state(self.rng, d["noise_rng"])
-        self.h, self.c = d["h"].clone(), d["c"].clone()
         self._last_x = d["last_x"].clone()

@@ -11,8 +11,6 @@ that writes the model's parameters and this trainer's torch Adam state in place.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -133,16 +131,3 @@ class HandoffTrainer(Trainer):
             live_target=self.y.numpy()[rows[keep]],
             live_output=outputs[keep],
         )
-
-    def state_dict(self) -> dict[str, Any]:
-        d = super().state_dict()
-        d["optimizer"] = self.optimizer.state_dict()
-        d["h"] = self.h.clone()
-        d["c"] = self.c.clone()
-        return d
-
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        super().load_state_dict(d)
-        self.optimizer.load_state_dict(d["optimizer"])
-        self.h = d["h"].clone()
-        self.c = d["c"].clone()

@@ -185,17 +185,11 @@ class TbpttTrainer(Trainer):
 
     def state_dict(self) -> dict[str, Any]:
         d = super().state_dict()
-        d["optimizer"] = self.optimizer.state_dict()
-        d["h"] = self.h.clone()
-        d["c"] = self.c.clone()
         d["noise_rng"] = rng_state(self.rng)
         d["S"] = self.S.clone()
         return d
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         super().load_state_dict(d)
-        self.optimizer.load_state_dict(d["optimizer"])
-        self.h = d["h"].clone()
-        self.c = d["c"].clone()
         set_rng_state(self.rng, d["noise_rng"])
         self.S = d["S"].clone()
