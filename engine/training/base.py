@@ -66,6 +66,8 @@ class Trainer(ABC):
     # rows per call in the state check; methods whose state holds a graph inside a chunk
     # (gradients across rows) check at their own update boundary
     check_chunk: ClassVar[int] = 1
+    # a method's options (`-O KEY=VALUE`) and their defaults
+    OPTIONS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         self.model = model
@@ -92,10 +94,13 @@ class Trainer(ABC):
     # ---- shared ---------------------------------------------------------------------
     @classmethod
     def validate_options(cls, config: RunConfig) -> None:
-        """Raise FreqtuiError for options this method does not understand."""
-        if config.options:
+        """Raise FreqtuiError for option names this method does not have; methods with
+        options extend this with their own value checks."""
+        unknown = set(config.options) - set(cls.OPTIONS)
+        if unknown:
+            takes = f"it takes: {', '.join(cls.OPTIONS)}" if cls.OPTIONS else "it takes none"
             raise FreqtuiError(
-                f"method {cls.method!r} takes no options, got: {', '.join(sorted(config.options))}"
+                f"method {cls.method!r} has no option {', '.join(sorted(unknown))}; {takes}"
             )
 
     @property

@@ -104,12 +104,7 @@ class ClockTrainer(Trainer):
 
     @classmethod
     def validate_options(cls, config: RunConfig) -> None:
-        unknown = set(config.options) - set(cls.OPTIONS)
-        if unknown:
-            raise FreqtuiError(
-                f"method {cls.method!r} has no option {', '.join(sorted(unknown))}; "
-                f"it takes: {', '.join(cls.OPTIONS)}"
-            )
+        super().validate_options(config)  # option names
         o = cls.options(config)
         for k in ("t0", "min_steps", "draws", "epoch_sets"):
             if o[k] < 1:

@@ -97,12 +97,7 @@ class TbpttTrainer(Trainer):
 
     @classmethod
     def validate_options(cls, config: RunConfig) -> None:
-        unknown = set(config.options) - set(cls.OPTIONS)
-        if unknown:
-            raise FreqtuiError(
-                f"method {cls.method!r} has no option {', '.join(sorted(unknown))}; "
-                f"it takes: {', '.join(cls.OPTIONS)}"
-            )
+        super().validate_options(config)  # option names
         o = {**cls.OPTIONS, **config.options}
         try:
             k, seed = int(o["k"]), int(o["noise_seed"])
