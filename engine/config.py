@@ -52,9 +52,7 @@ def register_method(defaults: MethodDefaults) -> None:
 def method_defaults(name: str) -> MethodDefaults:
     """A registered method's defaults; FreqtuiError names the methods there are."""
     if name not in _METHODS:
-        raise FreqtuiError(
-            f"unknown method {name!r}: choose one of {', '.join(sorted(_METHODS))}"
-        )
+        raise FreqtuiError(f"unknown method {name!r}: choose one of {', '.join(sorted(_METHODS))}")
     return _METHODS[name]
 
 

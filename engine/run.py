@@ -138,7 +138,9 @@ class TrainingRun:
         if epochs is not None and epochs != config.epochs:
             done = int(trainer_state["epoch"])
             if epochs < done:
-                raise FreqtuiError(f"--epochs {epochs}: {path} has already completed {done} epoch(s)")
+                raise FreqtuiError(
+                    f"--epochs {epochs}: {path} has already completed {done} epoch(s)"
+                )
             config = config.replace(epochs=epochs).validated()
         model = model_from(path, obj)
         try:
@@ -246,7 +248,8 @@ class TrainingRun:
     def pause(self) -> None:
         self._running.clear()
 
-    def resume(self) -> None:
+    def unpause(self) -> None:
+        """Continue a paused run (`TrainingRun.resume` continues a saved one)."""
         self._running.set()
         self._wake.set()
 
@@ -255,7 +258,7 @@ class TrainingRun:
         if self._running.is_set():
             self.pause()
             return True
-        self.resume()
+        self.unpause()
         return False
 
     @property
@@ -303,7 +306,9 @@ class TrainingRun:
                 "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
                 "trainer": _clone(self.trainer.state_dict()),
                 "torch_rng": (
-                    torch.random.get_rng_state() if self._torch_rng is None else self._torch_rng.clone()
+                    torch.random.get_rng_state()
+                    if self._torch_rng is None
+                    else self._torch_rng.clone()
                 ),
                 "history": self.history.to_dict(),
                 "rows_per_epoch": self.trainer.rows_per_epoch,
@@ -331,6 +336,11 @@ class TrainingRun:
         """rows_total held by the last snapshot this run saved or was resumed from: equal to
         `history.rows_total` means nothing new to save."""
         return self._last_save_rows
+
+    @property
+    def unsaved_rows(self) -> int:
+        """Rows trained since the last snapshot this run saved or was resumed from."""
+        return self.history.rows_total - self._last_save_rows
 
     def _save_quietly(self, reason: str) -> None:
         """A save the worker makes on its own: a failure warns, training goes on."""

@@ -205,8 +205,6 @@ def resolve(id_or_path: str | Path, root: Path) -> Path:
     raise FreqtuiError(f"{text}: no such file or session in {root} (`freqtui sessions` lists them)")
 
 
-
-
 def read_snapshot(path: Path) -> dict[str, Any]:
     """A checked snapshot file (not a weights file: that has nothing to resume from)."""
     obj = read_file(path)

@@ -11,11 +11,11 @@ that writes the model's parameters and this trainer's torch Adam state in place.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from typing import Any, ClassVar
 
 from engine import events as ev
 from engine.config import RunConfig

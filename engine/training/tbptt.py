@@ -39,6 +39,7 @@ from engine.signals import (
 )
 from engine.training.base import Chunk, Trainer
 
+
 class TbpttTrainer(Trainer):
     method = "tbptt"
     description = "truncated BPTT: rows in time order, gradients through the last K rows"

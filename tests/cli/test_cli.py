@@ -89,15 +89,12 @@ def test_headless_epoch_on_the_spec_data_prints_online_loss_and_frozen_mse(tmp_p
 
 
 def test_default_autosave_is_half_an_epoch_and_at_least_20000_rows(tmp_path):
-    import argparse
-
     from engine.config import RunConfig
     from engine.run import TrainingRun
-    from freqtui.cli import set_autosave
 
     def autosave(method, **flags):
         run = TrainingRun(RunConfig(method=method), state_check=False, sessions_root=tmp_path)
-        set_autosave(run, argparse.Namespace(**flags))
+        run.set_autosave(flags.get("autosave"))
         return run.autosave_every
 
     assert autosave("handoff") == 20_000  # 40,000-row epochs

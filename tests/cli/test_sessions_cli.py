@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.sessions import list_sessions, read_file
+from engine.files import read_file
+from engine.sessions import list_sessions
 from freqtui.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

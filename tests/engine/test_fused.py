@@ -24,7 +24,7 @@ from engine.config import RunConfig
 from engine.evaluation import frozen_mse
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import test_set, train_set
-from engine.training import fused_kernel as fk
+from engine.training.kernels import handoff as fk
 
 pytestmark = pytest.mark.skipif(not fk.AVAILABLE, reason=str(fk.UNAVAILABLE_REASON))
 
@@ -349,7 +349,7 @@ def test_fused_backend_falls_back_to_torch_with_a_reason_when_unsupported():
     assert tr.backend == "torch" and "fused backend unavailable" in tr.backend_note
     seen = []
     tr.prepare(seen.append)
-    assert any(isinstance(e, ev.Warning) for e in seen)
+    assert any(isinstance(e, ev.RunWarning) for e in seen)
     assert tr.train_rows(3).rows == 3
 
 
