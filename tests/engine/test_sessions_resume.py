@@ -293,3 +293,18 @@ def test_a_snapshot_taken_at_the_end_of_an_epoch_resumes_without_repeats(tmp_pat
     assert not any(isinstance(e, ev.EpochDone) for e in events)  # no epoch of zero rows
     assert sum(isinstance(e, ev.EvalDone) for e in events) == (0 if evaluated else 1)
     assert len(resumed.history.evals) == 1  # one frozen evaluation per epoch end
+
+
+def test_building_a_resumed_run_leaves_the_process_torch_rng_alone(tmp_path):
+    run = TrainingRun(tiny_config("handoff", "torch"), sessions_root=tmp_path, state_check=False)
+    torch.manual_seed(11)
+    saved_rng = torch.random.get_rng_state()
+    run.save_snapshot()
+    torch.manual_seed(12)  # another run of this process draws meanwhile
+    before = torch.random.get_rng_state()
+    resumed = TrainingRun.resume(run.run_id, root=tmp_path)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    # until its worker starts, a save carries the snapshot's RNG state, not the process's
+    assert torch.equal(resumed.capture()["torch_rng"], saved_rng)
+    run_to_end(resumed)
+    assert resumed.finished
