@@ -346,7 +346,7 @@ def handoff(backend: str, **kw):
     return make_trainer(build_model(config), config, train_set(config))
 
 
-def test_handoff_trainer_backends_agree_across_chunk_sizes():
+def test_handoff_trainer_backends_agree_across_chunk_sizes(rows):
     ref, fus = handoff("torch"), handoff("fused")
     assert ref.backend == "torch" and fus.backend == "fused"
     ref_chunk = ref.train_rows(200)
@@ -354,11 +354,21 @@ def test_handoff_trainer_backends_agree_across_chunk_sizes():
     for n in (1, 7, 92, 100):  # the run sizes its chunks by time: any split must agree
         fus_outputs.extend(fus.train_rows(n).live_output)
     assert fus.row == ref.row == 200
-    np.testing.assert_allclose(fus_outputs, ref_chunk.live_output, rtol=1e-4, atol=1e-6)
+    # Both float32 trajectories drift from the float64 one by rounding growth; the fused
+    # one must stay as close to it as torch's (within 3 times, as in the trajectory test
+    # above). Measured here: outputs 6e-7 apart, weights 8e-7 relative.
+    X, Y = rows
+    truth, truth_opt = fresh(torch.float64)
+    h64, c64, _, out64 = torch_rows(truth, truth_opt, X[:200], Y[:200], *truth.init_hidden(1))
+    torch_gap = np.abs(ref_chunk.live_output - out64).max()
+    assert np.abs(np.array(fus_outputs) - out64).max() <= 3 * torch_gap
+    exact = tensors(truth, truth_opt, h64, c64)
     got = tensors(fus.model, fus.optimizer, *fus.carried_state)
     want = tensors(ref.model, ref.optimizer, *ref.carried_state)
-    for key in ("h", "c", *(n for n, _ in ref.model.named_parameters())):
-        assert rel_err(got[key], want[key]) < 1e-4, key
+    keys = ("h", "c", *(n for n, _ in ref.model.named_parameters()))
+    torch_err = max(rel_err(want[k], exact[k]) for k in keys)  # so fused-torch <= 4x this
+    for key in keys:
+        assert rel_err(got[key], exact[key]) <= 3 * torch_err, key
 
 
 def test_a_fused_snapshot_resumes_on_torch_and_back():
