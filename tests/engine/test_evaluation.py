@@ -1,5 +1,3 @@
-import copy
-
 import numpy as np
 import torch
 
@@ -7,17 +5,7 @@ from engine.config import RunConfig
 from engine.evaluation import evaluate, frozen_mse, predict
 from engine.model import build_model
 from engine.signals import test_set
-
-FAITHFUL = 8  # a float32 path may be this many times farther from float64 than another
-
-
-def predict_float64(model, signal) -> np.ndarray:
-    """The model's outputs (F, N) computed in float64, every block from a zero state."""
-    twin = copy.deepcopy(model).double()
-    x = torch.from_numpy(signal.inputs()).double()
-    with torch.no_grad():
-        y, _ = twin(x, twin.init_hidden(x.shape[0]))
-    return y[..., 0].numpy()
+from tests.float_bounds import FAITHFUL, predict_float64
 
 
 def test_vectorised_frozen_mse_equals_rows_one_at_a_time():
