@@ -111,7 +111,7 @@ class TrainingRun:
         self._running.set()
         self._stop = threading.Event()
         self._eval_request = threading.Event()
-        self._wake = threading.Event()  # wakes a paused worker: resume, stop, evaluate
+        self._wake = threading.Event()  # wakes a paused worker: unpause, stop, evaluate
         self._lock = threading.RLock()  # held while the weights or the trainer change
         self._thread: threading.Thread | None = None
 
