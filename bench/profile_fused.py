@@ -2,7 +2,7 @@
 
     python bench/profile_fused.py [--rows N]
 
-Builds an instrumented copy of engine/training/fused_kernel.py in memory: at every
+Builds an instrumented copy of engine/training/kernels/handoff.py in memory: at every
 section header of the row loop (the `# ---- ...` comments) it reads the CPU's time-stamp
 counter and charges the ticks since the previous header to the section that ended. The
 copy is compiled fresh (nothing is cached) and trained on the spec's train rows; the
@@ -43,7 +43,7 @@ RDTSC = """
 
 
 def instrumented() -> tuple[types.ModuleType, list[str]]:
-    src = (ROOT / "engine/training/fused_kernel.py").read_text()
+    src = (ROOT / "engine/training/kernels/handoff.py").read_text()
     src = src.replace("cache=True", "cache=False")
     src = src.replace("if AVAILABLE:\n", "if AVAILABLE:\n" + RDTSC, 1)
     head, sep, body = src.partition("    def _train_block(")

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import RunConfig  # noqa: E402
 from engine.evaluation import evaluate  # noqa: E402
+from engine.files import load_model, read_file  # noqa: E402
 from engine.model import build_model  # noqa: E402
-from engine.sessions import load_model, read_file  # noqa: E402
 from engine.signals import test_set, train_set  # noqa: E402
 from engine.training import make_trainer  # noqa: E402
 

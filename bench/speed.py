@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.config import RunConfig  # noqa: E402
 from engine.model import FrequencyLSTM, build_model  # noqa: E402
 from engine.signals import train_set  # noqa: E402
-from engine.training import fused_kernel as fk  # noqa: E402
+from engine.training.kernels import handoff as fk  # noqa: E402
 
 CONFIG = RunConfig()
 X_NP, Y_NP = train_set(CONFIG).rows()

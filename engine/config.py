@@ -1,9 +1,15 @@
-"""RunConfig: the one place where every default of the task and of training lives."""
+"""RunConfig: the task's and the model's defaults (SPEC §1-2), and the register where
+each training method files its own defaults (lr, clip, epochs) and options.
+
+This module imports no trainer: `engine.training` registers every method when the
+`engine` package loads, so a RunConfig always finds its method's defaults here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,16 +17,47 @@ from engine.errors import FreqtuiError
 
 BACKENDS = ("torch", "fused")
 DEFAULT_METHOD = "clock"  # the method that learns the task as written (README, bench/quality.py)
-
 # Training knobs whose good values depend on the method. A RunConfig built without them
 # (or whose method is replaced) takes the method's own; `--method handoff` therefore
 # trains exactly as the hand-off says (Adam 1e-3, no clipping, one epoch).
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "handoff": {"lr": 1e-3, "clip": 0.0, "epochs": 1},
-    "tbptt": {"lr": 1e-3, "clip": 1.0, "epochs": 1},
-    "clock": {"lr": 3e-3, "clip": 1.0, "epochs": 20},
-}
 METHOD_FIELDS = ("lr", "clip", "epochs")
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """A training method as the config and the CLI know it: its own lr, clip and epochs,
+    its `-O` options with their defaults, the backends it has, and its option check."""
+
+    name: str
+    description: str
+    lr: float
+    clip: float  # clipping by total norm; 0 = off
+    epochs: int
+    options: dict[str, Any]
+    backends: tuple[str, ...]
+    validate: Callable[[RunConfig], None]
+
+    def value(self, field_name: str) -> Any:
+        return getattr(self, field_name)
+
+
+_METHODS: dict[str, MethodDefaults] = {}
+
+
+def register_method(defaults: MethodDefaults) -> None:
+    """File a method's defaults (called by `engine.training` for each method)."""
+    _METHODS[defaults.name] = defaults
+
+
+def method_defaults(name: str) -> MethodDefaults:
+    """A registered method's defaults; FreqtuiError names the methods there are."""
+    if name not in _METHODS:
+        raise FreqtuiError(f"unknown method {name!r}: choose one of {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]
+
+
+def registered_methods() -> list[MethodDefaults]:
+    return [_METHODS[n] for n in sorted(_METHODS)]
 
 
 def _default_backend() -> str:
@@ -49,20 +86,24 @@ class RunConfig:
     num_layers: int = 1
     # training
     method: str = DEFAULT_METHOD
+    # the backend asked for; a method without it trains on torch (`TrainingRun.backend`
+    # reports the path that runs)
     backend: str = field(default_factory=_default_backend)
-    # None = the method's own default (METHOD_DEFAULTS), filled in at construction
-    lr: float = None  # type: ignore[assignment]
-    epochs: int = None  # type: ignore[assignment]
-    clip: float = None  # type: ignore[assignment]  # clipping by total norm; 0 = off
+    # lr, epochs and clip: None = the method's own default (MethodDefaults), filled in at
+    # construction, so after __init__ they always hold numbers
+    lr: float | None = None
+    epochs: int | None = None
+    clip: float | None = None  # clipping by total norm; 0 = off
     torch_seed: int = 0
     # method-specific knobs, validated by the method itself
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        defaults = METHOD_DEFAULTS.get(self.method, METHOD_DEFAULTS["handoff"])
+        # an unknown method keeps None here; validated() names it
+        defaults = _METHODS.get(self.method)
         for name in METHOD_FIELDS:
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, defaults[name])
+            if getattr(self, name) is None and defaults is not None:
+                object.__setattr__(self, name, defaults.value(name))
 
     @property
     def n_samples(self) -> int:
@@ -105,6 +146,7 @@ class RunConfig:
 
     def validated(self) -> RunConfig:
         """Return self, or raise FreqtuiError naming the first bad field."""
+        method = method_defaults(self.method)  # an unknown method first: nothing else fits
 
         def bad(msg: str) -> None:
             raise FreqtuiError(msg)
@@ -153,8 +195,5 @@ class RunConfig:
             bad(f"clip must be >= 0 (0 = off), got {self.clip}")
         if self.backend not in BACKENDS:
             bad(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        from engine.training import get_method  # late: methods import config
-
-        method = get_method(self.method)  # raises FreqtuiError for an unknown name
-        method.validate_options(self)
+        method.validate(self)
         return self

@@ -26,6 +26,10 @@ class FrozenMSE:
     def to_dict(self) -> dict:
         return {"overall": self.overall, "per_frequency": list(self.per_block)}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> FrozenMSE:
+        return cls(float(d["overall"]), tuple(float(v) for v in d["per_frequency"]))
+
 
 @dataclass(frozen=True)
 class FrozenEval:

@@ -1,17 +1,37 @@
 """Typed progress events: the only thing a training run tells the outside world.
 
 Every event is a small frozen dataclass. `replaceable` events (the live progress) may be
-collapsed to the newest by whoever drains them; all others must each be shown.
+collapsed to the newest of their kind by whoever drains them (`collapse`); all others
+must each be shown. `RunState` is the run's state as the controller reports it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import ClassVar
 
 import numpy as np
 
 from engine.evaluation import FrozenMSE
+from engine.history import EvalRecord
+
+
+class RunState(str, Enum):
+    """What a TrainingRun's worker is doing; compares equal to its lower-case name."""
+
+    READY = "ready"
+    COMPILING = "compiling"
+    CHECKING = "checking"
+    RUNNING = "running"
+    PAUSED = "paused"
+    EVALUATING = "evaluating"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,11 @@ class EvalDone(Event):
     # (F, N) model output on the test set, for the plots
     test_outputs: np.ndarray | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def record(self) -> EvalRecord:
+        """The evaluation as the run's History keeps it."""
+        return EvalRecord(self.epoch, self.row, self.rows_total, self.train, self.test)
+
 
 @dataclass(frozen=True)
 class EpochDone(Event):
@@ -113,7 +138,9 @@ class SnapshotSaved(Event):
 
 
 @dataclass(frozen=True)
-class Warning(Event):  # noqa: A001 - the event's name in the log
+class RunWarning(Event):
+    """Something the user should know that does not stop the run."""
+
     message: str
 
 
@@ -126,3 +153,10 @@ class Finished(Event):
 @dataclass(frozen=True)
 class Failed(Event):
     message: str
+
+
+def collapse(events: list[Event]) -> list[Event]:
+    """`events` in order, each replaceable kind kept only at its newest (in that one's
+    place): what a drain that shows progress at a fixed rate needs."""
+    newest = {type(e): i for i, e in enumerate(events) if e.replaceable}
+    return [e for i, e in enumerate(events) if not e.replaceable or newest[type(e)] == i]

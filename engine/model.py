@@ -6,10 +6,24 @@ nn.Linear can load the weights by `lstm.*` and `fc.*`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 State = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """What the console's hidden-state panel shows of the carried state."""
+
+    h_norm: float
+    c_norm: float
+    saturated: float
+    gate_i: float
+    gate_f: float
+    gate_o: float
 
 
 class FrequencyLSTM(nn.Module):
@@ -37,6 +51,25 @@ class FrequencyLSTM(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def gauges(self, x: torch.Tensor, state: State) -> Gauges:
+        """‖h‖, ‖c‖, the share of saturated units (|h| > 0.95) of the first stream of a
+        carried `state`, and the mean i, f, o gates of the first layer's step that took
+        input rows `x` (batch, features) and that (h, c) as its previous state."""
+        h, c = state
+        lstm = self.lstm
+        h0, c0 = h[0, 0], c[0, 0]
+        g = lstm.weight_ih_l0 @ x[0] + lstm.bias_ih_l0 + lstm.weight_hh_l0 @ h0 + lstm.bias_hh_l0
+        i, f, _, o = g.chunk(4)
+        return Gauges(
+            h_norm=float(h0.norm()),
+            c_norm=float(c0.norm()),
+            saturated=float((h0.abs() > 0.95).float().mean()),
+            gate_i=float(torch.sigmoid(i).mean()),
+            gate_f=float(torch.sigmoid(f).mean()),
+            gate_o=float(torch.sigmoid(o).mean()),
+        )
 
 
 def build_model(config) -> FrequencyLSTM:

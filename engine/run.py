@@ -8,12 +8,11 @@ of rows (a chunk is kept near 50 ms), so a paused run uses no CPU.
 from __future__ import annotations
 
 import contextlib
-import math
 import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,9 @@ from engine import events as ev
 from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.evaluation import FrozenEval, evaluate
+from engine.evaluation import evaluate
+from engine.files import model_from, save_weights
+from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import train_set
 from engine.training import make_trainer
@@ -35,79 +36,32 @@ EMA_ROWS = 500  # smoothing window of the online-loss readout, in rows
 LEAK_MB_PER_10K = 5.0  # an RSS slope above this, held over 10,000+ rows, means a leak
 
 
-@dataclass
-class History:
-    """A run's metric history, kept in snapshots so a resumed run redraws its past.
-
-    `online` is the smoothed online loss (weights moving), thinned as it grows; `evals`
-    holds every frozen evaluation (weights fixed). The two are never mixed.
-    """
-
-    online: list[tuple[int, int, float]] = field(default_factory=list)  # (rows_total, block, loss)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    rows_total: int = 0
-    train_seconds: float = 0.0
-    max_points: int = 4000
-    _stride: int = 1
-    _skip: int = 0
-
-    def add_online(self, rows_total: int, block: int, loss: float) -> None:
-        self._skip += 1
-        if self._skip < self._stride:
-            return
-        self._skip = 0
-        self.online.append((rows_total, block, loss))
-        if len(self.online) > self.max_points:  # thin: keep every other point, log twice as rarely
-            self.online = self.online[::2]
-            self._stride *= 2
-
-    def add_eval(self, e: ev.EvalDone) -> None:
-        self.evals.append(
-            {
-                "epoch": e.epoch,
-                "row": e.row,
-                "rows_total": e.rows_total,
-                "train": e.train.to_dict(),
-                "test": e.test.to_dict(),
-            }
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "online": [list(p) for p in self.online],
-            "evals": [dict(e) for e in self.evals],
-            "rows_total": self.rows_total,
-            "train_seconds": self.train_seconds,
-            "stride": self._stride,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> History:
-        h = cls(
-            online=[(int(a), int(b), float(c)) for a, b, c in d.get("online", [])],
-            evals=list(d.get("evals", [])),
-            rows_total=int(d.get("rows_total", 0)),
-            train_seconds=float(d.get("train_seconds", 0.0)),
-        )
-        h._stride = int(d.get("stride", 1))
-        return h
+AUTOSAVE_MIN_ROWS = 20_000  # the least default autosave interval, in rows
+# RunConfig fields a resume may change: none of them changes the science of the run
+RESUMABLE_CHANGES = ("epochs",)
 
 
-def hidden_gauges(model: FrequencyLSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-    """‖h‖, ‖c‖, share of saturated units and mean i/f/o gates of the first stream."""
-    with torch.no_grad():
-        lstm = model.lstm
-        h0, c0 = h[0, 0], c[0, 0]
-        g = lstm.weight_ih_l0 @ x[0] + lstm.bias_ih_l0 + lstm.weight_hh_l0 @ h0 + lstm.bias_hh_l0
-        i, f, _, o = g.chunk(4)
-        return (
-            float(h0.norm()),
-            float(c0.norm()),
-            float((h0.abs() > 0.95).float().mean()),
-            float(torch.sigmoid(i).mean()),
-            float(torch.sigmoid(f).mean()),
-            float(torch.sigmoid(o).mean()),
-        )
+def default_autosave(rows_per_epoch: int) -> int:
+    """Every half epoch and at least every AUTOSAVE_MIN_ROWS rows: a method that trains a
+    whole window of rows per step (clock: 80,000) would otherwise save after every step."""
+    return max(AUTOSAVE_MIN_ROWS, rows_per_epoch // 2)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A read-only picture of a run for whoever shows it: where it stands and its past."""
+
+    config: RunConfig
+    backend: str  # the path that actually trains ("torch" or "fused")
+    state: ev.RunState
+    paused: bool
+    epoch: int  # 1-based epoch being trained (epochs + 1 once finished)
+    row: int  # rows done in that epoch
+    rows_per_epoch: int
+    finished: bool
+    rows_total: int
+    online: tuple[tuple[int, int, float], ...]  # (rows_total, block, smoothed online loss)
+    evals: tuple[EvalRecord, ...]  # every frozen evaluation, oldest first
 
 
 class TrainingRun:
@@ -115,7 +69,8 @@ class TrainingRun:
 
     Snapshots go to `sessions_root / run_id / latest.pt` (engine/sessions.py): on
     `save_snapshot()`, every `autosave_every` rows, and when the run ends if `save_on_end`.
-    `engine.sessions.run_from_snapshot` builds a run that continues one exactly.
+    `TrainingRun.resume` builds a run that continues one exactly. Building a run changes
+    no process-wide state: a resumed run's torch RNG state is set when its worker starts.
     """
 
     def __init__(
@@ -137,8 +92,9 @@ class TrainingRun:
         self.trainer: Trainer = make_trainer(self.model, self.config, train_set(self.config))
         if trainer_state is not None:
             self.trainer.load_state_dict(trainer_state)
-        if torch_rng is not None:  # a resumed run draws what the saved one would have drawn
-            torch.random.set_rng_state(torch_rng)
+        # a resumed run draws what the saved one would have drawn: the state is set on the
+        # process's torch RNG when the worker starts, and until then a capture saves it
+        self._torch_rng: torch.Tensor | None = None if torch_rng is None else torch_rng.clone()
         self.history = history if history is not None else History()
         self.sessions_root: Path = sessions.sessions_dir(sessions_root)
         self.run_id: str = run_id or sessions.new_run_id(self.config.method, self.sessions_root)
@@ -148,17 +104,139 @@ class TrainingRun:
         self.save_on_end = save_on_end
         self._last_save_rows = self.history.rows_total
         self._save_lock = threading.Lock()  # one snapshot write at a time
-        self.status = "ready"  # running, paused, evaluating, finished, stopped, failed
-        self.last_eval: FrozenEval | None = None
+        self.status = ev.RunState.READY
         self._state_check = state_check and trainer_state is None
         self._events: queue.SimpleQueue[ev.Event] = queue.SimpleQueue()
         self._running = threading.Event()  # cleared = paused
         self._running.set()
         self._stop = threading.Event()
         self._eval_request = threading.Event()
-        self._wake = threading.Event()  # wakes a paused worker: resume, stop, evaluate
+        self._wake = threading.Event()  # wakes a paused worker: unpause, stop, evaluate
         self._lock = threading.RLock()  # held while the weights or the trainer change
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def resume(
+        cls,
+        id_or_path: str | Path,
+        epochs: int | None = None,
+        *,
+        root: Path | None = None,
+        autosave_every: int | None = None,
+        save_on_end: bool = False,
+    ) -> TrainingRun:
+        """A run that continues a snapshot (a path, a session folder, a run id or a unique
+        prefix of one under `root`) exactly: weights, trainer state (optimizer, carried
+        state, position, its RNGs), torch RNG and history. `epochs` may raise the number
+        of epochs (never below those done); nothing else may change. It keeps the run id
+        and saves back into the same session folder."""
+        root = sessions.sessions_dir(root)
+        path = sessions.resolve(id_or_path, root)
+        obj = sessions.read_snapshot(path)
+        trainer_state = obj["trainer"]
+        config: RunConfig = obj["config"]
+        if epochs is not None and epochs != config.epochs:
+            done = int(trainer_state["epoch"])
+            if epochs < done:
+                raise FreqtuiError(
+                    f"--epochs {epochs}: {path} has already completed {done} epoch(s)"
+                )
+            config = config.replace(epochs=epochs).validated()
+        model = model_from(path, obj)
+        try:
+            history = History.from_dict(obj["history"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise FreqtuiError(f"{path}: incomplete snapshot (history unreadable: {exc})") from None
+        run_id = obj["run_id"]
+        # save back beside the file when it sits in its own session folder
+        home = path.parent.parent if path.parent.name == run_id else root
+        try:
+            run = cls(
+                config,
+                model=model,
+                trainer_state=trainer_state,
+                history=history,
+                run_id=run_id,
+                sessions_root=home,
+                autosave_every=autosave_every,
+                save_on_end=save_on_end,
+                torch_rng=obj["torch_rng"],
+            )
+        except FreqtuiError as exc:
+            raise FreqtuiError(f"{path}: {exc}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FreqtuiError(
+                f"{path}: the trainer state does not fit method {config.method!r} ({first[:160]})"
+            ) from None
+        run._check_trainer_fits(path)
+        return run
+
+    def _check_trainer_fits(self, path: Path) -> None:
+        """Shapes the trainer loaded must match the model: carried state and optimizer."""
+        config = self.config
+        h, c = self.trainer.carried_state
+        for name, t in (("h", h), ("c", c)):
+            if t.dim() != 3 or t.shape[0] != config.num_layers or t.shape[-1] != config.hidden_size:
+                raise FreqtuiError(
+                    f"{path}: incompatible carried state: {name} has shape {tuple(t.shape)}, a "
+                    f"model with {config.num_layers} layer(s) of hidden size "
+                    f"{config.hidden_size} needs ({config.num_layers}, batch, {config.hidden_size})"
+                )
+        optimizer = self.trainer.optimizer
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                for key, v in optimizer.state.get(p, {}).items():
+                    if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != p.shape:
+                        raise FreqtuiError(
+                            f"{path}: incompatible optimizer state: {key} has shape "
+                            f"{tuple(v.shape)} for a parameter of shape {tuple(p.shape)}"
+                        )
+
+    # ---- read-only view ----------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The path that actually trains: a method without the backend asked for (or
+        whose kernel is unavailable) trains on torch."""
+        return self.trainer.backend
+
+    @property
+    def rows_per_epoch(self) -> int:
+        return self.trainer.rows_per_epoch
+
+    @property
+    def finished(self) -> bool:
+        return self.trainer.finished
+
+    def view(self) -> RunView:
+        """Where the run stands and its past, consistent (taken between two chunks)."""
+        with self._lock:
+            tr, h = self.trainer, self.history
+            return RunView(
+                config=self.config,
+                backend=tr.backend,
+                state=self.status,
+                paused=self.paused,
+                epoch=tr.epoch + 1,
+                row=tr.row,
+                rows_per_epoch=tr.rows_per_epoch,
+                finished=tr.finished,
+                rows_total=h.rows_total,
+                online=tuple(h.online),
+                evals=tuple(h.evals),
+            )
+
+    def set_autosave(self, rows: int | None = None) -> None:
+        """Save every `rows` rows (0 = only when asked or at the end); None = the default
+        (`default_autosave`)."""
+        if rows is None:
+            rows = default_autosave(self.trainer.rows_per_epoch)
+        self.autosave_every = rows or None
+
+    def save_weights(self, path: Path) -> None:
+        """The trained weights with the config and history (kind "weights")."""
+        with self._lock:
+            save_weights(path, self.model, self.config, history=self.history.to_dict())
 
     # ---- controller ------------------------------------------------------------------
     def start(self) -> None:
@@ -170,7 +248,8 @@ class TrainingRun:
     def pause(self) -> None:
         self._running.clear()
 
-    def resume(self) -> None:
+    def unpause(self) -> None:
+        """Continue a paused run (`TrainingRun.resume` continues a saved one)."""
         self._running.set()
         self._wake.set()
 
@@ -179,7 +258,7 @@ class TrainingRun:
         if self._running.is_set():
             self.pause()
             return True
-        self.resume()
+        self.unpause()
         return False
 
     @property
@@ -226,7 +305,11 @@ class TrainingRun:
                 "config": self.config.to_dict(),
                 "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
                 "trainer": _clone(self.trainer.state_dict()),
-                "torch_rng": torch.random.get_rng_state(),
+                "torch_rng": (
+                    torch.random.get_rng_state()
+                    if self._torch_rng is None
+                    else self._torch_rng.clone()
+                ),
                 "history": self.history.to_dict(),
                 "rows_per_epoch": self.trainer.rows_per_epoch,
             }
@@ -254,12 +337,17 @@ class TrainingRun:
         `history.rows_total` means nothing new to save."""
         return self._last_save_rows
 
+    @property
+    def unsaved_rows(self) -> int:
+        """Rows trained since the last snapshot this run saved or was resumed from."""
+        return self.history.rows_total - self._last_save_rows
+
     def _save_quietly(self, reason: str) -> None:
         """A save the worker makes on its own: a failure warns, training goes on."""
         try:
             self.save_snapshot(reason)
         except FreqtuiError as exc:
-            self._emit(ev.Warning(f"snapshot not saved ({reason}): {exc}"))
+            self._emit(ev.RunWarning(f"snapshot not saved ({reason}): {exc}"))
 
     # ---- the worker --------------------------------------------------------------------
     def _emit(self, event: ev.Event) -> None:
@@ -267,24 +355,27 @@ class TrainingRun:
 
     def _work(self) -> None:
         torch.set_num_threads(1)  # an L = 1 step is far too small to split across threads
-        self.status = "running"
+        if self._torch_rng is not None:
+            with self._lock:
+                torch.random.set_rng_state(self._torch_rng)
+                self._torch_rng = None
+        self.status = ev.RunState.RUNNING
         try:
-            prepare = getattr(self.trainer, "prepare", None)
-            if prepare is not None:  # compile first, so the wait shows as its own step
-                self.status = "compiling"
-                prepare(self._emit)
+            if self.trainer.backend != "torch":  # compile first: the wait is its own step
+                self.status = ev.RunState.COMPILING
+            self.trainer.prepare(self._emit)
             if self._state_check:
-                self.status = "checking"
+                self.status = ev.RunState.CHECKING
                 check = self.trainer.state_check()
                 self._emit(
                     ev.StateCheckDone(check.passed, check.rows, check.rss_growth_mb, check.detail)
                 )
                 if not check.passed:
                     raise FreqtuiError(f"state check failed: {check.detail}")
-            self.status = "running"
+            self.status = ev.RunState.RUNNING
             self._loop()
         except Exception as exc:  # the app must stay up: a failure is an event
-            self.status = "failed"
+            self.status = ev.RunState.FAILED
             msg = str(exc) if isinstance(exc, FreqtuiError) else f"{type(exc).__name__}: {exc}"
             self._emit(ev.Failed(msg))
 
@@ -301,7 +392,7 @@ class TrainingRun:
             if self._stop.is_set():
                 break
             if not self._running.is_set():
-                self.status = "paused"
+                self.status = ev.RunState.PAUSED
                 self._emit(ev.Paused(tr.row))
                 while not self._running.is_set() and not self._stop.is_set():
                     self._wake.wait()
@@ -312,7 +403,7 @@ class TrainingRun:
                         mem.clear()
                 if self._stop.is_set():
                     break
-                self.status = "running"
+                self.status = ev.RunState.RUNNING
                 self._emit(ev.Resumed(tr.row))
             if self._eval_request.is_set():
                 self._eval_request.clear()
@@ -335,15 +426,12 @@ class TrainingRun:
                         w = 1 - (1 - 1 / EMA_ROWS) ** n
                         ema[b] = mean if ema[b] is None else ema[b] + w * (mean - ema[b])
                 w = 1 - (1 - 1 / EMA_ROWS) ** chunk.rows
+                # finite: a trainer refuses a non-finite loss before it moves the weights
                 ema_all = (
                     chunk.online_loss
                     if ema_all is None
                     else ema_all + w * (chunk.online_loss - ema_all)
                 )
-                if not math.isfinite(ema_all):
-                    raise FreqtuiError(
-                        f"online loss is {ema_all} at epoch {tr.epoch + 1}, row {tr.row}"
-                    )
                 epoch_loss_sum += float(chunk.loss_sum_by_block.sum())
                 epoch_rows += chunk.rows
                 with self._lock:
@@ -356,7 +444,7 @@ class TrainingRun:
                     self._emit(ev.EpochDone(tr.epoch + 1, epoch_loss_sum / epoch_rows))
                 epoch_loss_sum, epoch_rows = 0.0, 0
                 evals = self.history.evals
-                if not evals or evals[-1]["rows_total"] != self.history.rows_total:
+                if not evals or evals[-1].rows_total != self.history.rows_total:
                     self._evaluate()  # (a snapshot may hold this epoch's evaluation already)
                     mem.clear()
                 with self._lock:
@@ -369,18 +457,17 @@ class TrainingRun:
                 mem.clear()
         if self.save_on_end:
             self._save_quietly("end")
-        self.status = "finished" if tr.finished else "stopped"
+        self.status = ev.RunState.FINISHED if tr.finished else ev.RunState.STOPPED
         self._emit(ev.Finished(self.history.rows_total, stopped=not tr.finished))
 
     def _evaluate(self) -> None:
         previous = self.status
-        self.status = "evaluating"
+        self.status = ev.RunState.EVALUATING
         tr = self.trainer
         self._emit(ev.EvalStarted(tr.epoch + 1, tr.row))
         t0 = time.perf_counter()
         with self._lock:
             result = evaluate(self.model, self.config)
-        self.last_eval = result
         done = ev.EvalDone(
             epoch=tr.epoch + 1,
             row=tr.row,
@@ -391,7 +478,7 @@ class TrainingRun:
             test_outputs=result.test_outputs,
         )
         with self._lock:
-            self.history.add_eval(done)
+            self.history.add_eval(done.record)
         self._emit(done)
         self.status = previous
 
@@ -405,8 +492,7 @@ class TrainingRun:
             ys = np.array([m[1] for m in mem])
             slope = float(np.polyfit(xs, ys, 1)[0] * 10_000)
         span = mem[-1][0] - mem[0][0] if mem else 0
-        h, c = tr.carried_state
-        gauges = hidden_gauges(self.model, tr.last_input, h, c)
+        gauges = self.model.gauges(tr.last_input, tr.carried_state)
         return ev.StepStats(
             epoch=tr.epoch + 1,
             epochs=cfg.epochs,
@@ -422,12 +508,12 @@ class TrainingRun:
             rss_mb=rss,
             rss_slope_mb_per_10k=slope,
             leak_warning=span >= 10_000 and slope > LEAK_MB_PER_10K,
-            h_norm=gauges[0],
-            c_norm=gauges[1],
-            saturated=gauges[2],
-            gate_i=gauges[3],
-            gate_f=gauges[4],
-            gate_o=gauges[5],
+            h_norm=gauges.h_norm,
+            c_norm=gauges.c_norm,
+            saturated=gauges.saturated,
+            gate_i=gauges.gate_i,
+            gate_f=gauges.gate_f,
+            gate_o=gauges.gate_o,
             live_t=tuple(float(v) for v in chunk.live_t),
             live_target=tuple(float(v) for v in chunk.live_target),
             live_output=tuple(float(v) for v in chunk.live_output),

@@ -1,4 +1,5 @@
-"""The spec's signal generator (SPEC §1), the dataset row layout, and CSV export."""
+"""The spec's signal generator (SPEC §1), fresh noise draws by the same recipe, the RNG
+state helpers that keep those draws resumable, the dataset row layout, and CSV export."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import io
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from engine.config import RunConfig
+from engine.files import atomic_write_bytes
 
-CSV_HEADER = "t,S,C1,C2,C3,C4,target"
+NOISE_SPAWN_KEY = 7919  # mixed into a noise seed: the stream can never be default_rng(seed)
 
 
 @dataclass(frozen=True)
@@ -45,57 +48,77 @@ class SignalSet:
         return self.inputs().reshape(-1, 1 + self.n_blocks), self.targets.reshape(-1).copy()
 
 
-def generate(
-    seed: int,
-    *,
-    frequencies: tuple[float, ...] = (1.0, 3.0, 5.0, 7.0),
-    fs: float = 1000.0,
-    n_samples: int = 10_000,
-    amp_low: float = 0.8,
-    amp_high: float = 1.2,
-    phase_scale: float = 1.0,
-) -> SignalSet:
-    """Exactly SPEC §1: amplitudes drawn first, phases second, float64 until the cast."""
-    rng = np.random.default_rng(seed)
-    F = len(frequencies)
-    A = rng.uniform(amp_low, amp_high, size=(F, n_samples))
-    phi = rng.uniform(0.0, 2 * np.pi, size=(F, n_samples)) * phase_scale
-    t = np.arange(n_samples) / fs
-    f = np.asarray(frequencies, dtype=np.float64)[:, None]
-    S = np.mean(A * np.sin(2 * np.pi * f * t + phi), axis=0)
-    targets = np.sin(2 * np.pi * f * t)
+def _mixed(rng: np.random.Generator, config: RunConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The recipe of SPEC §1, in float64: amplitudes drawn first, phases second.
+    Returns S (n,) and the times and frequencies' clean sines (F, n)."""
+    F = config.n_blocks
+    A = rng.uniform(config.amp_low, config.amp_high, size=(F, n))
+    phi = rng.uniform(0.0, 2 * np.pi, size=(F, n)) * config.phase_scale
+    t = np.arange(n) / config.fs
+    f = np.asarray(config.frequencies, dtype=np.float64)[:, None]
+    return np.mean(A * np.sin(2 * np.pi * f * t + phi), axis=0), np.sin(2 * np.pi * f * t)
+
+
+def generate(seed: int, config: RunConfig | None = None, **changes: Any) -> SignalSet:
+    """Exactly SPEC §1 for `config` (default: the spec's own), with any RunConfig fields
+    in `changes`; float64 until the cast."""
+    config = (config or RunConfig()).replace(**changes) if changes else (config or RunConfig())
+    n = config.n_samples
+    S, targets = _mixed(np.random.default_rng(seed), config, n)
     return SignalSet(
-        t=t,
+        t=np.arange(n) / config.fs,
         S=S.astype(np.float32),
         targets=targets.astype(np.float32),
-        frequencies=tuple(float(x) for x in frequencies),
+        frequencies=tuple(float(x) for x in config.frequencies),
     )
 
 
-def for_config(config: RunConfig, seed: int, *, phase_scale: float | None = None) -> SignalSet:
-    """The set a config describes, for any seed (the train seed, the test seed, or fresh draws)."""
-    return _cached(
-        seed,
-        config.frequencies,
-        config.fs,
-        config.n_samples,
-        config.amp_low,
-        config.amp_high,
-        config.phase_scale if phase_scale is None else phase_scale,
-    )
+def fresh_signal_inputs(
+    rng: np.random.Generator, config: RunConfig, n_samples: int | None = None
+) -> np.ndarray:
+    """A fresh S (n,) float32 by the spec's recipe from `rng` (a noise generator)."""
+    n = config.n_samples if n_samples is None else n_samples
+    return _mixed(rng, config, n)[0].astype(np.float32)
+
+
+def noise_generator(seed: int) -> np.random.Generator:
+    """A trainer's own stream of fresh noise, never the train or test seed's."""
+    return np.random.default_rng([int(seed), NOISE_SPAWN_KEY])
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's state as plain Python values (loads with weights_only=True)."""
+    s = rng.bit_generator.state
+    return {
+        "bit_generator": s["bit_generator"],
+        "state": int(s["state"]["state"]),
+        "inc": int(s["state"]["inc"]),
+        "has_uint32": int(s["has_uint32"]),
+        "uinteger": int(s["uinteger"]),
+    }
+
+
+def set_rng_state(rng: np.random.Generator, d: dict[str, Any]) -> None:
+    rng.bit_generator.state = {
+        "bit_generator": d["bit_generator"],
+        "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+        "has_uint32": int(d["has_uint32"]),
+        "uinteger": int(d["uinteger"]),
+    }
+
+
+# the fields of a RunConfig that decide a set, besides its seed
+_SET_FIELDS = ("frequencies", "fs", "duration", "amp_low", "amp_high", "phase_scale")
+
+
+def for_config(config: RunConfig, seed: int) -> SignalSet:
+    """The set a config describes, for any seed (the train seed, the test seed)."""
+    return _cached(seed, *(getattr(config, f) for f in _SET_FIELDS))
 
 
 @lru_cache(maxsize=8)
-def _cached(seed, frequencies, fs, n_samples, amp_low, amp_high, phase_scale) -> SignalSet:
-    s = generate(
-        seed,
-        frequencies=frequencies,
-        fs=fs,
-        n_samples=n_samples,
-        amp_low=amp_low,
-        amp_high=amp_high,
-        phase_scale=phase_scale,
-    )
+def _cached(seed, *values) -> SignalSet:
+    s = generate(seed, RunConfig(**dict(zip(_SET_FIELDS, values, strict=True))))
     for a in (s.t, s.S, s.targets):
         a.setflags(write=False)  # shared through the cache: nobody may change it
     return s
@@ -120,8 +143,6 @@ def write_csv(signal: SignalSet, path: Path) -> None:
     t = np.tile(signal.t, F)
     table = np.column_stack([t, X, y])
     fmt = ["%.6g", "%.9g"] + ["%d"] * F + ["%.9g"]
-    from engine.sessions import atomic_write_bytes  # late import: sessions imports the model
-
     buf = io.StringIO()
     np.savetxt(buf, table, fmt=fmt, delimiter=",", header=header, comments="")
     atomic_write_bytes(Path(path), buf.getvalue().encode())

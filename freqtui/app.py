@@ -9,7 +9,6 @@ thread only.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,9 +21,10 @@ from textual.binding import Binding
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
+from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import SessionInfo, list_sessions, read_file, run_from_snapshot
-from freqtui.cli import set_autosave
+from engine.sessions import SessionInfo, list_sessions
+from freqtui.format import describe
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -109,36 +109,36 @@ class FreqtuiApp(App[int]):
 
     def _show_past(self) -> None:
         """A resumed run redraws its history; every run says where it starts."""
-        run, tr = self.training, self.training.trainer
-        self.status_bar.set_position(tr.epoch + 1, tr.row)
-        h = run.history
-        if h.online or h.evals:
-            self.loss_panel.load_history(h.online, h.evals)
-        cfg = self.config
+        view = self.training.view()
+        self.status_bar.set_position(view.epoch, view.row)
+        if view.online or view.evals:
+            self.loss_panel.load_history(view.online, view.evals)
+        cfg = view.config
         self.log_line(
-            f"{cfg.method} ({cfg.backend}), {cfg.epochs} epoch(s) of "
-            f"{tr.rows_per_epoch:,} rows, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
-            f"starting at epoch {tr.epoch + 1}, row {tr.row:,}"
+            f"{cfg.method} ({view.backend}), {cfg.epochs} epoch(s) of "
+            f"{view.rows_per_epoch:,} rows, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
+            f"starting at epoch {view.epoch}, row {view.row:,}"
         )
 
     # ---- events (UI thread only) -----------------------------------------------------
     def poll(self) -> None:
-        """Drain the run's events: each non-replaceable one in order, the newest StepStats."""
+        """Drain the run's events: each non-replaceable one in order, the newest progress."""
         if self._swapping:
             return
         self.handle_events(self.training.drain())
         self.status_bar.set_state(self.state_name())
 
     def handle_events(self, events: list[ev.Event], force: bool = False) -> None:
-        """Every event in order; the newest StepStats is shown at most STATS_HZ times a
-        second (or now, with `force`), a newer one replacing it meanwhile."""
+        """Every event in order; of the replaceable progress (StepStats) the newest is shown
+        at most STATS_HZ times a second (or now, with `force`), a newer one replacing it
+        meanwhile."""
         with self.batch_update():  # one screen update for all of it
             for e in events:
-                if isinstance(e, ev.StepStats):
+                if not e.replaceable:
+                    self.handle_event(e)
+                elif isinstance(e, ev.StepStats):
                     self._stats = e
                     self.plots_panel.add_live(e)  # every chunk's rows: no gaps in the view
-                else:
-                    self.handle_event(e)
             s, now = self._stats, time.monotonic()
             if s is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
                 self._stats, self._stats_shown_at = None, now
@@ -150,62 +150,34 @@ class FreqtuiApp(App[int]):
     def handle_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.StateCheckDone):
             self.memory_panel.set_check(e)
-            self.log_line(
-                f"state check {'passed' if e.passed else 'FAILED'}: {e.detail}",
-                "green" if e.passed else "bold red",
-            )
-        elif isinstance(e, ev.Compiling):
-            if e.done:
-                how = "loaded from cache" if e.cached else "compiled"
-                self.log_line(f"{e.backend} kernels {how} in {e.seconds:.1f} s")
-            else:
-                self.log_line(f"compiling the {e.backend} kernels (first run only)...")
-        elif isinstance(e, ev.EvalStarted):
-            self.log_line(f"frozen evaluation at epoch {e.epoch}, row {e.row:,}...")
         elif isinstance(e, ev.EvalDone):
-            self.loss_panel.add_eval(
-                {
-                    "epoch": e.epoch,
-                    "row": e.row,
-                    "train": e.train.to_dict(),
-                    "test": e.test.to_dict(),
-                }
-            )
+            self.loss_panel.add_eval(e.record)
             self.plots_panel.set_eval(e)
-            self.log_line(
-                f"frozen MSE (weights fixed) at epoch {e.epoch}, row {e.row:,}: "
-                f"train {e.train.overall:.4f}, test {e.test.overall:.4f}",
-                "bold cyan",
-            )
-        elif isinstance(e, ev.EpochDone):
-            self.log_line(
-                f"epoch {e.epoch} done: mean online loss (weights moving) {e.online_loss:.4f}"
-            )
-        elif isinstance(e, ev.Paused):
-            self.log_line(f"paused at row {e.row:,}", "yellow")
-        elif isinstance(e, ev.Resumed):
-            self.log_line(f"resumed at row {e.row:,}", "green")
-        elif isinstance(e, ev.SnapshotSaved):
-            self.log_line(f"snapshot saved ({e.reason}): {e.path}", "green")
-        elif isinstance(e, ev.Warning):
-            self.log_line(f"warning: {e.message}", "yellow")
-            self.notify(e.message, severity="warning")
-        elif isinstance(e, ev.Finished):
-            what = "stopped" if e.stopped else "finished"
-            self.log_line(f"training {what} after {e.rows_total:,} rows; q quits", "bold")
         elif isinstance(e, ev.Failed):
             self.failure = e.message
             self.exit_code = 1
-            self.log_line(f"FAILED: {e.message}", "bold red")
+        line = describe(e)
+        if line is not None:
+            text = f"{line.text}; q quits" if isinstance(e, ev.Finished) else line.text
+            self.log_line(text, line.style)
+        if isinstance(e, ev.RunWarning):
+            self.notify(e.message, severity="warning")
+        elif isinstance(e, ev.Failed):
             self.notify(e.message, title="training failed", severity="error", timeout=10)
 
     def state_name(self) -> str:
         if self.failure is not None:
             return "failed"
-        status = self.training.status
-        if self.training.paused and status in ("running", "compiling", "checking", "evaluating"):
+        state = self.training.status
+        busy = (
+            ev.RunState.RUNNING,
+            ev.RunState.COMPILING,
+            ev.RunState.CHECKING,
+            ev.RunState.EVALUATING,
+        )
+        if self.training.paused and state in busy:
             return "pausing"
-        return status
+        return state.value
 
     def log_line(self, message: str, style: str = "") -> None:
         self.event_log.add(message, style)
@@ -281,11 +253,11 @@ class FreqtuiApp(App[int]):
             return
         self._swapping = True  # no drain while the widgets are rebuilt
         try:
-            # stop and save first: building the new run sets the process's torch RNG,
-            # which the old run's snapshot must not pick up
+            # stop and save first: the chosen session may be this run's own, whose latest
+            # state the new run must continue
             self.stop_and_save("switch")
             try:
-                new = run_from_snapshot(
+                new = TrainingRun.resume(
                     info.path,
                     root=old.sessions_root,
                     autosave_every=old.autosave_every,
@@ -320,7 +292,7 @@ class FreqtuiApp(App[int]):
             return
         # the engine's own mark of what its last save held (a run resumed or saved and not
         # trained since is on disk already)
-        if self.failure is not None or run.last_saved_rows == run.history.rows_total:
+        if self.failure is not None or not run.unsaved_rows:
             return
         try:
             run.save_snapshot(reason)
@@ -336,17 +308,9 @@ class FreqtuiApp(App[int]):
         self.stop_run()  # however the app ends, the worker ends with it
 
 
-def run_app(args: argparse.Namespace, config: RunConfig) -> NoReturn:
-    """`freqtui` without a subcommand: open the console on a new or resumed run. Snapshots
-    go to --sessions (or $FREQTUI_SESSIONS, or ./sessions): every --autosave rows, at the
-    end of training and on q."""
-    root = getattr(args, "sessions", None)
-    resume = getattr(args, "resume", None)
-    if resume:
-        run = run_from_snapshot(resume, overrides=args, root=root, save_on_end=True)
-    else:
-        run = TrainingRun(config, sessions_root=root, save_on_end=True)
-    set_autosave(run, args)
+def run_app(run: TrainingRun) -> NoReturn:
+    """`freqtui` without a subcommand: open the console on a new or resumed run (the CLI
+    builds it, with its sessions folder and autosave)."""
     app = FreqtuiApp(run=run)
     try:
         code = int(app.run() or 0)

@@ -16,14 +16,17 @@ otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from engine.config import BACKENDS, RunConfig
+from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, registered_methods
 from engine.errors import FreqtuiError
+from engine.run import AUTOSAVE_MIN_ROWS, RESUMABLE_CHANGES, TrainingRun
+from engine.sessions import list_sessions, read_snapshot, resolve, sessions_dir
+from freqtui.format import eval_json, eval_table, sessions_table
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,48 +47,69 @@ def _option(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("run configuration (defaults: SPEC §1-2)")
-    g.add_argument("--epochs", type=int, help="epochs to train (default 1)")
-    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    g.add_argument("--method", help="training method (see `freqtui methods`)")
-    g.add_argument("--backend", choices=BACKENDS, help="fused (compiled) or torch (reference)")
-    g.add_argument(
-        "--phase-scale", type=float, help="phase noise scale (1.0 = the task as written)"
+def _spec_default(name: str) -> Any:
+    """A RunConfig field's default, read from the dataclass (the one home of defaults)."""
+    f = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _per_method(name: str) -> str:
+    """'the method's own: clock 20 (the default method), handoff 1, tbptt 1'."""
+    methods = sorted(registered_methods(), key=lambda m: (m.name != DEFAULT_METHOD, m.name))
+    each = ", ".join(
+        f"{m.name} {m.value(name):g}"
+        + (" (the default method)" if m.name == DEFAULT_METHOD else "")
+        for m in methods
     )
-    g.add_argument("--duration", type=float, help="seconds of signal per block (default 10)")
-    g.add_argument("--fs", type=float, help="sampling rate in Hz (default 1000)")
-    g.add_argument("--hidden", type=int, dest="hidden_size", help="LSTM hidden size (default 64)")
-    g.add_argument("--layers", type=int, dest="num_layers", help="LSTM layers (default 1)")
-    g.add_argument("--clip", type=float, help="gradient clipping by total norm (0 = off)")
-    g.add_argument("--seed", type=int, dest="torch_seed", help="seed of the weight init")
-    g.add_argument("--train-seed", type=int, help="noise seed of the train set (default 1)")
-    g.add_argument("--test-seed", type=int, help="noise seed of the test set (default 2)")
+    return f"default: the method's own: {each}"
+
+
+# (RunConfig field, flag, type, help); "%s" in a help is its default, from RunConfig or,
+# for lr, clip and epochs, from each method's declaration
+FLAGS: list[tuple[str, str, type, str]] = [
+    ("epochs", "--epochs", int, "epochs to train (%s)"),
+    ("lr", "--lr", float, "Adam learning rate (%s)"),
+    ("method", "--method", str, "training method (default %s; see `freqtui methods`)"),
+    (
+        "backend",
+        "--backend",
+        str,
+        "fused (compiled) or torch (reference), where the method has it (default %s)",
+    ),
+    ("phase_scale", "--phase-scale", float, "phase noise scale (default %s: the task as written)"),
+    ("duration", "--duration", float, "seconds of signal per block (default %s)"),
+    ("fs", "--fs", float, "sampling rate in Hz (default %s)"),
+    ("hidden_size", "--hidden", int, "LSTM hidden size (default %s)"),
+    ("num_layers", "--layers", int, "LSTM layers (default %s)"),
+    ("clip", "--clip", float, "gradient clipping by total norm, 0 = off (%s)"),
+    ("torch_seed", "--seed", int, "seed of the weight init (default %s)"),
+    ("train_seed", "--train-seed", int, "noise seed of the train set (default %s)"),
+    ("test_seed", "--test-seed", int, "noise seed of the test set (default %s)"),
+]
+FIELDS = [f for f, *_ in FLAGS]
+FLAG_OF = {f: flag for f, flag, *_ in FLAGS}
+
+
+def _help(field: str, text: str) -> str:
+    if field in METHOD_FIELDS:
+        return text % _per_method(field)
+    default = _spec_default(field)
+    return text % (f"{default:g}" if isinstance(default, float) else default)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run configuration (defaults: SPEC §1-2 and each method's own)")
+    for field, flag, kind, text in FLAGS:
+        extra: dict[str, Any] = {"choices": BACKENDS} if field == "backend" else {}
+        g.add_argument(flag, type=kind, dest=field, help=_help(field, text), **extra)
     g.add_argument(
         "--option",
         "-O",
         type=_option,
         action="append",
         metavar="KEY=VALUE",
-        help="a method-specific option (repeatable)",
+        help="a method-specific option, repeatable (`freqtui methods` lists them)",
     )
-
-
-FIELDS = [
-    "epochs",
-    "lr",
-    "method",
-    "backend",
-    "phase_scale",
-    "duration",
-    "fs",
-    "hidden_size",
-    "num_layers",
-    "clip",
-    "torch_seed",
-    "train_seed",
-    "test_seed",
-]
 
 
 def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -98,18 +122,33 @@ def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunC
     return base.replace(**changes).validated()
 
 
+def resumed_run(
+    id_or_path: str | Path, args: argparse.Namespace, root: Path | None = None, **kw: Any
+) -> TrainingRun:
+    """`TrainingRun.resume` with the command line's flags: a flag that would change the
+    science of the saved run is refused, naming it; --epochs may grow."""
+    path = resolve(id_or_path, sessions_dir(root))
+    config = read_snapshot(path)["config"]
+    for field in FIELDS:
+        value = getattr(args, field, None)
+        if value is None or value == getattr(config, field) or field in RESUMABLE_CHANGES:
+            continue
+        allowed = ", ".join(FLAG_OF[n] for n in RESUMABLE_CHANGES)
+        raise FreqtuiError(
+            f"{FLAG_OF[field]} cannot change when resuming {path} (it was trained with "
+            f"{getattr(config, field)!r}); only {allowed} may change; start a new run for "
+            "another setting"
+        )
+    options = getattr(args, "option", None)
+    if options and {**config.options, **dict(options)} != config.options:
+        raise FreqtuiError(
+            f"--option cannot change when resuming {path} (it was trained with "
+            f"{config.options or 'no options'}); start a new run for other options"
+        )
+    return TrainingRun.resume(path, getattr(args, "epochs", None), root=root, **kw)
+
+
 SESSIONS_HELP = "sessions folder (default: $FREQTUI_SESSIONS, else ./sessions)"
-AUTOSAVE_ROWS = 20_000  # the least default autosave interval, in rows
-
-
-def set_autosave(run, args: argparse.Namespace) -> None:
-    """--autosave ROWS (0 = only at the end), or by default every half epoch and at least
-    every AUTOSAVE_ROWS rows: a method that trains a whole window of rows per step (clock:
-    80,000) would otherwise save after every step."""
-    rows = getattr(args, "autosave", None)
-    if rows is None:
-        rows = max(AUTOSAVE_ROWS, run.trainer.rows_per_epoch // 2)
-    run.autosave_every = rows or None
 
 
 def add_sessions_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -130,7 +169,7 @@ def add_autosave_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
         metavar="ROWS",
         help=(
             f"save a snapshot every ROWS rows (default: every half epoch, at least "
-            f"{AUTOSAVE_ROWS:,} rows; 0 = only at the end)"
+            f"{AUTOSAVE_MIN_ROWS:,} rows; 0 = only at the end)"
         ),
         default=None if top else argparse.SUPPRESS,
     )
@@ -170,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="folder for the report files")
     add_sessions_flag(r)
 
-    sub.add_parser("methods", help="list the training methods")
+    sub.add_parser("methods", help="list the training methods, their defaults and their -O options")
     return p
 
 
@@ -194,23 +233,41 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sessions":
         return cmd_sessions(args)
     if args.command == "report":
-        from freqtui.report import cmd_report
-
         return cmd_report(args)
     if args.command == "methods":
-        from engine.training import get_method, method_names
-
-        for name in method_names():
-            print(f"{name:12s} {get_method(name).description}")
+        print(methods_text())
         return 0
+    config = config_from(args)  # bad flags fail here, before the console opens
+    root = getattr(args, "sessions", None)
+    resume = getattr(args, "resume", None)
+    if resume:
+        run = resumed_run(resume, args, root, save_on_end=True)
+    else:
+        run = TrainingRun(config, sessions_root=root, save_on_end=True)
+    run.set_autosave(getattr(args, "autosave", None))
     if args.command == "train" and args.headless:
         from freqtui.headless import train_headless
 
-        return train_headless(args)
-    config = config_from(args)  # bad flags fail here, before the console opens
+        return train_headless(run, args.out, resumed=bool(resume))
     from freqtui.app import run_app
 
-    return run_app(args, config)
+    return run_app(run)
+
+
+def methods_text() -> str:
+    """Every method: its description, its own lr, clip and epochs, its backends and its
+    `-O` options with their defaults (as engine.training declares them)."""
+    lines = []
+    for m in sorted(registered_methods(), key=lambda m: (m.name != DEFAULT_METHOD, m.name)):
+        mark = "  (the default method)" if m.name == DEFAULT_METHOD else ""
+        lines.append(f"{m.name}{mark}: {m.description}")
+        lines.append(
+            f"    defaults: lr {m.lr:g}, clip {m.clip:g}, epochs {m.epochs}; "
+            f"backends: {', '.join(m.backends)}"
+        )
+        opts = " ".join(f"{k}={v}" for k, v in m.options.items()) or "none"
+        lines.append(f"    options (-O KEY=VALUE): {opts}")
+    return "\n".join(lines)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -226,38 +283,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def eval_table(train, test, frequencies) -> str:
-    """The frozen-MSE table, labelled as what it is."""
-    heads = "".join(f"{f'f={f:g} Hz':>10}" for f in frequencies)
-    lines = [f"{'frozen MSE (weights fixed)':28}{'overall':>10}{heads}"]
-    for label, m in (("train (seed set 1)", train), ("test  (seed set 2)", test)):
-        cells = "".join(f"{v:10.4f}" for v in m.per_block)
-        lines.append(f"  {label:26}{m.overall:10.4f}{cells}")
-    return "\n".join(lines)
-
-
-def eval_json(path: Path, config, result) -> dict[str, Any]:
-    """What `eval --json` prints and `report` writes as metrics.json: frozen MSE only."""
-    return {
-        "path": str(path),
-        "kind": "frozen_mse",
-        "train": result.train.to_dict(),
-        "test": result.test.to_dict(),
-        "frequencies": list(config.frequencies),
-        "config": config.to_dict(),
-    }
-
-
 def resolve_path(args: argparse.Namespace) -> Path:
     """The file a PATH|ID argument names, sessions looked up in --sessions."""
-    from engine.sessions import resolve, sessions_dir
-
     return resolve(args.path, sessions_dir(getattr(args, "sessions", None)))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from engine.evaluation import evaluate
-    from engine.sessions import load_model
+    from engine.files import load_model
 
     path = resolve_path(args)
     config, model = load_model(path)
@@ -271,8 +304,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from engine.sessions import list_sessions, sessions_dir
-
     root = sessions_dir(getattr(args, "sessions", None))
     infos = list_sessions(root)
     if args.json:
@@ -289,39 +320,13 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-def sessions_table(infos) -> str:
-    """The session list; the MSE columns are the last frozen evaluation (weights fixed)."""
+def cmd_report(args: argparse.Namespace) -> int:
+    from freqtui.report import write_report
 
-    def mse(v: float | None) -> str:
-        return "-" if v is None else f"{v:.4f}"
-
-    width = max(24, *(len(i.id) for i in infos))
-    lines = [
-        f"{'id':{width}}  {'method':10} {'epoch':>7} {'row':>15}  "
-        f"{'frozen MSE train':>16} {'test':>8}  saved at"
-    ]
-    for i in infos:
-        if i.error:
-            lines.append(f"{i.id:{width}}  unreadable: {i.error}")
-            continue
-        done = " done" if i.finished else ""
-        lines.append(
-            f"{i.id:{width}}  {i.method:10} {f'{i.epoch}/{i.epochs}':>7} "
-            f"{f'{i.row:,}/{i.rows_per_epoch:,}':>15}  {mse(i.frozen_mse_train):>16} "
-            f"{mse(i.frozen_mse_test):>8}  {i.saved_at}{done}"
-        )
-    return "\n".join(lines)
-
-
-def fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "--:--"
-    s = int(s)
-    return (
-        f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
-        if s >= 3600
-        else f"{s // 60:02d}:{s % 60:02d}"
-    )
+    path = resolve_path(args)
+    for p in write_report(path, args.out):
+        print(f"wrote {p}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ engine/, because a figure is presentation.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 from pathlib import Path
@@ -16,29 +15,18 @@ import numpy as np
 
 from engine.errors import FreqtuiError
 from engine.evaluation import FrozenEval, evaluate
-from engine.sessions import atomic_write_bytes, load_model
+from engine.files import atomic_write_bytes, load_model
 from engine.signals import SignalSet, test_set
+from freqtui.format import eval_json
 
 GRAPH1 = "graph1_test_f2.png"
 GRAPH2 = "graph2_test_all_frequencies.png"
 METRICS = "metrics.json"
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from freqtui.cli import resolve_path
-
-    path = resolve_path(args)
-    written = write_report(path, args.out)
-    for p in written:
-        print(f"wrote {p}")
-    return 0
-
-
 def write_report(path: Path, out: Path) -> list[Path]:
     """Read a snapshot or weights file, evaluate it frozen, and write the three files.
     The file is read and checked before anything is written."""
-    from freqtui.cli import eval_json
-
     config, model = load_model(path)
     out = Path(out)
     if out.exists() and not out.is_dir():

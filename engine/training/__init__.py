@@ -1,44 +1,38 @@
-"""Training methods, one module each, all sharing the contract in `base.py`."""
+"""Training methods, one module each, all sharing the contract in `base.py`; fused
+kernels in `kernels/`.
+
+Importing this package files every method's defaults and options with engine/config.py
+(`engine/__init__.py` imports it, so a RunConfig always finds them).
+"""
 
 from __future__ import annotations
 
-import importlib
-
+from engine.config import RunConfig, register_method
 from engine.errors import FreqtuiError
+from engine.model import FrequencyLSTM
+from engine.signals import SignalSet
+from engine.training.base import Trainer
+from engine.training.clock import ClockTrainer
+from engine.training.handoff import HandoffTrainer
+from engine.training.tbptt import TbpttTrainer
 
-# every method module; each defines one Trainer subclass with a unique `method` name
-_MODULES = ("handoff", "tbptt", "clock")  # add new method modules here
-_METHODS: dict = {}
-
-
-def _load() -> dict:
-    if not _METHODS:
-        from engine.training.base import Trainer
-
-        for name in _MODULES:
-            module = importlib.import_module(f"engine.training.{name}")
-            for obj in vars(module).values():
-                if (
-                    isinstance(obj, type)
-                    and issubclass(obj, Trainer)
-                    and obj is not Trainer
-                    and getattr(obj, "method", None)
-                    and obj.__module__ == module.__name__
-                ):
-                    _METHODS[obj.method] = obj
-    return _METHODS
+# every method; each is one Trainer subclass with a unique `method` name
+_METHODS: dict[str, type[Trainer]] = {
+    cls.method: cls for cls in (HandoffTrainer, TbpttTrainer, ClockTrainer)
+}
+for _cls in _METHODS.values():
+    register_method(_cls.registration())
 
 
 def method_names() -> list[str]:
-    return sorted(_load())
+    return sorted(_METHODS)
 
 
-def get_method(name: str):
-    methods = _load()
-    if name not in methods:
-        raise FreqtuiError(f"unknown method {name!r}: choose one of {', '.join(sorted(methods))}")
-    return methods[name]
+def get_method(name: str) -> type[Trainer]:
+    if name not in _METHODS:
+        raise FreqtuiError(f"unknown method {name!r}: choose one of {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]
 
 
-def make_trainer(model, config, train):
+def make_trainer(model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> Trainer:
     return get_method(config.method)(model, config, train)

@@ -1,13 +1,18 @@
 """The contract every training method shares.
 
-A trainer owns the optimizer, the carried (h, c) state and its position (epoch, row);
-the model's weights belong to the model. `train_rows(n)` trains at most n rows (never
-across an epoch boundary) and returns a `Chunk` of online-loss figures. Everything needed
-to continue exactly lives in `state_dict()`: tensors and plain Python values only, so a
-snapshot loads with `torch.load(weights_only=True)`.
+The base owns what every method shares: the optimizer (Adam over the model's
+parameters at `config.lr`), the carried (h, c) state, the position (epoch, row), the one
+optimizer step (which refuses a non-finite loss: the one divergence check), `Chunk`
+building, `prepare()` and the state check; the model's weights belong to the model.
+`train_rows(n)` trains at most n rows (never across an epoch boundary) and returns a
+`Chunk` of online-loss figures. Everything needed to continue exactly lives in
+`state_dict()`: tensors and plain Python values only, so a snapshot loads with
+`torch.load(weights_only=True)`.
 
-To add a method: subclass `Trainer`, set `method`, and list the module in
-`engine/training/__init__.py`.
+A method declares, once, on its class: `method`, `description`, `DEFAULTS` (lr, clip,
+epochs), `OPTIONS` (`-O KEY=VALUE` and their defaults) and `BACKENDS`. To add one:
+subclass `Trainer` and list its module in `engine/training/__init__.py`, which files
+those declarations with engine/config.py.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from engine.config import RunConfig
+from engine import events as ev
+from engine.config import MethodDefaults, RunConfig
 from engine.errors import FreqtuiError, TrainingDiverged
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
@@ -45,6 +52,27 @@ class Chunk:
     def online_loss(self) -> float:
         return float(self.loss_sum_by_block.sum() / max(1, self.rows_by_block.sum()))
 
+    @classmethod
+    def of(
+        cls,
+        loss_sum_by_block: np.ndarray,
+        rows_by_block: np.ndarray,
+        block: int,
+        live: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> Chunk:
+        """A chunk from per-block sums and the rows trained (time, target, output), of
+        which the last LIVE_ROWS are kept for the live plot."""
+        t, target, output = live if live is not None else (np.zeros(0),) * 3
+        return cls(
+            rows=int(rows_by_block.sum()),
+            loss_sum_by_block=loss_sum_by_block,
+            rows_by_block=rows_by_block,
+            block=block,
+            live_t=t[-LIVE_ROWS:],
+            live_target=target[-LIVE_ROWS:],
+            live_output=output[-LIVE_ROWS:],
+        )
+
 
 @dataclass(frozen=True)
 class StateCheck:
@@ -60,14 +88,23 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+Emit = Callable[[ev.Event], None]
+
+
 class Trainer(ABC):
     method: ClassVar[str]
     description: ClassVar[str] = ""
+    # the method's own lr, clip (by total norm; 0 = off) and epochs: RunConfig's defaults
+    DEFAULTS: ClassVar[dict[str, Any]]
+    # a method's options (`-O KEY=VALUE`) and their defaults
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+    # the backends a method has; asked for another, it trains on torch
+    BACKENDS: ClassVar[tuple[str, ...]] = ("torch",)
     # rows per call in the state check; methods whose state holds a graph inside a chunk
     # (gradients across rows) check at their own update boundary
     check_chunk: ClassVar[int] = 1
-    # a method's options (`-O KEY=VALUE`) and their defaults
-    OPTIONS: ClassVar[dict[str, Any]] = {}
+    # streams the carried (h, c) holds: 1, or one per frequency block
+    state_batch: ClassVar[str] = "one"
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         self.model = model
@@ -75,6 +112,27 @@ class Trainer(ABC):
         self.train_signal = train
         self.epoch = 0  # epochs completed
         self.row = 0  # rows done in the current epoch
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.h, self.c = model.init_hidden(self._state_streams())
+        self.backend = "torch"  # the path that runs; a method with more sets it
+        self.backend_note = ""  # why the backend asked for does not run, if it does not
+
+    @classmethod
+    def registration(cls) -> MethodDefaults:
+        """The method as engine/config.py files it."""
+        return MethodDefaults(
+            name=cls.method,
+            description=cls.description,
+            lr=float(cls.DEFAULTS["lr"]),
+            clip=float(cls.DEFAULTS["clip"]),
+            epochs=int(cls.DEFAULTS["epochs"]),
+            options=dict(cls.OPTIONS),
+            backends=cls.BACKENDS,
+            validate=cls.validate_options,
+        )
+
+    def _state_streams(self) -> int:
+        return self.config.n_blocks if self.state_batch == "blocks" else 1
 
     # ---- what a method must provide -------------------------------------------------
     @abstractmethod
@@ -83,15 +141,21 @@ class Trainer(ABC):
 
     @property
     @abstractmethod
-    def carried_state(self) -> State:
-        """The (h, c) carried to the next row, (layers, batch, hidden)."""
-
-    @property
-    @abstractmethod
     def last_input(self) -> torch.Tensor:
         """The input rows (batch, features) that produced the carried state."""
 
     # ---- shared ---------------------------------------------------------------------
+    @property
+    def carried_state(self) -> State:
+        """The (h, c) carried to the next row, (layers, batch, hidden)."""
+        return self.h, self.c
+
+    def prepare(self, emit: Emit) -> None:
+        """Before the first row, on the worker: compile or load a backend's kernels,
+        emitting what takes time or what the user should know. Nothing by default."""
+        if self.backend_note:
+            emit(ev.RunWarning(self.backend_note))
+
     @classmethod
     def validate_options(cls, config: RunConfig) -> None:
         """Raise FreqtuiError for option names this method does not have; methods with
@@ -183,10 +247,7 @@ class Trainer(ABC):
         weights), back-propagate, clip by total norm if configured, update. Returns the
         loss value. Expects `self.optimizer` over the model's parameters."""
         value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"online loss became {value} at epoch {self.epoch + 1}, row {row}"
-            )
+        self.refuse_non_finite(value, row)
         self.optimizer.zero_grad()
         loss.backward()
         if self.config.clip > 0:
@@ -195,6 +256,14 @@ class Trainer(ABC):
             )
         self.optimizer.step()
         return value
+
+    def refuse_non_finite(self, value: float, row: int) -> None:
+        """The divergence check every path shares: raise before a non-finite loss moves
+        the weights."""
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"online loss became {value} at epoch {self.epoch + 1}, row {row}"
+            )
 
     def end_epoch(self) -> None:
         """Called by the run when `row` reaches `rows_per_epoch`."""

@@ -34,17 +34,22 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.model import FrequencyLSTM, State
-from engine.signals import SignalSet
+from engine.model import FrequencyLSTM
+from engine.signals import (
+    SignalSet,
+    fresh_signal_inputs,
+    noise_generator,
+    rng_state,
+    set_rng_state,
+)
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
-from engine.training.tbptt import fresh_signal_inputs, noise_generator, rng_state, set_rng_state
 
 EMA = 0.9  # smoothing of the per-block loss that gates the curriculum
 
@@ -52,7 +57,8 @@ EMA = 0.9  # smoothing of the per-block loss that gates the curriculum
 class ClockTrainer(Trainer):
     method = "clock"
     description = "full BPTT from t=0 over a growing horizon, S-amplitude curriculum, fresh noise"
-    OPTIONS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 3e-3, "clip": 1.0, "epochs": 20}
+    OPTIONS: ClassVar[dict[str, Any]] = {
         "t0": 1000,
         "grow": 1.5,
         "thr": 0.04,
@@ -68,6 +74,7 @@ class ClockTrainer(Trainer):
         "epoch_sets": 50,
         "anneal": 1,
     }
+    state_batch = "blocks"  # one carried stream per frequency block
     INTS = ("t0", "min_steps", "draws", "noise_seed", "epoch_sets", "anneal")
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
@@ -78,7 +85,6 @@ class ClockTrainer(Trainer):
         self.targets = torch.from_numpy(np.array(train.targets, dtype=np.float32))  # (F, N)
         self.t = train.t
         self.rng = noise_generator(o["noise_seed"])
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.horizon = min(N, o["t0"])
         self.amp = float(o["amp0"])
         self.ema: np.ndarray | None = None
@@ -86,7 +92,6 @@ class ClockTrainer(Trainer):
         self.done_at: int | None = None  # run position (rows) when the curriculum finished
         self.steps = 0
         self.initialised = False  # the forget-bias recipe is applied before the first step
-        self.h, self.c = model.init_hidden(config.n_blocks)
         self._last_x = torch.zeros(config.n_blocks, 1 + config.n_blocks)
         self._set_lr()
 
@@ -125,10 +130,6 @@ class ClockTrainer(Trainer):
     @property
     def rows_per_epoch(self) -> int:
         return int(self.o["epoch_sets"]) * self.config.rows_per_set
-
-    @property
-    def carried_state(self) -> State:
-        return self.h, self.c
 
     @property
     def last_input(self) -> torch.Tensor:
@@ -247,15 +248,7 @@ class ClockTrainer(Trainer):
             T = out.shape[1]
             keep = slice(max(0, T - LIVE_ROWS), T)
             live = (self.t[keep], y[block, keep].numpy(), out[block, keep].numpy())
-        return Chunk(
-            rows=done,
-            loss_sum_by_block=loss_sum,
-            rows_by_block=counts,
-            block=block,
-            live_t=live[0],
-            live_target=live[1],
-            live_output=live[2],
-        )
+        return Chunk.of(loss_sum, counts, block, live)
 
     # ---- snapshots ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -5,11 +5,13 @@ backward/step, so no gradient ever crosses a row. Its online loss falls while it
 MSE stays near 0.5 (SPEC §4): it is here as the documented baseline.
 
 Two backends do the same arithmetic: `torch` is the readable reference below; `fused`
-runs a block of rows per call through a compiled kernel (engine/training/fused_kernel.py)
+runs a block of rows per call through a compiled kernel (engine/training/kernels/handoff.py)
 that writes the model's parameters and this trainer's torch Adam state in place.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,16 +19,17 @@ import torch.nn.functional as F
 
 from engine import events as ev
 from engine.config import RunConfig
-from engine.errors import TrainingDiverged
-from engine.model import FrequencyLSTM, State
+from engine.model import FrequencyLSTM
 from engine.signals import SignalSet
-from engine.training import fused_kernel
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
+from engine.training.kernels import handoff as fused_kernel
 
 
 class HandoffTrainer(Trainer):
     method = "handoff"
     description = "the hand-off's pattern: L=1, batch 1, state detached every row (SPEC §2)"
+    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 1e-3, "clip": 0.0, "epochs": 1}
+    BACKENDS = ("torch", "fused")
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -34,10 +37,6 @@ class HandoffTrainer(Trainer):
         self.x = torch.from_numpy(X)  # (rows, 1 + F)
         self.y = torch.from_numpy(y)  # (rows,)
         self.t = np.tile(train.t, train.n_blocks)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        self.h, self.c = model.init_hidden(1)
-        self.backend = "torch"
-        self.backend_note = ""  # why "fused" was asked for but torch runs, if it was
         self._fused: fused_kernel.FusedStepper | None = None
         if config.backend == "fused":
             try:
@@ -48,23 +47,13 @@ class HandoffTrainer(Trainer):
 
     def prepare(self, emit) -> None:
         """Before the first row: compile (or load) the fused kernel as a visible step."""
-        if self.backend_note:
-            emit(ev.Warning(self.backend_note))
+        super().prepare(emit)
         if self._fused is None:
             return
         if not fused_kernel.is_compiled():
             emit(ev.Compiling("fused", done=False))
         info = fused_kernel.warm_up()
         emit(ev.Compiling("fused", done=True, seconds=info.seconds, cached=info.from_cache))
-
-    @property
-    def gate_means(self) -> tuple[float, float, float, float] | None:
-        """Mean i, f, g, o gates of the last row the fused kernel trained (None on torch)."""
-        return self._fused.gate_means if self._fused is not None else None
-
-    @property
-    def carried_state(self) -> State:
-        return self.h, self.c
 
     @property
     def last_input(self) -> torch.Tensor:
@@ -101,12 +90,8 @@ class HandoffTrainer(Trainer):
         rows = slice(start, start + n)
         block = self._fused.train_block(self.x.numpy()[rows], self.y.numpy()[rows], self.h, self.c)
         if block.diverged:
-            r = start + block.rows
-            self.row = r
-            raise TrainingDiverged(
-                f"online loss became {float(block.losses[block.rows])} "
-                f"at epoch {self.epoch + 1}, row {r}"
-            )
+            self.row = start + block.rows
+            self.refuse_non_finite(float(block.losses[block.rows]), self.row)
         return block.losses, block.outputs
 
     @staticmethod
@@ -121,13 +106,8 @@ class HandoffTrainer(Trainer):
         blocks = rows // N
         loss_sum = np.bincount(blocks, weights=losses, minlength=nb)[:nb]
         counts = np.bincount(blocks, minlength=nb)[:nb]
-        keep = slice(max(0, len(rows) - LIVE_ROWS), len(rows))
-        return Chunk(
-            rows=len(losses),
-            loss_sum_by_block=loss_sum,
-            rows_by_block=counts,
-            block=int(blocks[-1]) if len(rows) else min(nb - 1, start // N),
-            live_t=self.t[rows[keep]],
-            live_target=self.y.numpy()[rows[keep]],
-            live_output=outputs[keep],
+        block = int(blocks[-1]) if len(rows) else min(nb - 1, start // N)
+        live = rows[-LIVE_ROWS:]
+        return Chunk.of(
+            loss_sum, counts, block, (self.t[live], self.y.numpy()[live], outputs[-LIVE_ROWS:])
         )

@@ -22,62 +22,34 @@ carried state between calls never holds autograd history and a snapshot resumes 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.model import FrequencyLSTM, State
-from engine.signals import SignalSet
-from engine.training.base import LIVE_ROWS, Chunk, Trainer
-
-NOISE_SPAWN_KEY = 7919  # mixed into the noise seed: the stream can never be default_rng(seed)
-
-
-def fresh_signal_inputs(
-    rng: np.random.Generator, config: RunConfig, n_samples: int | None = None
-) -> np.ndarray:
-    """A fresh S (n,) by the spec's recipe (amplitudes, then phases) from `rng`."""
-    n = config.n_samples if n_samples is None else n_samples
-    F = config.n_blocks
-    A = rng.uniform(config.amp_low, config.amp_high, size=(F, n))
-    phi = rng.uniform(0.0, 2 * np.pi, size=(F, n)) * config.phase_scale
-    t = np.arange(n) / config.fs
-    f = np.asarray(config.frequencies, dtype=np.float64)[:, None]
-    return np.mean(A * np.sin(2 * np.pi * f * t + phi), axis=0).astype(np.float32)
-
-
-def noise_generator(seed: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), NOISE_SPAWN_KEY])
-
-
-def rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    """The generator's state as plain Python values (loads with weights_only=True)."""
-    s = rng.bit_generator.state
-    return {
-        "bit_generator": s["bit_generator"],
-        "state": int(s["state"]["state"]),
-        "inc": int(s["state"]["inc"]),
-        "has_uint32": int(s["has_uint32"]),
-        "uinteger": int(s["uinteger"]),
-    }
-
-
-def set_rng_state(rng: np.random.Generator, d: dict[str, Any]) -> None:
-    rng.bit_generator.state = {
-        "bit_generator": d["bit_generator"],
-        "state": {"state": int(d["state"]), "inc": int(d["inc"])},
-        "has_uint32": int(d["has_uint32"]),
-        "uinteger": int(d["uinteger"]),
-    }
+from engine.model import FrequencyLSTM
+from engine.signals import (
+    SignalSet,
+    fresh_signal_inputs,
+    noise_generator,
+    rng_state,
+    set_rng_state,
+)
+from engine.training.base import Chunk, Trainer
 
 
 class TbpttTrainer(Trainer):
     method = "tbptt"
     description = "truncated BPTT: rows in time order, gradients through the last K rows"
-    OPTIONS = {"k": 200, "reset": "block", "noise": "fresh", "noise_seed": 1000}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 1e-3, "clip": 1.0, "epochs": 1}
+    OPTIONS: ClassVar[dict[str, Any]] = {
+        "k": 200,
+        "reset": "block",
+        "noise": "fresh",
+        "noise_seed": 1000,
+    }
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -89,9 +61,7 @@ class TbpttTrainer(Trainer):
         self.rng = noise_generator(int(o["noise_seed"]))
         self.targets = torch.from_numpy(np.array(train.targets, dtype=np.float32))  # (F, N)
         self.t = train.t
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.S = torch.from_numpy(np.array(train.S, dtype=np.float32))
-        self.h, self.c = model.init_hidden(1)
         self._last_x = torch.zeros(1, 1 + config.n_blocks)
         self._new_epoch_noise()
 
@@ -113,10 +83,6 @@ class TbpttTrainer(Trainer):
             raise FreqtuiError(f"tbptt option noise_seed must be >= 0, got {seed}")
 
     # ---- the contract ---------------------------------------------------------------
-    @property
-    def carried_state(self) -> State:
-        return self.h, self.c
-
     @property
     def last_input(self) -> torch.Tensor:
         return self._last_x
@@ -165,18 +131,8 @@ class TbpttTrainer(Trainer):
             live.append((self.t[t0 : t0 + n], y.numpy(), out.detach()[0, :, 0].numpy()))
             self.row += n
             done += n
-        t_, y_, o_ = (np.concatenate(a) if a else np.zeros(0) for a in zip(*live, strict=False))
-        if not live:
-            t_ = y_ = o_ = np.zeros(0)
-        return Chunk(
-            rows=done,
-            loss_sum_by_block=loss_sum,
-            rows_by_block=counts,
-            block=block,
-            live_t=t_[-LIVE_ROWS:],
-            live_target=y_[-LIVE_ROWS:],
-            live_output=o_[-LIVE_ROWS:],
-        )
+        rows = tuple(np.concatenate(a) for a in zip(*live, strict=True)) if live else None
+        return Chunk.of(loss_sum, counts, block, rows)
 
     def state_dict(self) -> dict[str, Any]:
         d = super().state_dict()

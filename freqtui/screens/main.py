@@ -18,9 +18,9 @@ from freqtui.widgets.status_bar import StatusBar
 
 class MainScreen(Screen):
     def compose(self) -> ComposeResult:
-        run = self.app.training
-        cfg = run.config
-        yield StatusBar(cfg, run.trainer.rows_per_epoch, id="status")
+        view = self.app.training.view()
+        cfg = view.config
+        yield StatusBar(cfg, view.rows_per_epoch, view.backend, id="status")
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 with Horizontal(id="top"):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Label, Sparkline
 
 from engine.config import RunConfig
+from engine.history import EvalRecord
 
 MAX_POINTS = 600  # a trace is thinned (every other point kept) beyond this
 
@@ -37,13 +37,13 @@ class FrozenTable(Widget):
     def __init__(self, frequencies: tuple[float, ...], **kw) -> None:
         super().__init__(**kw)
         self.frequencies = frequencies
-        self.evals: list[dict[str, Any]] = []
+        self.evals: list[EvalRecord] = []
 
-    def set_evals(self, evals: Iterable[dict[str, Any]]) -> None:
+    def set_evals(self, evals: Iterable[EvalRecord]) -> None:
         self.evals = list(evals)
         self.refresh()
 
-    def add(self, entry: dict[str, Any]) -> None:
+    def add(self, entry: EvalRecord) -> None:
         self.evals.append(entry)
         self.refresh()
 
@@ -54,10 +54,10 @@ class FrozenTable(Widget):
             head += "".join(f"{f'f{i + 1} test':>8}" for i in range(len(self.frequencies)))
         out = [head]
         for e in self.evals:
-            line = f"e{e['epoch']} r{e['row']:<,}".ljust(14)
-            line += f"{e['train']['overall']:8.4f}{e['test']['overall']:8.4f}"
+            line = f"e{e.epoch} r{e.row:<,}".ljust(14)
+            line += f"{e.train.overall:8.4f}{e.test.overall:8.4f}"
             if per_f:
-                line += "".join(f"{v:8.4f}" for v in e["test"]["per_frequency"])
+                line += "".join(f"{v:8.4f}" for v in e.test.per_block)
             out.append(line)
         return out
 
@@ -128,7 +128,9 @@ class LossPanel(Vertical):
                 trace.add(value)
                 self._show(b + 1, trace, value)
 
-    def load_history(self, online: list[tuple[int, int, float]], evals: list[dict]) -> None:
+    def load_history(
+        self, online: Iterable[tuple[int, int, float]], evals: Iterable[EvalRecord]
+    ) -> None:
         """Redraw a resumed run's past from its History."""
         for _, block, loss in online:
             self.overall.add(loss)
@@ -139,7 +141,7 @@ class LossPanel(Vertical):
                 self._show(i, trace, trace.values[-1])
         self.query_one(FrozenTable).set_evals(evals)
 
-    def add_eval(self, entry: dict[str, Any]) -> None:
+    def add_eval(self, entry: EvalRecord) -> None:
         self.query_one(FrozenTable).add(entry)
 
     def _show(self, i: int, trace: Trace, value: float) -> None:

@@ -7,7 +7,7 @@ from textual.widget import Widget
 
 from engine import events as ev
 from engine.config import RunConfig
-from freqtui.cli import fmt_seconds
+from freqtui.format import fmt_seconds
 from freqtui.widgets.gauge import bar
 
 STATE_STYLES = {
@@ -29,10 +29,11 @@ class StatusBar(Widget):
 
     DEFAULT_CSS = "StatusBar { height: 2; }"
 
-    def __init__(self, config: RunConfig, rows_per_epoch: int, **kw) -> None:
+    def __init__(self, config: RunConfig, rows_per_epoch: int, backend: str, **kw) -> None:
         super().__init__(**kw)
         self.config = config
         self.rows_per_epoch = rows_per_epoch
+        self.backend = backend  # the path that trains, not only the one asked for
         self.state = "ready"
         self.stats: ev.StepStats | None = None
         self.epoch = 1
@@ -60,7 +61,7 @@ class StatusBar(Widget):
         freq = cfg.frequencies[block]
         line1 = Text(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, "reverse"))
         line1 += Text(
-            f"  {cfg.method} ({cfg.backend})  epoch {self.epoch}/{cfg.epochs}  "
+            f"  {cfg.method} ({self.backend})  epoch {self.epoch}/{cfg.epochs}  "
             f"row {self.row:,}/{self.rows_per_epoch:,}  block f{block + 1} = {freq:g} Hz"
         )
         if s is None:

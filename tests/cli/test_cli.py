@@ -89,18 +89,35 @@ def test_headless_epoch_on_the_spec_data_prints_online_loss_and_frozen_mse(tmp_p
 
 
 def test_default_autosave_is_half_an_epoch_and_at_least_20000_rows(tmp_path):
-    import argparse
-
     from engine.config import RunConfig
     from engine.run import TrainingRun
-    from freqtui.cli import set_autosave
 
     def autosave(method, **flags):
         run = TrainingRun(RunConfig(method=method), state_check=False, sessions_root=tmp_path)
-        set_autosave(run, argparse.Namespace(**flags))
+        run.set_autosave(flags.get("autosave"))
         return run.autosave_every
 
     assert autosave("handoff") == 20_000  # 40,000-row epochs
     assert autosave("clock") == 1_000_000  # 2,000,000-row epochs of 80,000-row steps
     assert autosave("clock", autosave=500) == 500
     assert autosave("clock", autosave=0) is None
+
+
+def test_help_and_methods_state_what_a_plain_run_uses(capsys):
+    from engine.config import RunConfig
+    from freqtui.cli import main
+
+    plain = RunConfig()  # what a plain `freqtui` trains
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, value in (("--epochs", plain.epochs), ("--lr", plain.lr), ("--clip", plain.clip)):
+        assert f"{plain.method} {value:g} (the default method)" in text, flag
+    assert f"default {plain.method};" in text and f"default {plain.duration:g})" in text
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    block = out.split(f"{plain.method}  (the default method):")[1].split("\n")
+    assert f"lr {plain.lr:g}, clip {plain.clip:g}, epochs {plain.epochs}" in block[1]
+    assert "t0=1000" in block[2]  # the method's -O options with their defaults
+    for name in ("handoff", "tbptt"):
+        assert f"\n{name}: " in out

@@ -1,7 +1,8 @@
 import pytest
 
-from engine.config import METHOD_DEFAULTS, RunConfig
+from engine.config import RunConfig
 from engine.errors import FreqtuiError
+from engine.training import method_names
 
 
 def test_defaults_are_the_spec():
@@ -19,7 +20,7 @@ def test_handoff_is_one_flag_away_with_the_handoffs_own_settings():
     assert RunConfig().replace(method="handoff", epochs=3).epochs == 3
 
 
-@pytest.mark.parametrize("method", sorted(METHOD_DEFAULTS))
+@pytest.mark.parametrize("method", method_names())
 def test_every_method_default_round_trips(method):
     c = RunConfig(method=method).validated()
     assert RunConfig.from_dict(c.to_dict()) == c

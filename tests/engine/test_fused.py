@@ -10,10 +10,13 @@ Three levels, because float32 rounding differences grow along the trajectory:
 - float32, 1,000 rows free-running: the two trajectories differ only by rounding
   growth, which is as large between torch's own two CPU LSTM paths (oneDNN and native);
   the fused trajectory is checked to stay as close to the float64 truth as torch's.
-- a full epoch (40,000 rows): frozen MSE of fused and torch agree to 1e-4.
+- a full epoch (40,000 rows): frozen MSE of fused and torch are as close as two float32
+  runs from weights one ulp apart (the bound is measured in the test; see there).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ from engine.config import RunConfig
 from engine.evaluation import frozen_mse
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import test_set, train_set
-from engine.training import fused_kernel as fk
+from engine.training.kernels import handoff as fk
 
 pytestmark = pytest.mark.skipif(not fk.AVAILABLE, reason=str(fk.UNAVAILABLE_REASON))
 
@@ -202,23 +205,67 @@ def test_float32_trajectory_is_as_faithful_as_torchs_own(rows):
         )
 
 
+ENSEMBLE = 12  # float32 runs from weights one ulp apart: the spread rounding alone makes
+SPREAD_FACTOR = 2  # two correct float32 runs may end this many ensemble ranges apart
+
+
+def nudged(model: FrequencyLSTM, seed: int) -> FrequencyLSTM:
+    """A copy of `model` with every weight moved by one ulp, up or down at random: the
+    size of one float32 rounding, as a different summation order would make it."""
+    twin = build_model(CONFIG)
+    twin.load_state_dict(model.state_dict())
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in twin.parameters():
+            up = torch.randint(0, 2, p.shape, generator=g, dtype=torch.bool)
+            p.copy_(torch.nextafter(p, torch.where(up, math.inf, -math.inf)))
+    return twin
+
+
+def fused_epoch(model: FrequencyLSTM, X: np.ndarray, Y: np.ndarray) -> FrequencyLSTM:
+    """`model` after one epoch of the fused kernel, in its own dtype (Adam as the hand-off's)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    h, c = model.init_hidden(1)
+    dtype = np.float64 if model.fc.weight.dtype == torch.float64 else np.float32
+    block = fk.FusedStepper(model, opt).train_block(X.astype(dtype), Y.astype(dtype), h, c)
+    assert block.rows == len(X) and not block.diverged
+    return model
+
+
 @pytest.mark.slow
 def test_full_epoch_frozen_mse_matches_the_torch_reference(rows):
-    # the real thing: a 40,000-row epoch of the hand-off's torch loop (about a minute
-    # on one core) against the fused kernel, judged by frozen MSE on train and test
+    # The real thing: a 40,000-row epoch of the hand-off's torch loop (about a minute on
+    # one core) against the fused kernel, judged by frozen MSE on train and test.
+    #
+    # No fixed gap can hold here: the weights move every row, so a one-ulp difference
+    # (a different summation order: another CPU's SIMD width, another thread count) grows
+    # along the epoch. Measured on an AVX2 machine, fused and torch ended 3.2e-5 apart
+    # (overall); on an AVX-512 Xeon 3.7e-4. So the bound is measured in the run itself:
+    # ENSEMBLE float32 epochs from weights nudged by one ulp each scatter by what float32
+    # rounding alone makes (measured: range 3.3e-4 overall, up to 5e-4 in a block, on
+    # both sets, and centred on the float64 epoch). Two correct float32 implementations
+    # are two draws from that scatter; fused must be within SPREAD_FACTOR ranges of torch
+    # and of the float64 epoch (float64 fused equals float64 torch to 1e-9, pinned above).
     X, Y = rows
     ref, ref_opt = fresh()
-    fus, fus_opt = clone(ref, ref_opt)
+    fus, _ = clone(ref, ref_opt)
+    start = build_model(CONFIG)  # the weights ref and fus start from
+    truth = fused_epoch(build_model(CONFIG).double(), X, Y).float()  # same start, float64
     torch_rows(ref, ref_opt, X, Y, *ref.init_hidden(1))
-    hf, cf = fus.init_hidden(1)
-    block = fk.FusedStepper(fus, fus_opt).train_block(X, Y, hf, cf)
-    assert block.rows == len(X)
+    fused_epoch(fus, X, Y)
+    ensemble = [fused_epoch(nudged(start, seed), X, Y) for seed in range(ENSEMBLE)]
     for signal in (train_set(CONFIG), test_set(CONFIG)):
-        a, b = frozen_mse(fus, signal), frozen_mse(ref, signal)
-        # measured here: overall 3.2e-5 apart on train and test, blocks up to 6.4e-5;
-        # a block holds a quarter of the rows, so its share of the noise is twice as large
-        assert abs(a.overall - b.overall) < 1e-4, (a, b)
-        np.testing.assert_allclose(a.per_block, b.per_block, atol=2e-4)
+        a, b, t = frozen_mse(fus, signal), frozen_mse(ref, signal), frozen_mse(truth, signal)
+        runs = [frozen_mse(m, signal) for m in ensemble]
+        overall = np.array([r.overall for r in runs])
+        blocks = np.array([r.per_block for r in runs])
+        bound = SPREAD_FACTOR * float(np.ptp(overall))
+        block_bound = SPREAD_FACTOR * np.ptp(blocks, axis=0)
+        seen = f"fused {a.overall:.6f}, torch {b.overall:.6f}, float64 {t.overall:.6f}"
+        assert abs(a.overall - b.overall) <= bound, f"{seen}: bound {bound:.2e}"
+        assert abs(a.overall - t.overall) <= bound, f"{seen}: bound {bound:.2e}"
+        gap = np.abs(np.array(a.per_block) - np.array(b.per_block))
+        assert (gap <= block_bound).all(), f"per block {gap} vs bound {block_bound}"
 
 
 def test_optimizer_state_is_torchs_own_memory(rows):
@@ -299,7 +346,7 @@ def handoff(backend: str, **kw):
     return make_trainer(build_model(config), config, train_set(config))
 
 
-def test_handoff_trainer_backends_agree_across_chunk_sizes():
+def test_handoff_trainer_backends_agree_across_chunk_sizes(rows):
     ref, fus = handoff("torch"), handoff("fused")
     assert ref.backend == "torch" and fus.backend == "fused"
     ref_chunk = ref.train_rows(200)
@@ -307,11 +354,21 @@ def test_handoff_trainer_backends_agree_across_chunk_sizes():
     for n in (1, 7, 92, 100):  # the run sizes its chunks by time: any split must agree
         fus_outputs.extend(fus.train_rows(n).live_output)
     assert fus.row == ref.row == 200
-    np.testing.assert_allclose(fus_outputs, ref_chunk.live_output, rtol=1e-4, atol=1e-6)
+    # Both float32 trajectories drift from the float64 one by rounding growth; the fused
+    # one must stay as close to it as torch's (within 3 times, as in the trajectory test
+    # above). Measured here: outputs 6e-7 apart, weights 8e-7 relative.
+    X, Y = rows
+    truth, truth_opt = fresh(torch.float64)
+    h64, c64, _, out64 = torch_rows(truth, truth_opt, X[:200], Y[:200], *truth.init_hidden(1))
+    torch_gap = np.abs(ref_chunk.live_output - out64).max()
+    assert np.abs(np.array(fus_outputs) - out64).max() <= 3 * torch_gap
+    exact = tensors(truth, truth_opt, h64, c64)
     got = tensors(fus.model, fus.optimizer, *fus.carried_state)
     want = tensors(ref.model, ref.optimizer, *ref.carried_state)
-    for key in ("h", "c", *(n for n, _ in ref.model.named_parameters())):
-        assert rel_err(got[key], want[key]) < 1e-4, key
+    keys = ("h", "c", *(n for n, _ in ref.model.named_parameters()))
+    torch_err = max(rel_err(want[k], exact[k]) for k in keys)  # so fused-torch <= 4x this
+    for key in keys:
+        assert rel_err(got[key], exact[key]) <= 3 * torch_err, key
 
 
 def test_a_fused_snapshot_resumes_on_torch_and_back():
@@ -349,7 +406,7 @@ def test_fused_backend_falls_back_to_torch_with_a_reason_when_unsupported():
     assert tr.backend == "torch" and "fused backend unavailable" in tr.backend_note
     seen = []
     tr.prepare(seen.append)
-    assert any(isinstance(e, ev.Warning) for e in seen)
+    assert any(isinstance(e, ev.RunWarning) for e in seen)
     assert tr.train_rows(3).rows == 3
 
 

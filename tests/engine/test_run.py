@@ -34,7 +34,7 @@ def test_evaluate_while_paused_runs_at_once_and_trains_nothing(tmp_path):
         assert done.rows_total == rows == run.history.rows_total
         assert run.paused and run.status == "paused"
         assert paused.row == run.trainer.row
-        run.resume()
+        run.unpause()
         wait_for(run, ev.Resumed, seen)
         deadline = time.monotonic() + 30
         while run.history.rows_total == rows and time.monotonic() < deadline:

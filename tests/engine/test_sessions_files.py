@@ -9,14 +9,9 @@ import torch
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
+from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import (
-    list_sessions,
-    new_run_id,
-    read_file,
-    resolve,
-    sessions_dir,
-)
+from engine.sessions import list_sessions, new_run_id, resolve, sessions_dir
 
 TINY = RunConfig(method="handoff", duration=0.05, backend="torch")
 
@@ -66,7 +61,7 @@ def test_nan_weights_are_not_saved_over_a_good_snapshot(tmp_path):
     assert not (path.parent / "previous.pt").exists()
     # the worker's own saves warn instead of failing the run
     run._save_quietly("autosave")  # noqa: SLF001
-    (warning,) = [e for e in run.drain() if isinstance(e, ev.Warning)]
+    (warning,) = [e for e in run.drain() if isinstance(e, ev.RunWarning)]
     assert "not saved (autosave)" in warning.message
 
 

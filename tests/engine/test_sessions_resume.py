@@ -16,8 +16,9 @@ import torch
 from engine import events as ev
 from engine.config import BACKENDS, RunConfig
 from engine.errors import FreqtuiError
+from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import list_sessions, read_file, run_from_snapshot
+from engine.sessions import list_sessions
 from engine.training import get_method, method_names
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +64,6 @@ import json, sys, torch
 torch.set_num_threads(1)
 from engine.config import RunConfig
 from engine.run import TrainingRun
-from engine.sessions import run_from_snapshot
 
 spec = json.loads(sys.argv[1])
 
@@ -93,7 +93,7 @@ if spec["mode"] == "first":
 else:
     for k in spec["ks"]:
         torch.manual_seed(spec["seed"] + k)  # unlike the saved run: the snapshot restores it
-        run = run_from_snapshot(f"split{k}", root=spec["root"])
+        run = TrainingRun.resume(f"split{k}", root=spec["root"])
         assert run.trainer.epoch * run.trainer.rows_per_epoch + run.trainer.row >= round(
             k * run.trainer.rows_per_epoch
         )
@@ -226,7 +226,7 @@ def test_pause_and_resume_in_one_process_is_bitwise_identical(tmp_path, method, 
         threading.Event().wait(0.05)
         assert (tr.epoch, tr.row) == paused_at  # paused means paused
         run.save_snapshot("key")  # saving while paused must not disturb the run
-        run.resume()
+        run.unpause()
         wait_for(run, events, ev.Resumed)
         run.save_snapshot("key")  # nor saving from another thread while it trains
 
@@ -254,10 +254,10 @@ def test_a_resumed_run_keeps_its_id_history_and_saves_in_the_same_folder(tmp_pat
 
     info = list_sessions(tmp_path)
     assert len(info) == 1 and info[0].id == run.run_id and info[0].finished
-    assert info[0].frozen_mse_test == run.history.evals[-1]["test"]["overall"]
+    assert info[0].frozen_mse_test == run.history.evals[-1].test.overall
 
     # train one epoch further from the finished session
-    more = run_from_snapshot(run.run_id, overrides=_ns(epochs=3), root=tmp_path)
+    more = TrainingRun.resume(run.run_id, epochs=3, root=tmp_path)
     assert more.run_id == run.run_id and more.sessions_root == tmp_path
     assert more.history.evals == run.history.evals
     assert more.history.online == run.history.online
@@ -268,28 +268,6 @@ def test_a_resumed_run_keeps_its_id_history_and_saves_in_the_same_folder(tmp_pat
     path = more.save_snapshot()
     assert path == folder / "latest.pt"
     assert read_file(folder / "previous.pt")["trainer"]["epoch"] == 2  # the save before
-
-
-def _ns(**kw):
-    import argparse
-
-    return argparse.Namespace(**kw)
-
-
-def test_a_resume_refuses_changes_that_would_change_the_science(tmp_path):
-    run = TrainingRun(tiny_config("handoff", "torch"), sessions_root=tmp_path, state_check=False)
-    run.save_snapshot()
-    with pytest.raises(FreqtuiError, match="--lr cannot change"):
-        run_from_snapshot(run.run_id, overrides=_ns(lr=0.5, epochs=None), root=tmp_path)
-    with pytest.raises(FreqtuiError, match="--hidden cannot change"):
-        run_from_snapshot(run.run_id, overrides=_ns(hidden_size=32), root=tmp_path)
-    # the same value as saved is no change; epochs may grow
-    same = run_from_snapshot(run.run_id, overrides=_ns(lr=config_lr(run), epochs=5), root=tmp_path)
-    assert same.config.epochs == 5
-
-
-def config_lr(run: TrainingRun) -> float:
-    return run.config.lr
 
 
 def test_every_registered_method_is_covered():
@@ -309,9 +287,24 @@ def test_a_snapshot_taken_at_the_end_of_an_epoch_resumes_without_repeats(tmp_pat
     if evaluated:
         run._evaluate()  # noqa: SLF001 - the worker's epoch-end evaluation, before end_epoch
     run.save_snapshot()
-    resumed = run_from_snapshot(run.run_id, root=tmp_path)
+    resumed = TrainingRun.resume(run.run_id, root=tmp_path)
     events = run_to_end(resumed)
     assert resumed.trainer.finished and resumed.history.rows_total == 200
     assert not any(isinstance(e, ev.EpochDone) for e in events)  # no epoch of zero rows
     assert sum(isinstance(e, ev.EvalDone) for e in events) == (0 if evaluated else 1)
     assert len(resumed.history.evals) == 1  # one frozen evaluation per epoch end
+
+
+def test_building_a_resumed_run_leaves_the_process_torch_rng_alone(tmp_path):
+    run = TrainingRun(tiny_config("handoff", "torch"), sessions_root=tmp_path, state_check=False)
+    torch.manual_seed(11)
+    saved_rng = torch.random.get_rng_state()
+    run.save_snapshot()
+    torch.manual_seed(12)  # another run of this process draws meanwhile
+    before = torch.random.get_rng_state()
+    resumed = TrainingRun.resume(run.run_id, root=tmp_path)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    # until its worker starts, a save carries the snapshot's RNG state, not the process's
+    assert torch.equal(resumed.capture()["torch_rng"], saved_rng)
+    run_to_end(resumed)
+    assert resumed.finished

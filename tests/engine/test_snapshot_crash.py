@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.sessions import list_sessions, read_file, run_from_snapshot
+from engine.files import read_file
+from engine.run import TrainingRun
+from engine.sessions import list_sessions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,7 +104,7 @@ def test_a_kill_halfway_through_writing_latest_leaves_the_previous_snapshot_whol
     # the session lists, resumes, and saves again over the debris
     (info,) = list_sessions(tmp_path)
     assert info.error is None and (info.epoch - 1, info.row) == tuple(first)
-    run = run_from_snapshot("crash", root=tmp_path)
+    run = TrainingRun.resume("crash", root=tmp_path)
     run.trainer.train_rows(3)
     assert position(run.save_snapshot()) == [first[0], first[1] + 3]
     assert position(folder / "previous.pt") == first

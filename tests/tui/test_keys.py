@@ -44,8 +44,8 @@ async def test_e_shows_a_frozen_mse_entry(app):
         await wait_for(pilot, lambda: len(table.evals) == 1, "a frozen-MSE row on screen")
         entry = run.history.evals[0]
         shown = table.render().plain
-        assert f"{entry['train']['overall']:.4f}" in shown
-        assert f"{entry['test']['overall']:.4f}" in shown
+        assert f"{entry.train.overall:.4f}" in shown
+        assert f"{entry.test.overall:.4f}" in shown
         assert any(
             m.startswith("frozen MSE (weights fixed)") for m in app.query_one(EventLog).messages
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from engine.sessions import read_file
+from engine.files import read_file
 from freqtui.screens.sessions import SessionBrowser
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.loss_panel import LossPanel

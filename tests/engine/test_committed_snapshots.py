@@ -4,7 +4,7 @@ evaluation protocol, against issue 6's goals."""
 from pathlib import Path
 
 from engine.evaluation import evaluate
-from engine.sessions import load_model
+from engine.files import load_model
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
