@@ -2,6 +2,15 @@
 
     python bench/quality.py [--methods handoff,tbptt,clock] [--phase-scales 1.0,0.01]
                             [--minutes M] [--snapshot METHOD@SCALE=PATH ...] [--json OUT]
+    python bench/quality.py --seeds 0-4 [--methods clock] [--phase-scales 1.0]
+                            [--threads N] [--json OUT] [-- extra train flags]
+
+`--seeds` runs each method's **default command**, `freqtui train --headless --method M
+--phase-scale P --seed S --autosave 0`, as a separate process per seed (one after the
+other, so they do not share the cores), then reads the session's final snapshot: frozen
+MSE train/test per frequency, which weights it holds (final, or best on the validation
+draw), the last three frozen evaluations (has it settled?) and the wall time; then
+min / median / max across seeds. `--threads 1` sets OMP_NUM_THREADS=1 for the runs.
 
 For each method and phase scale it trains a fresh model for at most `--minutes` of wall
 time (or until the method's epochs are done), then measures, with frozen weights, MSE on
@@ -149,6 +158,100 @@ def fmt_row(label: str, ps: float, cell: dict) -> str:
     )
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`0-4` or `0,2,5` or `3`."""
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b) + 1) if b else [int(a)])
+    return out
+
+
+def seed_cell(method: str, ps: float, seed: int, threads: int | None, extra: list[str]) -> dict:
+    """One run of the default command in its own process; results from its snapshot."""
+    import os
+    import subprocess
+    import tempfile
+
+    from engine.files import weights_note
+    from engine.sessions import list_sessions
+
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory(prefix="freqtui-quality-") as root:
+        cmd = [
+            sys.executable, "-m", "freqtui.cli", "train", "--headless", "--autosave", "0",
+            "--method", method, "--phase-scale", f"{ps:g}", "--seed", str(seed),
+            "--sessions", root, *extra,
+        ]  # fmt: skip
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise SystemExit(f"seed {seed}: {' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
+        (info,) = list_sessions(Path(root))
+        obj = read_file(info.path)
+        config, model = load_model(info.path)
+        e = evaluate(model, config)
+        evals = obj["history"]["evals"]
+        return {
+            "method": method,
+            "phase_scale": ps,
+            "seed": seed,
+            "threads": threads or "default",
+            "train": e.train.to_dict(),
+            "test": e.test.to_dict(),
+            "weights": weights_note(obj),
+            "last_three_test": [float(x["test"]["overall"]) for x in evals[-3:]],
+            "wall_seconds": wall,
+            "train_seconds": float(obj["history"]["train_seconds"]),
+            "rows": int(obj["history"]["rows_total"]),
+            "command": "freqtui " + " ".join(cmd[3:-2]),
+        }
+
+
+def seeds_main(args: argparse.Namespace, methods: list[str], scales: list[float]) -> int:
+    seeds = parse_seeds(args.seeds)
+    cells = []
+    print("default command per seed; frozen MSE (weights fixed): train = seed 1, test = seed 2")
+    head = (
+        f"{'method':7s} {'phase':>5s} {'seed':>4s} {'MSE train':>9s} {'MSE test':>9s}  "
+        f"{'test per frequency':31s}  {'last 3 frozen tests':22s} {'wall s':>6s}  weights"
+    )
+    print(head)
+    print("-" * len(head))
+    for m in methods:
+        for ps in scales:
+            group = []
+            for sd in seeds:
+                c = seed_cell(m, ps, sd, args.threads, args.extra)
+                group.append(c)
+                cells.append(c)
+                per = " ".join(f"{v:.4f}" for v in c["test"]["per_frequency"])
+                last = " ".join(f"{v:.4f}" for v in c["last_three_test"])
+                print(
+                    f"{m:7s} {ps:5g} {sd:4d} {c['train']['overall']:9.4f} "
+                    f"{c['test']['overall']:9.4f}  {per:31s}  {last:22s} "
+                    f"{c['wall_seconds']:6.0f}  {c['weights']}",
+                    flush=True,
+                )
+            te = np.array([c["test"]["overall"] for c in group])
+            tr = np.array([c["train"]["overall"] for c in group])
+            worst_f = max(max(c["test"]["per_frequency"]) for c in group)
+            wall = np.array([c["wall_seconds"] for c in group])
+            print(
+                f"  {m} phase {ps:g}, seeds {args.seeds}: MSE test min {te.min():.4f} median "
+                f"{np.median(te):.4f} max {te.max():.4f}; MSE train min {tr.min():.4f} median "
+                f"{np.median(tr):.4f} max {tr.max():.4f}; worst frequency {worst_f:.4f}; "
+                f"wall s min {wall.min():.0f} median {np.median(wall):.0f} max {wall.max():.0f}",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(cells, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", default="handoff,tbptt,clock")
@@ -163,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate saved weights for this cell instead of training (repeatable)",
     )
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
+    p.add_argument("--seeds", help="run the default command for these torch seeds (0-4)")
+    p.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the --seeds runs")
+    p.add_argument("extra", nargs="*", help="after --: more train flags for the --seeds runs")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     methods = [m for m in args.methods.split(",") if m]
@@ -170,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         if m not in METHODS:
             p.error(f"unknown method {m!r}: choose from {', '.join(METHODS)}")
     scales = [float(s) for s in args.phase_scales.split(",") if s]
+    if args.seeds:
+        if args.methods == p.get_default("methods"):
+            methods = ["clock"]
+        if args.phase_scales == p.get_default("phase_scales"):
+            scales = [1.0]
+        return seeds_main(args, methods, scales)
     snaps: dict[tuple[str, float], Path] = {}
     for s in args.snapshot:
         key, _, path = s.partition("=")

@@ -274,6 +274,15 @@ def _check_weights(path: Path, obj: dict[str, Any]) -> FrequencyLSTM:
     return model
 
 
+def weights_note(obj: dict[str, Any]) -> str:
+    """Which weights a file holds: a snapshot says (final, best on validation at row R,
+    or current while training); a weights file holds a run's final weights."""
+    note = obj.get("weights")
+    if isinstance(note, str) and note:
+        return note[:200]
+    return "final" if obj.get("kind") == "weights" else "not recorded (an older snapshot)"
+
+
 def load_model(path: Path) -> tuple[RunConfig, FrequencyLSTM]:
     obj = read_file(path)
     return obj["config"], model_from(path, obj)

@@ -312,6 +312,7 @@ class TrainingRun:
                 ),
                 "history": self.history.to_dict(),
                 "rows_per_epoch": self.trainer.rows_per_epoch,
+                "weights": self.trainer.weights_note(),
             }
 
     def save_snapshot(self, reason: str = "key") -> Path:

@@ -290,15 +290,18 @@ def resolve_path(args: argparse.Namespace) -> Path:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from engine.evaluation import evaluate
-    from engine.files import load_model
+    from engine.files import model_from, read_file, weights_note
 
     path = resolve_path(args)
-    config, model = load_model(path)
+    obj = read_file(path)
+    config, model = obj["config"], model_from(path, obj)
     result = evaluate(model, config)
+    note = weights_note(obj)
     if args.json:
-        print(json.dumps(eval_json(path, config, result), indent=2))
+        print(json.dumps(eval_json(path, config, result, note), indent=2))
     else:
         print(f"{path}: method {config.method}, phase scale {config.phase_scale:g}")
+        print(f"weights: {note}")
         print(eval_table(result.train, result.test, config.frequencies))
     return 0
 

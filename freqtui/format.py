@@ -35,11 +35,14 @@ def eval_table(train: FrozenMSE, test: FrozenMSE, frequencies: tuple[float, ...]
     return "\n".join(lines)
 
 
-def eval_json(path: Path, config: RunConfig, result: FrozenEval) -> dict[str, Any]:
+def eval_json(
+    path: Path, config: RunConfig, result: FrozenEval, weights: str | None = None
+) -> dict[str, Any]:
     """What `eval --json` prints and `report` writes as metrics.json: frozen MSE only."""
     return {
         "path": str(path),
         "kind": "frozen_mse",
+        "weights": weights,
         "train": result.train.to_dict(),
         "test": result.test.to_dict(),
         "frequencies": list(config.frequencies),

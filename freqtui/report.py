@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.errors import FreqtuiError
 from engine.evaluation import FrozenEval, evaluate
-from engine.files import atomic_write_bytes, load_model
+from engine.files import atomic_write_bytes, model_from, read_file, weights_note
 from engine.signals import SignalSet, test_set
 from freqtui.format import eval_json
 
@@ -27,14 +27,15 @@ METRICS = "metrics.json"
 def write_report(path: Path, out: Path) -> list[Path]:
     """Read a snapshot or weights file, evaluate it frozen, and write the three files.
     The file is read and checked before anything is written."""
-    config, model = load_model(path)
+    obj = read_file(path)
+    config, model = obj["config"], model_from(path, obj)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FreqtuiError(f"{out}: exists and is not a folder")
     result = evaluate(model, config)
     test = test_set(config)
     figures = {GRAPH1: graph1(test, result), GRAPH2: graph2(test, result)}
-    metrics = eval_json(path, config, result)
+    metrics = eval_json(path, config, result, weights_note(obj))
     written = []
     try:
         for name, data in figures.items():

@@ -265,6 +265,10 @@ class Trainer(ABC):
                 f"online loss became {value} at epoch {self.epoch + 1}, row {row}"
             )
 
+    def weights_note(self) -> str:
+        """Which weights the model holds (snapshots, `eval` and the console say so)."""
+        return "final" if self.finished else "current (training)"
+
     def end_epoch(self) -> None:
         """Called by the run when `row` reaches `rows_per_epoch`."""
         self.epoch += 1

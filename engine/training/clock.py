@@ -2,32 +2,38 @@
 
 Under the task as written S carries no information about the target (SPEC §4.1): the only
 way below MSE 0.5 is for the LSTM state, started from zero at t = 0, to run as an
-oscillator keyed by C. This method trains exactly that, streaming rows in time order with
-the state carried:
+oscillator keyed by C. This method trains exactly that. The run has three phases:
 
-- every step runs the F frequency blocks (times `draws` fresh noise draws once S is fed)
-  as a batch of streams from a zero (h, c) at t = 0 through the first T rows, and
-  back-propagates the mean squared error over all of them (full BPTT, no truncation);
-- the horizon T starts at `t0` rows and grows by `grow` whenever the smoothed loss over
-  the horizon falls below `thr` (after at least `min_steps` steps at that horizon), until
-  it covers the whole block; the learning rate scales as lr·(t0/T)^lr_pow;
-- a curriculum on the amplitude of the S fed to the model: it starts at `amp0` and rises
-  by `amp_step` whenever the full-horizon loss is below `thr`, up to 1 (the task as
-  written); S is always drawn fresh by the spec's recipe from a generator of its own,
-  never from the test seed;
-- a small L2 penalty `s_decay` on the input weights of the S column (a generic
-  regulariser: it only shrinks weights that the loss does not need);
-- block weighting: each block's loss is weighted by its own loss to the power
-  `block_weight`, so the lagging block gets the push;
-- once the curriculum is done (T covers the block, S at full amplitude), the learning
-  rate falls linearly to 0 at the end of the run (`anneal=1`; 0 keeps it constant), so
-  the final weights are not caught mid-bounce;
-- the forget-gate bias is raised by `forget_bias` before the first step of a fresh run
-  (a generic LSTM recipe).
+1. **Horizon** (S not fed yet, `amp0` = 0): every step runs the F frequency blocks as a
+   batch of streams from a zero (h, c) at t = 0 through the first T rows and
+   back-propagates the mean squared error over all of them (full BPTT, no truncation).
+   T starts at `t0` rows and grows by `grow` whenever the smoothed loss over the horizon
+   is below `thr` (after at least `min_steps` steps at that horizon), until it covers
+   the whole block; the learning rate is lr·(t0/T)^lr_pow. A horizon that has not been
+   passed after `patience` steps halves the rate (down to `min_lr_mult` of it): that is
+   what keeps a run from circling at one horizon for the rest of its budget.
+2. **S**: the amplitude of the S fed to the model rises by `amp_step` (1 = at once) up
+   to 1, the task as written, whenever the full-horizon loss is below `thr`. S is always
+   drawn fresh by the spec's recipe (`draws` draws per block and step) from a generator
+   of its own, never from the train or test seed.
+3. **Polish**: the learning rate returns to its full-horizon value (lr·(t0/N)^lr_pow)
+   and falls linearly to 0 at the run's end (`anneal`). Every `val_every` steps the
+   frozen MSE on a **validation draw** (the spec's recipe with noise seed `val_seed`,
+   never the train or test seed) is measured; the best weights so far are kept, and a
+   step that lands at more than `rollback` times the best (plus 0.005) goes back to
+   them and halves the rate. At the run's end the best weights on validation replace the
+   final ones when they are better (`select` = 1); the snapshot says which it holds.
+
+Throughout: a small L2 penalty `s_decay` on the input weights of the S column (it only
+shrinks weights the loss does not need); each block's loss weighted by its smoothed loss
+to the power `block_weight`, so the lagging block gets the push; the forget-gate bias
+raised by `forget_bias` before the first step of a fresh run (a long memory makes the
+first oscillation easier to find).
 
 One step trains F·draws·T rows; an epoch is `epoch_sets` times the rows of one set
-(F·N: 40,000 for the spec's task), and the run evaluates frozen MSE at every epoch's end. The state is zero at the
-start of every window, so it never holds autograd history between calls.
+(F·N: 40,000 for the spec's task), and the run evaluates frozen MSE at every epoch's
+end. The state is zero at the start of every window, so it never holds autograd history
+between calls. MSE_test (seed 2) decides nothing here.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ import torch
 
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
+from engine.evaluation import frozen_mse
 from engine.model import FrequencyLSTM
 from engine.signals import (
     SignalSet,
+    for_config,
     fresh_signal_inputs,
     noise_generator,
     rng_state,
@@ -52,30 +60,44 @@ from engine.signals import (
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
 
 EMA = 0.9  # smoothing of the per-block loss that gates the curriculum
+SCHEDULE_VERSION = 2  # snapshots of an earlier clock schedule evaluate but do not resume
+PHASES = ("horizon", "S", "polish")
 
 
 class ClockTrainer(Trainer):
     method = "clock"
-    description = "full BPTT from t=0 over a growing horizon, S-amplitude curriculum, fresh noise"
+    description = (
+        "full BPTT from t=0 over a growing horizon, then S at full amplitude, then a polish "
+        "that keeps the best weights on a validation draw"
+    )
     DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 3e-3, "clip": 1.0, "epochs": 20}
     OPTIONS: ClassVar[dict[str, Any]] = {
         "t0": 1000,
         "grow": 1.5,
         "thr": 0.04,
         "min_steps": 30,
+        "patience": 300,
+        "min_lr_mult": 0.0625,
         "lr_pow": 1.0,
         "draws": 2,
         "amp0": 0.0,
-        "amp_step": 0.1,
+        "amp_step": 1.0,
         "s_decay": 1e-3,
         "block_weight": 1.0,
-        "forget_bias": 1.0,
+        "forget_bias": 3.0,
         "noise_seed": 1000,
+        "val_seed": 3,
+        "val_every": 10,
+        "rollback": 2.0,
+        "select": 1,
         "epoch_sets": 50,
         "anneal": 1,
     }
     state_batch = "blocks"  # one carried stream per frequency block
-    INTS = ("t0", "min_steps", "draws", "noise_seed", "epoch_sets", "anneal")
+    INTS = (
+        "t0", "min_steps", "patience", "draws", "noise_seed", "val_seed", "val_every",
+        "select", "epoch_sets", "anneal",
+    )  # fmt: skip
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -92,6 +114,14 @@ class ClockTrainer(Trainer):
         self.done_at: int | None = None  # run position (rows) when the curriculum finished
         self.steps = 0
         self.initialised = False  # the forget-bias recipe is applied before the first step
+        self.lr_mult = 1.0  # halved by a stalled horizon or a rollback
+        self.val_last: float | None = None  # frozen MSE on the validation draw, last check
+        self.best_val: float | None = None
+        self.best_at = -1  # run position (rows) of the best weights on validation
+        self.best_model: dict[str, torch.Tensor] | None = None
+        self.best_optimizer: dict[str, Any] | None = None
+        self.rollbacks = 0
+        self.selected = ""  # what the model holds once the run has ended: "", "best", "final"
         self._last_x = torch.zeros(config.n_blocks, 1 + config.n_blocks)
         self._set_lr()
 
@@ -103,7 +133,7 @@ class ClockTrainer(Trainer):
         for k, v in o.items():
             try:
                 out[k] = int(v) if k in cls.INTS else float(v)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise FreqtuiError(f"clock option {k} must be a number, got {v!r}") from exc
         return out
 
@@ -111,20 +141,32 @@ class ClockTrainer(Trainer):
     def validate_options(cls, config: RunConfig) -> None:
         super().validate_options(config)  # option names
         o = cls.options(config)
-        for k in ("t0", "min_steps", "draws", "epoch_sets"):
+        for k in ("t0", "min_steps", "draws", "epoch_sets", "val_every"):
             if o[k] < 1:
                 raise FreqtuiError(f"clock option {k} must be >= 1, got {o[k]}")
-        if o["anneal"] not in (0, 1):
-            raise FreqtuiError(f"clock option anneal must be 0 or 1, got {o['anneal']}")
+        for k in ("anneal", "select"):
+            if o[k] not in (0, 1):
+                raise FreqtuiError(f"clock option {k} must be 0 or 1, got {o[k]}")
+        for k, v in o.items():
+            if not math.isfinite(v):
+                raise FreqtuiError(f"clock option {k} must be finite, got {v}")
         if o["grow"] <= 1:
             raise FreqtuiError(f"clock option grow must be > 1, got {o['grow']}")
         if not 0 <= o["amp0"] <= 1:
             raise FreqtuiError(f"clock option amp0 must be in [0, 1], got {o['amp0']}")
-        for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed"):
-            if not math.isfinite(o[k]) or o[k] < 0:
+        if not 0 < o["min_lr_mult"] <= 1:
+            raise FreqtuiError(f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}")
+        for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
+                  "patience", "rollback", "forget_bias"):  # fmt: skip
+            if o[k] < 0:
                 raise FreqtuiError(f"clock option {k} must be >= 0, got {o[k]}")
         if o["amp_step"] <= 0:
             raise FreqtuiError("clock option amp_step must be > 0")
+        if o["val_seed"] in (config.train_seed, config.test_seed) or o["val_seed"] < 0:
+            raise FreqtuiError(
+                f"clock option val_seed must be a seed of its own (>= 0, not the train seed "
+                f"{config.train_seed} or the test seed {config.test_seed}), got {o['val_seed']}"
+            )
 
     # ---- the contract ---------------------------------------------------------------
     @property
@@ -138,6 +180,12 @@ class ClockTrainer(Trainer):
     @property
     def curriculum_done(self) -> bool:
         return self.horizon >= self.config.n_samples and self.amp >= 1.0
+
+    @property
+    def phase(self) -> str:
+        if self.done_at is not None:
+            return "polish"
+        return "S" if self.horizon >= self.config.n_samples else "horizon"
 
     def state_check(self, rows: int = 300):
         # one step trains F·draws·T rows and builds a T-step graph: warm the allocator's
@@ -154,15 +202,23 @@ class ClockTrainer(Trainer):
         """Rows trained since the run began (epochs x rows_per_epoch + row)."""
         return self.epoch * self.rows_per_epoch + self.row
 
+    @property
+    def run_rows(self) -> int:
+        return self.config.epochs * self.rows_per_epoch
+
     def _set_lr(self) -> None:
-        lr = self.config.lr * (min(self.o["t0"], self.horizon) / self.horizon) ** self.o["lr_pow"]
+        T = self.horizon
+        lr = self.config.lr * (min(self.o["t0"], T) / T) ** self.o["lr_pow"] * self.lr_mult
         if self.o["anneal"] and self.done_at is not None:
             # once the curriculum is done, the rate falls linearly to 0 at the run's end
-            end = self.config.epochs * self.rows_per_epoch
-            left = max(0, end - self.position) / max(1, end - self.done_at)
-            lr *= left
+            end = self.run_rows
+            lr *= max(0, end - self.position) / max(1, end - self.done_at)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def _init_weights(self) -> None:
         H = self.model.hidden_size
@@ -173,7 +229,8 @@ class ClockTrainer(Trainer):
         self.initialised = True
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs (F·D, T, 1+F) and targets (F·D, T): D noise draws, F blocks each."""
+        """Inputs (D·F, T, 1+F) and targets (D·F, T): D noise draws, F blocks each
+        (stream d·F + i is draw d of block i)."""
         F, T = self.config.n_blocks, self.horizon
         D = self.o["draws"] if self.amp > 0 else 1
         x = torch.zeros(D, F, T, 1 + F)
@@ -186,47 +243,122 @@ class ClockTrainer(Trainer):
         y = self.targets[:, :T].unsqueeze(0).expand(D, F, T)
         return x.reshape(D * F, T, 1 + F), y.reshape(D * F, T)
 
+    def stream_weights(self, streams: int) -> np.ndarray:
+        """The loss weight of each stream: block i weighted by its smoothed loss to the
+        power `block_weight` (the weights of the blocks average 1), over F·D streams."""
+        F = self.config.n_blocks
+        D = streams // F
+        w = np.ones(F)
+        if self.o["block_weight"] > 0 and self.ema is not None:
+            w = (self.ema + 1e-4) ** self.o["block_weight"]
+            w = w / w.mean()
+        return np.tile(w / (F * D), D)
+
     def step(self) -> tuple[np.ndarray, int, torch.Tensor, torch.Tensor]:
-        """One curriculum step. Returns per-block mean loss, rows trained, output, target."""
+        """One step. Returns per-block mean loss, rows trained, output, target."""
         if not self.initialised:
             self._init_weights()
         F = self.config.n_blocks
         x, y = self._batch()
+        coef = torch.from_numpy(self.stream_weights(x.shape[0])).to(x.dtype)
         out, (h, c) = self.model(x, self.model.init_hidden(x.shape[0]))
-        err = (out[..., 0] - y) ** 2
-        blk = err.mean(dim=1).view(-1, F).mean(dim=0)
-        if self.o["block_weight"] > 0:
-            w = (blk.detach() + 1e-4) ** self.o["block_weight"]
-            loss = (w / w.mean() * blk).mean()
-        else:
-            loss = blk.mean()
+        mse = ((out[..., 0] - y) ** 2).mean(dim=1)  # (streams,)
+        loss = (coef * mse).sum()
         if self.o["s_decay"] > 0:
             loss = loss + self.o["s_decay"] * self.model.lstm.weight_ih_l0[:, 0].pow(2).sum()
         self._optimizer_step(loss, self.row)
         self.steps += 1
         self.h, self.c = h.detach()[:, :F], c.detach()[:, :F]
         self._last_x = x[:F, -1].clone()
-        bl = blk.detach().numpy().astype(np.float64)
-        self._advance(bl)
+        bl = mse.detach().numpy().astype(np.float64).reshape(-1, F).mean(axis=0)
+        self._advance(bl, x.shape[0] * x.shape[1])
         return bl, x.shape[0] * x.shape[1], out.detach()[:F, :, 0], y[:F]
 
-    def _advance(self, bl: np.ndarray) -> None:
-        """Move the curriculum: grow the horizon first, then raise the S amplitude."""
+    def _advance(self, bl: np.ndarray, rows: int) -> None:
+        """Move the schedule after a step of `rows` rows: grow the horizon first, then
+        raise the S amplitude; in the polish, check the validation draw."""
         self.ema = bl.copy() if self.ema is None else EMA * self.ema + (1 - EMA) * bl
         self.steps_here += 1
-        if self.steps_here < self.o["min_steps"] or float(self.ema.mean()) >= self.o["thr"]:
+        self.row = min(self.rows_per_epoch, self.row + rows)
+        if self.done_at is not None:
+            if self.steps_here % self.o["val_every"] == 0 or self.position >= self.run_rows:
+                self._validate()
+            self._set_lr()
             return
         N = self.config.n_samples
+        passed = self.steps_here >= self.o["min_steps"] and float(self.ema.mean()) < self.o["thr"]
+        if not passed:
+            stalled = self.horizon > self.o["t0"] and self.o["patience"] > 0
+            if stalled and self.steps_here >= self.o["patience"]:
+                if self.lr_mult > self.o["min_lr_mult"]:
+                    self.lr_mult = max(self.o["min_lr_mult"], self.lr_mult / 2)
+                    self._set_lr()
+                self.steps_here = 0
+            return
         if self.horizon < N:
             self.horizon = min(N, int(self.horizon * self.o["grow"]))
-            self._set_lr()
         elif self.amp < 1.0:
             self.amp = min(1.0, round(self.amp + self.o["amp_step"], 6))
             if self.amp >= 1.0:
                 self.done_at = self.position
-        else:
-            return
+                self.lr_mult = 1.0  # the polish starts from the full-horizon rate
+        self._set_lr()
         self.ema, self.steps_here = None, 0
+
+    def _validate(self) -> None:
+        """Frozen MSE on the validation draw; keep the best weights, or go back to them
+        (and halve the rate) when a step fell far off; at the run's end select."""
+        val = frozen_mse(self.model, for_config(self.config, self.o["val_seed"])).overall
+        self.val_last = val
+        if self.best_val is None or val < self.best_val:
+            self.best_val, self.best_at = val, self.position
+            self.best_model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_optimizer = copy.deepcopy(self.optimizer.state_dict())
+        elif self.o["rollback"] > 0 and val > self.o["rollback"] * self.best_val + 0.005:
+            self._restore_best()
+            self.rollbacks += 1
+            self.lr_mult /= 2
+        if self.position >= self.run_rows and self.o["select"]:
+            if self.best_val is not None and self.best_at != self.position:
+                self._restore_best()
+                self.selected = "best"
+            else:
+                self.selected = "final"
+
+    def _restore_best(self) -> None:
+        assert self.best_model is not None and self.best_optimizer is not None
+        with torch.no_grad():
+            self.model.load_state_dict(self.best_model)
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(copy.deepcopy(self.best_optimizer))
+        for g, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            g["lr"] = lr
+
+    def weights_note(self) -> str:
+        """Which weights the model holds, for snapshots, `eval` and the console."""
+        seed = self.o["val_seed"]
+        if self.selected == "best":
+            return (
+                f"best on the validation draw (noise seed {seed}) at row {self.best_at:,}: "
+                f"validation MSE {self.best_val:.4g}"
+            )
+        if self.selected == "final":
+            return f"final (also the best on the validation draw, noise seed {seed})"
+        return "current (training)"
+
+    def schedule(self) -> tuple[tuple[str, str], ...]:
+        """The schedule's state, for the status line and the log."""
+        items = [
+            ("phase", self.phase),
+            ("horizon", f"{self.horizon:,} rows"),
+            ("S amp", f"{self.amp:g}"),
+            ("lr", f"{self.lr:.2g}"),
+        ]
+        if self.val_last is not None:
+            items.append(("val MSE", f"{self.val_last:.4f}"))
+        if self.best_val is not None:
+            items.append(("best val", f"{self.best_val:.4f}"))
+        return tuple(items)
 
     def train_rows(self, max_rows: int) -> Chunk:
         F = self.config.n_blocks
@@ -241,9 +373,6 @@ class ClockTrainer(Trainer):
             loss_sum += bl * per_block
             counts += per_block
             done += rows
-            self.row = min(self.rows_per_epoch, self.row + rows)
-            if self.done_at is not None:
-                self._set_lr()
             block = self.steps % F  # the live plot shows the blocks in turn
             T = out.shape[1]
             keep = slice(max(0, T - LIVE_ROWS), T)
@@ -254,6 +383,7 @@ class ClockTrainer(Trainer):
     def state_dict(self) -> dict[str, Any]:
         d = super().state_dict()
         d.update(
+            schedule_version=SCHEDULE_VERSION,
             horizon=self.horizon,
             amp=self.amp,
             ema=None if self.ema is None else [float(v) for v in self.ema],
@@ -263,10 +393,23 @@ class ClockTrainer(Trainer):
             initialised=self.initialised,
             noise_rng=rng_state(self.rng),
             last_x=self._last_x.clone(),
+            lr_mult=self.lr_mult,
+            val_last=-1.0 if self.val_last is None else self.val_last,
+            best_val=-1.0 if self.best_val is None else self.best_val,
+            best_at=self.best_at,
+            best_model=self.best_model,
+            best_optimizer=self.best_optimizer,
+            rollbacks=self.rollbacks,
+            selected=self.selected,
         )
         return d
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
+        if d.get("schedule_version") != SCHEDULE_VERSION:
+            raise FreqtuiError(
+                "this clock session was trained by an earlier clock schedule: `freqtui eval` "
+                "and `freqtui report` read it, but it cannot be resumed; start a new run"
+            )
         super().load_state_dict(d)
         self.horizon = int(d["horizon"])
         self.amp = float(d["amp"])
@@ -277,3 +420,11 @@ class ClockTrainer(Trainer):
         self.initialised = bool(d["initialised"])
         set_rng_state(self.rng, d["noise_rng"])
         self._last_x = d["last_x"].clone()
+        self.lr_mult = float(d["lr_mult"])
+        self.val_last = None if d["val_last"] < 0 else float(d["val_last"])
+        self.best_val = None if d["best_val"] < 0 else float(d["best_val"])
+        self.best_at = int(d["best_at"])
+        self.best_model = d["best_model"]
+        self.best_optimizer = d["best_optimizer"]
+        self.rollbacks = int(d["rollbacks"])
+        self.selected = str(d["selected"])
