@@ -195,78 +195,83 @@ if AVAILABLE:
     # ---- the forward and backward pass of one part of the streams ---------------------
     @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
     def _part_pass(
-        x, y, coef, h0, c0,
-        w_ihT, w_hhT, w_hh, b_ih, b_hh, fc_w, fc_b,
-        G, C, TC, Hs, DY, acc, dg, dh, dc,
-        blk, out, mse, g_ihT, g_hhT, g_b, g_fc, one,
+        x, y, coef, h0, c0, w_uT, w_hh, fc_w, fc_b,
+        G, C, TC, U, DY, acc, dg, dh, dc, blk,
+        out, mse, g_uT, g_fc, one,
     ):  # fmt: skip
         """Forward over T rows, online error, backward through all T rows, weight grads.
 
         x (P, T, I), y (P, T), coef (P,), h0/c0 (P, H) for the P streams of this part.
-        w_ihT (I, 4H) and w_hhT (H, 4H) are the transposed weights, w_hh (4H, H) as is.
-        Workspaces: G (T, P, 4H) gate activations then gate gradients, C (T+1, P, H) the
-        cell states (C[0] = c0), TC (T, P, H) tanh(c), Hs (T+1, P, H) hidden states
-        (Hs[0] = h0), DY (T, P) dLoss/dout, acc and dg (P, 4H), dh and dc (P, H).
-        blk (16, 4H) is the weight gradient's block accumulator.
-        Outputs: out (P, T) the head's output, mse (P,) float64, and the gradients
-        g_hhT (H, 4H) (dW_hh transposed), and in float64 g_ihT (I, 4H), g_b (4H,) (both
-        biases'), g_fc (H + 1,) (weight, bias); overwritten, not accumulated.
+        The input of row t is u_t = [h_{t-1}, x_t, 1] (K = H + I + 1 values), so that one
+        loop computes the gate pre-activations u_t W_u^T with w_uT = [W_hh^T; W_ih^T;
+        b_ih + b_hh] (K, 4H), and one loop their weight gradient sum_t u_t^T dg_t.
+        w_hh (4H, H) as is, for the backward recurrence.
+        Workspaces: G (T, P, 4H) gate activations, then gate gradients; C (T+1, P, H) the
+        cell states (C[0] = c0); TC (T, P, H) tanh(c); U (T+1, P, K) the inputs u_t
+        (U[t, :, :H] = h_{t-1}); DY (T, P) dLoss/dout; acc and dg (P, 4H); dh and dc
+        (P, H); blk (16, 4H), the weight gradient's block accumulator.
+        Outputs: out (P, T) the head's output, mse (P,) float64, g_uT (K, 4H) = [dW_hh^T;
+        dW_ih^T; db] and g_fc (H + 1,) float64 (head weight, bias); overwritten.
         """
         P, T, n_in = x.shape
         H = h0.shape[1]
+        K = H + n_in + 1
         G4 = 4 * H
         one_ = one[0]
         two = one_ + one_
         zero = one_ - one_
-        K4 = H - H % 4
+        K4 = K - K % 4
         J8 = G4 - G4 % 8
+        KH4 = H - H % 4
 
-        for b in range(P):
-            for k in range(H):
-                Hs[0, b, k] = h0[b, k]
-                C[0, b, k] = c0[b, k]
+        for t in range(T + 1):
+            for b in range(P):
+                u = U[t, b]
+                if t == 0:
+                    for k in range(H):
+                        u[k] = h0[b, k]
+                        C[0, b, k] = c0[b, k]
+                if t < T:
+                    for k in range(n_in):
+                        u[H + k] = x[b, t, k]
+                else:
+                    for k in range(n_in):
+                        u[H + k] = zero
+                u[K - 1] = one_
 
         # ---------------- forward ----------------
         for t in range(T):
-            # acc = b_hh + h_{t-1} W_hh^T for every stream, W^T four rows at a time
+            # acc = u_t W_u^T for every stream, W_u^T four rows at a time: the rows stay
+            # in L1 for all streams, and every accumulator is loaded and stored once per
+            # four multiply-adds
             for b in range(P):
+                ab = acc[b]
                 for j in range(G4):
-                    acc[b, j] = b_hh[j]
+                    ab[j] = zero
             for k in range(0, K4, 4):
-                w0 = w_hhT[k]
-                w1 = w_hhT[k + 1]
-                w2 = w_hhT[k + 2]
-                w3 = w_hhT[k + 3]
+                w0 = w_uT[k]
+                w1 = w_uT[k + 1]
+                w2 = w_uT[k + 2]
+                w3 = w_uT[k + 3]
                 for b in range(P):
-                    hp = Hs[t, b]
-                    a0 = hp[k]
-                    a1 = hp[k + 1]
-                    a2 = hp[k + 2]
-                    a3 = hp[k + 3]
+                    u = U[t, b]
+                    a0 = u[k]
+                    a1 = u[k + 1]
+                    a2 = u[k + 2]
+                    a3 = u[k + 3]
                     ab = acc[b]
                     for j in range(G4):
                         ab[j] = ab[j] + a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j]
-            for k in range(K4, H):
-                wk = w_hhT[k]
+            for k in range(K4, K):
+                wk = w_uT[k]
                 for b in range(P):
-                    a0 = Hs[t, b, k]
+                    a0 = U[t, b, k]
                     ab = acc[b]
                     for j in range(G4):
                         ab[j] = ab[j] + a0 * wk[j]
             for b in range(P):
                 g = G[t, b]
-                xt = x[b, t]
                 ab = acc[b]
-                # z = (b_ih + W_ih x) + (b_hh + W_hh h), the x part built in g first
-                for j in range(G4):
-                    g[j] = b_ih[j]
-                for k in range(n_in):
-                    xk = xt[k]
-                    wk = w_ihT[k]
-                    for j in range(G4):
-                        g[j] = g[j] + xk * wk[j]
-                for j in range(G4):
-                    ab[j] = g[j] + ab[j]
                 # slices indexed by the loop variable only: this is what lets the
                 # compiler vectorise (an index like H + j carries a negative-index check)
                 zi, zf, zg, zo = ab[0:H], ab[H : 2 * H], ab[2 * H : 3 * H], ab[3 * H : G4]
@@ -283,33 +288,40 @@ if AVAILABLE:
                 tcn = TC[t, b]
                 for j in range(H):
                     tcn[j] = one_ - two / (_exp(cn[j] + cn[j]) + one_)
-                hn = Hs[t + 1, b]
+                hn = U[t + 1, b, 0:H]
                 for j in range(H):
                     hn[j] = go[j] * tcn[j]
 
-        # ---------------- head, online error, dLoss/dout ----------------
+        # ---------------- head, online error, dLoss/dout, head gradient ----------------
         fb = fc_b[0]
+        for k in range(H + 1):
+            g_fc[k] = 0.0
         for b in range(P):
             s = 0.0
             w = coef[b] * two / T
             for t in range(T):
-                hv = Hs[t + 1, b]
+                hv = U[t + 1, b, 0:H]
                 s0 = zero
                 s1 = zero
                 s2 = zero
                 s3 = zero
-                for k in range(0, K4, 4):
+                for k in range(0, KH4, 4):
                     s0 += fc_w[k] * hv[k]
                     s1 += fc_w[k + 1] * hv[k + 1]
                     s2 += fc_w[k + 2] * hv[k + 2]
                     s3 += fc_w[k + 3] * hv[k + 3]
-                for k in range(K4, H):
+                for k in range(KH4, H):
                     s0 += fc_w[k] * hv[k]
                 o = fb + ((s0 + s1) + (s2 + s3))
                 out[b, t] = o
                 d = o - y[b, t]
                 s += np.float64(d) * np.float64(d)
-                DY[t, b] = w * d
+                dy = w * d
+                DY[t, b] = dy
+                dy = np.float64(DY[t, b])
+                for k in range(H):
+                    g_fc[k] = g_fc[k] + dy * np.float64(hv[k])
+                g_fc[H] = g_fc[H] + dy
             mse[b] = s / T
 
         # ---------------- backward through time ----------------
@@ -387,23 +399,23 @@ if AVAILABLE:
                         dhb[k] = dhb[k] + a0 * wj[k]
 
         # ---------------- weight gradients over all (t, b) rows ----------------
-        # dW_hh^T = sum_n h_{n-1} dg_n^T: the loop has the forward's shape (inner loop
-        # over the 4H contiguous columns, four rows n at a time). Blocks of NB rows are
-        # summed into blk (a tile of KT rows of dW^T stays in L1), then added to the
-        # total: two-level summation keeps float32 rounding near a blocked GEMM's.
+        # g_u^T = sum_n u_n dg_n^T: the loop has the forward's shape (inner loop over the
+        # 4H contiguous columns, four rows n at a time). Blocks of NB rows are summed
+        # into blk (a tile of KT rows of g_u^T stays in L1), then added to the total:
+        # two-level summation keeps float32 rounding near a blocked GEMM's.
         N = T * P
         Gf = G.reshape(N, G4)
-        Hf = Hs.reshape((T + 1) * P, H)
-        for k in range(H):
+        Uf = U.reshape((T + 1) * P, K)
+        for k in range(K):
             for j in range(G4):
-                g_hhT[k, j] = zero
+                g_uT[k, j] = zero
         NB = 64
         KT = 16
         for n0 in range(0, N, NB):
             n1 = min(N, n0 + NB)
             q1 = n0 + (n1 - n0) // 4 * 4
-            for k0 in range(0, H, KT):
-                k1 = min(H, k0 + KT)
+            for k0 in range(0, K, KT):
+                k1 = min(K, k0 + KT)
                 for k in range(k0, k1):
                     bk = blk[k - k0]
                     for j in range(G4):
@@ -414,49 +426,25 @@ if AVAILABLE:
                     d2 = Gf[n + 2]
                     d3 = Gf[n + 3]
                     for k in range(k0, k1):
-                        a0 = Hf[n, k]
-                        a1 = Hf[n + 1, k]
-                        a2 = Hf[n + 2, k]
-                        a3 = Hf[n + 3, k]
+                        a0 = Uf[n, k]
+                        a1 = Uf[n + 1, k]
+                        a2 = Uf[n + 2, k]
+                        a3 = Uf[n + 3, k]
                         bk = blk[k - k0]
                         for j in range(G4):
                             bk[j] = bk[j] + a0 * d0[j] + a1 * d1[j] + a2 * d2[j] + a3 * d3[j]
                 for n in range(q1, n1):
                     d0 = Gf[n]
                     for k in range(k0, k1):
-                        a0 = Hf[n, k]
+                        a0 = Uf[n, k]
                         bk = blk[k - k0]
                         for j in range(G4):
                             bk[j] = bk[j] + a0 * d0[j]
                 for k in range(k0, k1):
                     bk = blk[k - k0]
-                    gk = g_hhT[k]
+                    gk = g_uT[k]
                     for j in range(G4):
                         gk[j] = gk[j] + bk[j]
-        # the small ones in float64 (sums over N rows)
-        for k in range(n_in):
-            for j in range(G4):
-                g_ihT[k, j] = 0.0
-        for j in range(G4):
-            g_b[j] = 0.0
-        for k in range(H + 1):
-            g_fc[k] = 0.0
-        for t in range(T):
-            for b in range(P):
-                dn = G[t, b]
-                xt = x[b, t]
-                for j in range(G4):
-                    g_b[j] = g_b[j] + np.float64(dn[j])
-                for k in range(n_in):
-                    xk = np.float64(xt[k])
-                    gk = g_ihT[k]
-                    for j in range(G4):
-                        gk[j] = gk[j] + xk * np.float64(dn[j])
-                dy = np.float64(DY[t, b])
-                hv = Hs[t + 1, b]
-                for k in range(H):
-                    g_fc[k] = g_fc[k] + dy * np.float64(hv[k])
-                g_fc[H] = g_fc[H] + dy
 
     # ---- clipping and Adam, on the summed gradients -----------------------------------
     @njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
@@ -533,7 +521,7 @@ class _Part:
     """Workspaces of one part of the streams, grown to the longest window seen."""
 
     def __init__(self, streams: int, hidden: int, n_in: int, dtype: type) -> None:
-        self.streams, self.hidden, self.dtype = streams, hidden, dtype
+        self.streams, self.hidden, self.n_in, self.dtype = streams, hidden, n_in, dtype
         self.capacity = 0
         g4 = 4 * hidden
         self.acc = np.zeros((streams, g4), dtype)
@@ -541,9 +529,7 @@ class _Part:
         self.dh = np.zeros((streams, hidden), dtype)
         self.dc = np.zeros((streams, hidden), dtype)
         self.blk = np.zeros((16, g4), dtype)
-        self.g_ihT = np.zeros((n_in, g4), np.float64)
-        self.g_hhT = np.zeros((hidden, g4), dtype)
-        self.g_b = np.zeros(g4, np.float64)
+        self.g_uT = np.zeros((hidden + n_in + 1, g4), dtype)
         self.g_fc = np.zeros(hidden + 1, np.float64)
         self.mse = np.zeros(streams, np.float64)
 
@@ -553,10 +539,10 @@ class _Part:
             self._G = np.empty((T, P, 4 * H), dt)
             self._C = np.empty((T + 1, P, H), dt)
             self._TC = np.empty((T, P, H), dt)
-            self._Hs = np.empty((T + 1, P, H), dt)
+            self._U = np.empty((T + 1, P, H + self.n_in + 1), dt)
             self._DY = np.empty((T, P), dt)
             self.capacity = T
-        return self._G[:T], self._C[: T + 1], self._TC[:T], self._Hs[: T + 1], self._DY[:T]
+        return self._G[:T], self._C[: T + 1], self._TC[:T], self._U[: T + 1], self._DY[:T]
 
 
 class WindowStepper:
@@ -617,8 +603,7 @@ class WindowStepper:
         self._parts: dict[int, list[_Part]] = {}  # by B
         H, I = self.hidden, self.n_in
         dt = self.np_dtype
-        self._w_ihT = np.empty((I, 4 * H), dt)
-        self._w_hhT = np.empty((H, 4 * H), dt)
+        self._w_uT = np.empty((H + I + 1, 4 * H), dt)  # [W_hh^T; W_ih^T; b_ih + b_hh]
         self._grads = (
             np.zeros(4 * H * I, dt),
             np.zeros(4 * H * H, dt),
@@ -755,8 +740,9 @@ class WindowStepper:
         params = tuple(_flat_view(p, self.dtype) for p in self.params)
         w_ih = params[0].reshape(4 * H, I)
         w_hh = params[1].reshape(4 * H, H)
-        np.copyto(self._w_ihT, w_ih.T)
-        np.copyto(self._w_hhT, w_hh.T)
+        np.copyto(self._w_uT[:H], w_hh.T)
+        np.copyto(self._w_uT[H : H + I], w_ih.T)
+        np.add(params[2], params[3], out=self._w_uT[H + I])
 
         parts = self._parts_for(B)
         outputs = np.empty((B, T), dt)
@@ -772,15 +758,14 @@ class WindowStepper:
         def run(q: int) -> None:
             part = parts[q]
             lo, hi = bounds[q]
-            G, C, TC, Hs, DY = part.views(T)
+            G, C, TC, U, DY = part.views(T)
             _part_pass(
                 x[lo:hi], y[lo:hi], coef[lo:hi], h0[lo:hi], c0[lo:hi],
-                self._w_ihT, self._w_hhT, w_hh, params[2], params[3], params[4], params[5],
-                G, C, TC, Hs, DY, part.acc, part.dg, part.dh, part.dc,
-                part.blk, outputs[lo:hi], part.mse, part.g_ihT, part.g_hhT, part.g_b, part.g_fc,
-                self._one,
+                self._w_uT, w_hh, params[4], params[5],
+                G, C, TC, U, DY, part.acc, part.dg, part.dh, part.dc, part.blk,
+                outputs[lo:hi], part.mse, part.g_uT, part.g_fc, self._one,
             )  # fmt: skip
-            hT_np[lo:hi] = Hs[T]
+            hT_np[lo:hi] = U[T, :, :H]
             cT_np[lo:hi] = C[T]
 
         if self.threads > 1 and len(parts) > 1:
@@ -800,23 +785,19 @@ class WindowStepper:
         if not np.all(np.isfinite(mse)):
             return WindowResult(mse, outputs, hT, cT, float("nan"), False)
 
-        # sum the parts' gradients in a fixed order (the small ones in float64)
+        # sum the parts' gradients in a fixed order
         g_ih, g_hh, g_bih, g_bhh, g_fw, g_fb = self._grads
+        g_uT = parts[0].g_uT.copy()
+        g_fc = parts[0].g_fc.copy()
+        for part in parts[1:]:
+            g_uT += part.g_uT
+            g_fc += part.g_fc
         g_ih2 = g_ih.reshape(4 * H, I)
-        g_hh[:] = parts[0].g_hhT.T.reshape(-1)
-        for part in parts[1:]:
-            g_hh += part.g_hhT.T.reshape(-1)
-        small_ih = parts[0].g_ihT.copy()
-        small_b = parts[0].g_b.copy()
-        small_fc = parts[0].g_fc.copy()
-        for part in parts[1:]:
-            small_ih += part.g_ihT
-            small_b += part.g_b
-            small_fc += part.g_fc
-        g_ih2[:] = small_ih.T
-        g_bih[:] = small_b
-        g_fw[:] = small_fc[:H]
-        g_fb[:] = small_fc[H:]
+        g_hh.reshape(4 * H, H)[:] = g_uT[:H].T
+        g_ih2[:] = g_uT[H : H + I].T
+        g_bih[:] = g_uT[H + I]
+        g_fw[:] = g_fc[:H]
+        g_fb[:] = g_fc[H:]
         g_bhh[:] = g_bih
         if s_decay > 0:
             # d/dW (s_decay * sum W[:, 0]**2) = s_decay * (2 * W[:, 0]), in torch's order
