@@ -78,7 +78,9 @@ def instrumented() -> tuple[types.ModuleType, list[str], dict[int, str]]:
             if not started:
                 out += ["        _sec = 0", "        _t0 = _rdtsc()"]
                 started = True
-            out.append(f"        _t = _rdtsc(); prof[_sec] += _t - _t0; _t0 = _t; _sec = {len(names)}")
+            out.append(
+                f"        _t = _rdtsc(); prof[_sec] += _t - _t0; _t0 = _t; _sec = {len(names)}"
+            )
             names.append(m.group(2))
         elif m and "(matmul)" in m.group(2):  # an inner section: make it skippable
             indent = m.group(1)
@@ -91,7 +93,9 @@ def instrumented() -> tuple[types.ModuleType, list[str], dict[int, str]]:
                 nxt = lines[i]
                 stripped = nxt.strip()
                 depth = len(nxt) - len(nxt.lstrip())
-                if stripped and (depth < len(indent) or (MARKER.match(nxt) and depth == len(indent))):
+                if stripped and (
+                    depth < len(indent) or (MARKER.match(nxt) and depth == len(indent))
+                ):
                     break
                 out.append("    " + nxt if stripped else nxt)
                 i += 1
@@ -126,14 +130,14 @@ def section_split(
     mod, names, inner = instrumented()
     dt = np.float32
     rng = np.random.default_rng(0)
-    P, H, I = streams, hidden, n_in
-    part = mod._Part(P, H, I, dt)
+    P, H, n_in = streams, hidden, n_in
+    part = mod._Part(P, H, n_in, dt)
     G, C, TC, U, DY = part.views(T)
-    x = rng.standard_normal((P, T, I)).astype(dt)
+    x = rng.standard_normal((P, T, n_in)).astype(dt)
     y = rng.standard_normal((P, T)).astype(dt)
     coef = np.full(P, 1.0 / P, dt)
     h0 = np.zeros((P, H), dt)
-    w_uT = (0.1 * rng.standard_normal((H + I + 1, 4 * H))).astype(dt)
+    w_uT = (0.1 * rng.standard_normal((H + n_in + 1, 4 * H))).astype(dt)
     w_hh = np.ascontiguousarray(w_uT[:H].T)
     fc_w = (0.1 * rng.standard_normal(H)).astype(dt)
     fc_b = np.zeros(1, dt)

@@ -93,7 +93,7 @@ def window(B, T, n_in, hidden, dtype, gen, carried):
 
 
 CASES = [
-    # B, T, I, H, carried, clip, s_decay, threads
+    # B, T, n_in, H, carried, clip, s_decay, threads
     (8, 40, 5, 64, False, 0.0, 0.0, 2),
     (8, 40, 5, 64, True, 1.0, 1e-3, 2),
     (8, 25, 5, 64, True, 0.05, 0.0, 1),
@@ -104,16 +104,16 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("B", "T", "I", "H", "carried", "clip", "s_decay", "threads"), CASES)
-def test_float64_gradients_and_20_steps_equal_torch(B, T, I, H, carried, clip, s_decay, threads):
+@pytest.mark.parametrize(("B", "T", "n_in", "H", "carried", "clip", "s_decay", "threads"), CASES)
+def test_float64_gradients_and_20_steps_equal_torch(B, T, n_in, H, carried, clip, s_decay, threads):
     dtype = torch.float64
-    ref, ref_opt = make(I, H, dtype)
+    ref, ref_opt = make(n_in, H, dtype)
     ker, ker_opt = twin(ref, ref_opt)
     stepper = wk.WindowStepper(ker, ker_opt, threads=threads)
     gen = torch.Generator().manual_seed(1)
     clipped = 0
     for s in range(20):
-        x, y, coef, h0, c0 = window(B, T, I, H, dtype, gen, carried)
+        x, y, coef, h0, c0 = window(B, T, n_in, H, dtype, gen, carried)
         out, h, c, grads, norm, mse = torch_step(ref, ref_opt, x, y, coef, h0, c0, clip, s_decay)
         res = stepper.step(x, y, coef, h0, c0, clip=clip, s_decay=s_decay)
         assert res.updated
@@ -174,16 +174,16 @@ def test_float32_one_step_within_torchs_own_rounding():
     # the kernel's distance must stay within 4x torch's own float32 distance (summation
     # order and exp's last bit differ, both at the level of float32 rounding) plus a
     # floor of 4 ulp of each quantity's size for values torch happens to hit exactly.
-    B, T, I, H = 8, 200, 5, 64
-    ref32, opt32 = make(I, H, torch.float32, seed=5, lr=1e-3)
+    B, T, n_in, H = 8, 200, 5, 64
+    ref32, opt32 = make(n_in, H, torch.float32, seed=5, lr=1e-3)
     gen = torch.Generator().manual_seed(6)
     # a few torch steps first so Adam's state is not trivial
     for _ in range(3):
-        x, y, coef, h0, c0 = window(B, T, I, H, torch.float32, gen, True)
+        x, y, coef, h0, c0 = window(B, T, n_in, H, torch.float32, gen, True)
         torch_step(ref32, opt32, x, y, coef, h0, c0, 1.0, 1e-3)
     ker, ker_opt = twin(ref32, opt32)
     truth, truth_opt = twin(ref32, opt32, torch.float64)
-    x, y, coef, h0, c0 = window(B, T, I, H, torch.float32, gen, True)
+    x, y, coef, h0, c0 = window(B, T, n_in, H, torch.float32, gen, True)
     out32, h32, c32, g32, _, _ = torch_step(ref32, opt32, x, y, coef, h0, c0, 1.0, 1e-3)
     d = torch.float64
     out64, h64, c64, g64, _, _ = torch_step(
@@ -211,7 +211,6 @@ def test_float32_one_step_within_torchs_own_rounding():
         bound = 4 * dist_torch + 4 * ulp * size
         worst[key] = dist_kern / bound if bound else 0.0
         assert dist_kern <= bound, f"{key}: kernel {dist_kern:.2e}, torch {dist_torch:.2e}"
-    print(max(worst.values()), max(worst, key=worst.get))
     assert len(worst) == 3 + 6 + 18  # out, h, c, six gradients, params and two moments
 
 

@@ -134,8 +134,10 @@ if AVAILABLE:
         (so exp(-large) is tiny, not 0; it only ever feeds 1 / (1 + e))."""
         if x == types.float32:
             lo32, hi32 = np.float32(-87.0), np.float32(88.0)
-            l2e32, c1_32, c2_32 = np.float32(1.44269504), np.float32(0.693359375), np.float32(
-                -2.12194440e-4
+            l2e32, c1_32, c2_32 = (
+                np.float32(1.44269504),
+                np.float32(0.693359375),
+                np.float32(-2.12194440e-4),
             )
             p32 = tuple(
                 np.float32(v)
@@ -575,7 +577,7 @@ class _Part:
         self.mse = np.zeros(streams, np.float64)
 
     def views(self, T: int) -> tuple[np.ndarray, ...]:
-        if T > self.capacity:
+        if self.capacity < T:
             P, H, dt = self.streams, self.hidden, self.dtype
             self._G = np.empty((T, P, 4 * H), dt)
             self._C = np.empty((T + 1, P, H), dt)
@@ -642,11 +644,11 @@ class WindowStepper:
         self.threads = int(threads)
         self._pool: ThreadPoolExecutor | None = None
         self._parts: dict[int, list[_Part]] = {}  # by B
-        H, I = self.hidden, self.n_in
+        H, n_in = self.hidden, self.n_in
         dt = self.np_dtype
-        self._w_uT = np.empty((H + I + 1, 4 * H), dt)  # [W_hh^T; W_ih^T; b_ih + b_hh]
+        self._w_uT = np.empty((H + n_in + 1, 4 * H), dt)  # [W_hh^T; W_ih^T; b_ih + b_hh]
         self._grads = (
-            np.zeros(4 * H * I, dt),
+            np.zeros(4 * H * n_in, dt),
             np.zeros(4 * H * H, dt),
             np.zeros(4 * H, dt),
             np.zeros(4 * H, dt),
@@ -750,7 +752,7 @@ class WindowStepper:
         clip: float = 0.0,
         s_decay: float = 0.0,
     ) -> WindowResult:
-        """One training step on the window x (B, T, I) -> y (B, T), weighted by coef (B,).
+        """One training step on the window x (B, T, n_in) -> y (B, T), weighted by coef (B,).
 
         h0, c0 (B, H), or (1, B, H) as nn.LSTM takes them, default to zeros. clip > 0
         clips the total gradient norm as ``clip_grad_norm_`` does; s_decay adds
@@ -761,12 +763,12 @@ class WindowStepper:
 
     def _step(self, x, y, coef, h0, c0, clip: float, s_decay: float) -> WindowResult:
         dt = self.np_dtype
-        H, I = self.hidden, self.n_in
+        H, n_in = self.hidden, self.n_in
         x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
-        if x.ndim != 3 or x.shape[2] != I or x.shape[0] < 1 or x.shape[1] < 1:
-            raise ValueError(f"x must have shape (B, T, {I}) with B, T >= 1, got {x.shape}")
+        if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(f"x must have shape (B, T, {n_in}) with B, T >= 1, got {x.shape}")
         B, T = x.shape[0], x.shape[1]
-        x = self._as_array(x, (B, T, I), "x")
+        x = self._as_array(x, (B, T, n_in), "x")
         y = self._as_array(y, (B, T), "y")
         coef = self._as_array(coef, (B,), "coef")
         if np.any(coef < 0) or not np.all(np.isfinite(coef)):
@@ -779,11 +781,11 @@ class WindowStepper:
 
         exp_avgs, exp_avg_sqs, steps = self._state_views()
         params = tuple(_flat_view(p, self.dtype) for p in self.params)
-        w_ih = params[0].reshape(4 * H, I)
+        w_ih = params[0].reshape(4 * H, n_in)
         w_hh = params[1].reshape(4 * H, H)
         np.copyto(self._w_uT[:H], w_hh.T)
-        np.copyto(self._w_uT[H : H + I], w_ih.T)
-        np.add(params[2], params[3], out=self._w_uT[H + I])
+        np.copyto(self._w_uT[H : H + n_in], w_ih.T)
+        np.add(params[2], params[3], out=self._w_uT[H + n_in])
 
         parts = self._parts_for(B)
         outputs = np.empty((B, T), dt)
@@ -833,10 +835,10 @@ class WindowStepper:
         for part in parts[1:]:
             g_uT += part.g_uT
             g_fc += part.g_fc
-        g_ih2 = g_ih.reshape(4 * H, I)
+        g_ih2 = g_ih.reshape(4 * H, n_in)
         g_hh.reshape(4 * H, H)[:] = g_uT[:H].T
-        g_ih2[:] = g_uT[H : H + I].T
-        g_bih[:] = g_uT[H + I]
+        g_ih2[:] = g_uT[H : H + n_in].T
+        g_bih[:] = g_uT[H + n_in]
         g_fw[:] = g_fc[:H]
         g_fb[:] = g_fc[H:]
         g_bhh[:] = g_bih
