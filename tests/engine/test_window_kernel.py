@@ -101,6 +101,7 @@ CASES = [
     (5, 17, 3, 7, True, 0.5, 1e-2, 2),
     (1, 9, 1, 3, True, 0.0, 0.0, 2),
     (3, 12, 2, 13, False, 0.2, 1e-2, 2),
+    (10, 15, 5, 9, True, 0.3, 1e-3, 2),  # parts of 5: four streams per pass plus one
 ]
 
 

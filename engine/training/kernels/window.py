@@ -198,7 +198,7 @@ if AVAILABLE:
     @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
     def _part_pass(
         x, y, coef, h0, c0, w_uT, w_hh, fc_w, fc_b,
-        G, C, TC, U, DY, acc, dg, dh, dc, blk,
+        G, C, TC, U, DY, acc, dh, dc, blk,
         out, mse, g_uT, g_fc, one,
     ):  # fmt: skip
         """Forward over T rows, online error, backward through all T rows, weight grads.
@@ -210,7 +210,7 @@ if AVAILABLE:
         w_hh (4H, H) as is, for the backward recurrence.
         Workspaces: G (T, P, 4H) gate activations, then gate gradients; C (T+1, P, H) the
         cell states (C[0] = c0); TC (T, P, H) tanh(c); U (T+1, P, K) the inputs u_t
-        (U[t, :, :H] = h_{t-1}); DY (T, P) dLoss/dout; acc and dg (P, 4H); dh and dc
+        (U[t, :, :H] = h_{t-1}); DY (T, P) dLoss/dout; acc (P, 4H); dh and dc
         (P, H); blk (16, 4H), the weight gradient's block accumulator.
         Outputs: out (P, T) the head's output, mse (P,) float64, g_uT (K, 4H) = [dW_hh^T;
         dW_ih^T; db] and g_fc (H + 1,) float64 (head weight, bias); overwritten.
@@ -224,6 +224,7 @@ if AVAILABLE:
         zero = one_ - one_
         K4 = K - K % 4
         P4 = P - P % 4
+        J8 = G4 - G4 % 8
         KH4 = H - H % 4
 
         # ---------------- inputs u_t = [h_{t-1}, x_t, 1] ----------------
@@ -355,11 +356,11 @@ if AVAILABLE:
                 dc[b, k] = zero
         for t in range(T - 1, -1, -1):
             # --- backward: gate gradients
+            # written over the activations in G, one gate per loop: loops that touch
+            # few arrays are the ones the compiler vectorises
             for b in range(P):
                 g = G[t, b]
                 gi, gf, gg, go = g[0:H], g[H : 2 * H], g[2 * H : 3 * H], g[3 * H : G4]
-                db = dg[b]
-                di, df, dgg, do = db[0:H], db[H : 2 * H], db[2 * H : 3 * H], db[3 * H : G4]
                 cp = C[t, b]
                 tcn = TC[t, b]
                 dy = DY[t, b]
@@ -371,59 +372,86 @@ if AVAILABLE:
                     tc = tcn[j]
                     og = go[j]
                     dcb[j] = dhb[j] * og * (one_ - tc * tc) + dcb[j]
-                    do[j] = dhb[j] * tc * og * (one_ - og)
+                    go[j] = dhb[j] * tc * og * (one_ - og)
                 for j in range(H):
                     ig = gi[j]
-                    fg = gf[j]
                     gv = gg[j]
-                    dct = dcb[j]
-                    di[j] = dct * gv * ig * (one_ - ig)
-                    df[j] = dct * cp[j] * fg * (one_ - fg)
-                    dgg[j] = dct * ig * (one_ - gv * gv)
+                    gg[j] = dcb[j] * ig * (one_ - gv * gv)
+                    gi[j] = dcb[j] * gv * ig * (one_ - ig)
                 for j in range(H):
-                    dcb[j] = dcb[j] * gf[j]
-                for j in range(G4):
-                    g[j] = db[j]
+                    fg = gf[j]
+                    gf[j] = dcb[j] * cp[j] * fg * (one_ - fg)
+                    dcb[j] = dcb[j] * fg
             if t == 0:
                 break
             # --- backward: dgates W_hh (matmul)
-            # four rows of W_hh times four streams per pass, as in the forward
+            # eight rows of W_hh times four streams per pass (the inner loop is only H
+            # long here, so the more work per pass the better)
             for b in range(P):
                 for k in range(H):
                     dh[b, k] = zero
-            for j in range(0, G4, 4):
+            for j in range(0, J8, 8):
                 w0 = w_hh[j]
                 w1 = w_hh[j + 1]
                 w2 = w_hh[j + 2]
                 w3 = w_hh[j + 3]
+                w4 = w_hh[j + 4]
+                w5 = w_hh[j + 5]
+                w6 = w_hh[j + 6]
+                w7 = w_hh[j + 7]
                 for b in range(0, P4, 4):
                     e0 = G[t, b]
                     e1 = G[t, b + 1]
                     e2 = G[t, b + 2]
                     e3 = G[t, b + 3]
                     a00, a01, a02, a03 = e0[j], e0[j + 1], e0[j + 2], e0[j + 3]
+                    a04, a05, a06, a07 = e0[j + 4], e0[j + 5], e0[j + 6], e0[j + 7]
                     a10, a11, a12, a13 = e1[j], e1[j + 1], e1[j + 2], e1[j + 3]
+                    a14, a15, a16, a17 = e1[j + 4], e1[j + 5], e1[j + 6], e1[j + 7]
                     a20, a21, a22, a23 = e2[j], e2[j + 1], e2[j + 2], e2[j + 3]
+                    a24, a25, a26, a27 = e2[j + 4], e2[j + 5], e2[j + 6], e2[j + 7]
                     a30, a31, a32, a33 = e3[j], e3[j + 1], e3[j + 2], e3[j + 3]
+                    a34, a35, a36, a37 = e3[j + 4], e3[j + 5], e3[j + 6], e3[j + 7]
                     c0 = dh[b]
                     c1 = dh[b + 1]
                     c2 = dh[b + 2]
                     c3 = dh[b + 3]
                     for k in range(H):
-                        x0 = w0[k]
-                        x1 = w1[k]
-                        x2 = w2[k]
-                        x3 = w3[k]
-                        c0[k] = c0[k] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                        c1[k] = c1[k] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-                        c2[k] = c2[k] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-                        c3[k] = c3[k] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+                        x0, x1, x2, x3 = w0[k], w1[k], w2[k], w3[k]
+                        x4, x5, x6, x7 = w4[k], w5[k], w6[k], w7[k]
+                        c0[k] = (
+                            c0[k] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+                            + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
+                        )  # fmt: skip
+                        c1[k] = (
+                            c1[k] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+                            + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
+                        )  # fmt: skip
+                        c2[k] = (
+                            c2[k] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+                            + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
+                        )  # fmt: skip
+                        c3[k] = (
+                            c3[k] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+                            + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
+                        )  # fmt: skip
                 for b in range(P4, P):
                     e0 = G[t, b]
                     a00, a01, a02, a03 = e0[j], e0[j + 1], e0[j + 2], e0[j + 3]
+                    a04, a05, a06, a07 = e0[j + 4], e0[j + 5], e0[j + 6], e0[j + 7]
                     c0 = dh[b]
                     for k in range(H):
-                        c0[k] = c0[k] + a00 * w0[k] + a01 * w1[k] + a02 * w2[k] + a03 * w3[k]
+                        c0[k] = (
+                            c0[k] + a00 * w0[k] + a01 * w1[k] + a02 * w2[k] + a03 * w3[k]
+                            + a04 * w4[k] + a05 * w5[k] + a06 * w6[k] + a07 * w7[k]
+                        )  # fmt: skip
+            for j in range(J8, G4):  # 4H = 4 (mod 8) when H is odd
+                wj = w_hh[j]
+                for b in range(P):
+                    a0 = G[t, b, j]
+                    c0 = dh[b]
+                    for k in range(H):
+                        c0[k] = c0[k] + a0 * wj[k]
 
         # ---------------- weight gradients over all (t, b) rows ----------------
         # g_u^T = sum_n u_n dg_n^T: the loop has the forward's shape (inner loop over the
@@ -568,7 +596,6 @@ class _Part:
         self.capacity = 0
         g4 = 4 * hidden
         self.acc = np.zeros((streams, g4), dtype)
-        self.dg = np.zeros((streams, g4), dtype)
         self.dh = np.zeros((streams, hidden), dtype)
         self.dc = np.zeros((streams, hidden), dtype)
         self.blk = np.zeros((16, g4), dtype)
@@ -805,7 +832,7 @@ class WindowStepper:
             _part_pass(
                 x[lo:hi], y[lo:hi], coef[lo:hi], h0[lo:hi], c0[lo:hi],
                 self._w_uT, w_hh, params[4], params[5],
-                G, C, TC, U, DY, part.acc, part.dg, part.dh, part.dc, part.blk,
+                G, C, TC, U, DY, part.acc, part.dh, part.dc, part.blk,
                 outputs[lo:hi], part.mse, part.g_uT, part.g_fc, self._one,
             )  # fmt: skip
             hT_np[lo:hi] = U[T, :, :H]
