@@ -10,29 +10,37 @@ snapshots and frozen evaluation read the same numbers::
     loss = sum_b coef[b] * mean_t (out - y)**2 + s_decay * sum_j W_ih[j, 0]**2
     loss.backward(); clip_grad_norm_(params, clip) if clip > 0; adam.step()
 
-How the time is spent, and why the code is shaped as it is:
+How the time is spent, and why the code is shaped as it is (bench/profile_window.py
+splits it by section; at H = 64 about 85% of it is the three multiply-add loops):
 
-- the only sequential work is, per row, ``h @ W_hh^T`` for the streams (forward) and
-  ``dgates @ W_hh`` (backward). Both loop over W four rows at a time for all streams of a
-  part, innermost over the contiguous output columns: the four rows of W stay in L1 for
-  all streams and every accumulator is loaded and stored once per four multiply-adds;
-- the gate activations, c, tanh(c) and h of every row are kept from the forward pass;
-  the backward pass overwrites the activations with the gate gradients, and the weight
-  gradients (dW_hh = sum_t dg_t^T h_{t-1}, dW_ih, the biases, the head) are accumulated
-  after the time loop, over all (t, b) rows, tiled so the accumulator stays in L1;
+- the input of row t is u_t = [h_{t-1}, x_t, 1], so one loop gives the gate
+  pre-activations u_t W_u^T (W_u^T = [W_hh^T; W_ih^T; b_ih + b_hh]) and one loop after
+  the time loop gives all weight gradients, sum_t u_t^T dg_t;
+- the sequential work per row is u_t W_u^T (forward) and dg_t W_hh (backward) for the
+  streams of a part. Both take eight rows of W times four streams per pass of an inner
+  loop over the contiguous output columns, so each weight is loaded once for four
+  streams and each accumulator once per eight multiply-adds;
+- the gate activations, c, tanh(c) and u_t of every row are kept from the forward pass;
+  the backward pass overwrites the activations with the gate gradients. The weight
+  gradient loop takes eight rows per pass in tiles that keep the accumulator in L1, and
+  sums blocks of 64 rows before adding them to the total (two-level summation keeps
+  float32 rounding near a blocked GEMM's, far below a running sum's);
 - exp (for sigmoid and tanh) is an inline range reduction and polynomial that the
-  compiler vectorises (libm's exp is a scalar call); it is accurate to about one ulp in
-  float32 and to about 1e-16 relative in float64 (the float64 tests pin torch to 1e-9);
+  compiler vectorises (libm's exp is a scalar call): about one ulp in float32, about
+  1e-16 relative in float64 (the float64 tests pin torch to 1e-9). Element-wise loops
+  index slices by the loop variable only and touch few arrays each: that is what lets
+  the compiler vectorise them;
 - ``fastmath={"contract"}`` only: multiply-adds fuse into FMAs, nothing is reassociated;
-- the B streams are split into fixed parts (at most two), each part's forward/backward
-  is one ``nogil`` call; with two threads the parts run concurrently. The per-part
-  gradients are summed in a fixed order, so the result does not depend on the number of
-  threads, only on the parts (bitwise, which keeps exact resume);
+- the B streams are split into fixed parts (at most two), each part's pass is one
+  ``nogil`` call; with two threads the parts run concurrently. The per-part gradients
+  are summed in a fixed order, so the result does not depend on the number of threads,
+  only on B (bitwise, which keeps exact resume);
 - Adam repeats torch's ``_single_tensor_adam`` operation by operation (first moment as
   the fused multiply-add of torch's vectorised ``lerp_``; bias corrections in float64).
 
 Workspaces are allocated per part for the largest T seen and reused: memory is bounded by
-the longest window, about (4H + 3H) * B * T values.
+the longest window, about (7H + I + 1) * B * T values (72 MB at B = 8, T = 10,000,
+H = 64 in float32), about what autograd keeps for the same step.
 
 If numba cannot be imported, ``AVAILABLE`` is False and :class:`WindowStepper` raises
 :class:`WindowUnsupportedError`; so does any setup whose arithmetic this kernel does not
@@ -223,6 +231,7 @@ if AVAILABLE:
         two = one_ + one_
         zero = one_ - one_
         K4 = K - K % 4
+        K8 = K - K % 8
         P4 = P - P % 4
         J8 = G4 - G4 % 8
         KH4 = H - H % 4
@@ -246,41 +255,74 @@ if AVAILABLE:
         # ---------------- forward ----------------
         for t in range(T):
             # --- forward: u_t W_u^T (matmul)
-            # acc = u_t W_u^T: four rows of W_u^T times four streams per pass of the inner
-            # loop, which then loads each weight once for four streams and each
-            # accumulator once per four multiply-adds (about 85 GFLOP/s on one core here)
+            # acc = u_t W_u^T: eight rows of W_u^T times four streams per pass of the
+            # inner loop, which then loads each weight once for four streams and each
+            # accumulator once per eight multiply-adds; then quads, then single rows
             for b in range(P):
                 ab = acc[b]
                 for j in range(G4):
                     ab[j] = zero
-            for k in range(0, K4, 4):
+            for k in range(0, K8, 8):
                 w0 = w_uT[k]
                 w1 = w_uT[k + 1]
                 w2 = w_uT[k + 2]
                 w3 = w_uT[k + 3]
+                w4 = w_uT[k + 4]
+                w5 = w_uT[k + 5]
+                w6 = w_uT[k + 6]
+                w7 = w_uT[k + 7]
                 for b in range(0, P4, 4):
                     u0 = U[t, b]
                     u1 = U[t, b + 1]
                     u2 = U[t, b + 2]
                     u3 = U[t, b + 3]
                     a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
+                    a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
                     a10, a11, a12, a13 = u1[k], u1[k + 1], u1[k + 2], u1[k + 3]
+                    a14, a15, a16, a17 = u1[k + 4], u1[k + 5], u1[k + 6], u1[k + 7]
                     a20, a21, a22, a23 = u2[k], u2[k + 1], u2[k + 2], u2[k + 3]
+                    a24, a25, a26, a27 = u2[k + 4], u2[k + 5], u2[k + 6], u2[k + 7]
                     a30, a31, a32, a33 = u3[k], u3[k + 1], u3[k + 2], u3[k + 3]
+                    a34, a35, a36, a37 = u3[k + 4], u3[k + 5], u3[k + 6], u3[k + 7]
                     c0 = acc[b]
                     c1 = acc[b + 1]
                     c2 = acc[b + 2]
                     c3 = acc[b + 3]
                     for j in range(G4):
-                        x0 = w0[j]
-                        x1 = w1[j]
-                        x2 = w2[j]
-                        x3 = w3[j]
-                        c0[j] = c0[j] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                        c1[j] = c1[j] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-                        c2[j] = c2[j] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-                        c3[j] = c3[j] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+                        x0, x1, x2, x3 = w0[j], w1[j], w2[j], w3[j]
+                        x4, x5, x6, x7 = w4[j], w5[j], w6[j], w7[j]
+                        c0[j] = (
+                            c0[j] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+                            + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
+                        )  # fmt: skip
+                        c1[j] = (
+                            c1[j] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+                            + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
+                        )  # fmt: skip
+                        c2[j] = (
+                            c2[j] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+                            + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
+                        )  # fmt: skip
+                        c3[j] = (
+                            c3[j] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+                            + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
+                        )  # fmt: skip
                 for b in range(P4, P):
+                    u0 = U[t, b]
+                    a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
+                    a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
+                    c0 = acc[b]
+                    for j in range(G4):
+                        c0[j] = (
+                            c0[j] + a00 * w0[j] + a01 * w1[j] + a02 * w2[j] + a03 * w3[j]
+                            + a04 * w4[j] + a05 * w5[j] + a06 * w6[j] + a07 * w7[j]
+                        )  # fmt: skip
+            for k in range(K8, K4, 4):
+                w0 = w_uT[k]
+                w1 = w_uT[k + 1]
+                w2 = w_uT[k + 2]
+                w3 = w_uT[k + 3]
+                for b in range(P):
                     u0 = U[t, b]
                     a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
                     c0 = acc[b]
