@@ -253,3 +253,20 @@ def test_non_finite_loss_changes_nothing():
     assert not res.updated and np.isnan(res.mse[1])
     after = state(model, opt)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_deep_copy_trains_its_own_copy():
+    # the clock's state check deep-copies the trainer (model, optimizer and stepper)
+    model, opt = make(5, 8, torch.float32)
+    stepper = wk.WindowStepper(model, opt)
+    gen = torch.Generator().manual_seed(7)
+    x, y, coef, h0, c0 = window(4, 12, 5, 8, torch.float32, gen, True)
+    stepper.step(x, y, coef, h0, c0)
+    twin_model, twin_opt, twin_stepper = copy.deepcopy((model, opt, stepper))
+    before = state(model, opt)
+    twin_stepper.step(x, y, coef, h0, c0)
+    after = state(model, opt)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the original is untouched
+    stepper.step(x, y, coef, h0, c0)  # ... and the same step there gives the same weights
+    for p, q in zip(model.parameters(), twin_model.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -927,6 +927,21 @@ class WindowStepper:
         )  # fmt: skip
         return WindowResult(mse, outputs, hT, cT, float(norm), True)
 
+    # ---- copies (a trainer that holds a stepper is deep-copied by the state check) ----
+    def __getstate__(self) -> dict:
+        """Everything but the worker thread, the lock and the workspaces, which a copy
+        makes afresh; the parameters and the optimizer are copied with the rest (a deep
+        copy of model, optimizer and stepper together stays consistent)."""
+        d = self.__dict__.copy()
+        d["_pool"] = None
+        d["_parts"] = {}
+        del d["_lock"]
+        return d
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        self._lock = threading.Lock()
+
     def close(self) -> None:
         """Stop the worker thread (also happens when the stepper is collected)."""
         if self._pool is not None:
