@@ -1,6 +1,11 @@
-"""Rows per second of the hand-off's L = 1 stateful training step, measured side by side.
+"""Rows per second of the training steps, measured side by side.
 
     python bench/speed.py [--rows N] [--fused-rows N] [--rss-rows N] [--compile]
+    python bench/speed.py --method clock [--rounds N] [--T 1000 10000]
+
+`--method handoff` (the default) measures the hand-off's L = 1 step as described below;
+`--method clock` measures the full-BPTT window step of the clock and tbptt (see
+`clock_main`).
 
 Every variant trains the spec's train rows (seed 1) in order from the same initial
 weights, one optimizer step per row, (h, c) carried and detached. The variants take
@@ -35,7 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.config import RunConfig  # noqa: E402
 from engine.model import FrequencyLSTM, build_model  # noqa: E402
 from engine.signals import train_set  # noqa: E402
+from engine.signals import fresh_signal_inputs, noise_generator  # noqa: E402
 from engine.training.kernels import handoff as fk  # noqa: E402
+from engine.training.kernels import window as wk  # noqa: E402
 
 CONFIG = RunConfig()
 X_NP, Y_NP = train_set(CONFIG).rows()
@@ -289,12 +296,163 @@ def call_overhead(block_sizes: list[int]) -> list[tuple[int, float, float]]:
     return out
 
 
+# ---- the clock's window step ---------------------------------------------------------------
+def clock_window(T: int, draws: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clock batch: F blocks x `draws` fresh noise draws of T rows, S at full amplitude."""
+    F = CONFIG.n_blocks
+    rng = noise_generator(1000)
+    x = torch.zeros(draws, F, T, 1 + F)
+    for d in range(draws):
+        x[d, :, :, 0] = torch.from_numpy(fresh_signal_inputs(rng, CONFIG, T))
+    for i in range(F):
+        x[:, i, :, 1 + i] = 1.0
+    targets = torch.from_numpy(np.array(train_set(CONFIG).targets[:, :T], dtype=np.float32))
+    y = targets.unsqueeze(0).expand(draws, F, T)
+    return x.reshape(draws * F, T, 1 + F).contiguous(), y.reshape(draws * F, T).contiguous()
+
+
+@dataclass
+class WindowVariant:
+    name: str
+    step: Callable[[], None]
+    threads: int  # torch's intra-op threads while this variant runs
+    kernel: bool
+    wall: list[float] = field(default_factory=list)  # rows/s of each round
+    cpu: list[float] = field(default_factory=list)  # process CPU seconds per row, each round
+
+
+def torch_window_step(x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    """The plain torch window step: nn.LSTM forward from a zero state, MSE over all rows,
+    backward through all T rows, clip_grad_norm_(1.0), Adam."""
+    model = fresh_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        out, _ = model(x, model.init_hidden(x.shape[0]))
+        loss = F.mse_loss(out[..., 0], y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return step
+
+
+def kernel_window_step(x: torch.Tensor, y: torch.Tensor, threads: int) -> Callable[[], None]:
+    """The same step through the fused window kernel (coef 1/B: the same mean)."""
+    model = fresh_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    stepper = wk.WindowStepper(model, opt, threads=threads)
+    coef = torch.full((x.shape[0],), 1.0 / x.shape[0])
+    x_np, y_np, coef_np = x.numpy(), y.numpy(), coef.numpy()
+
+    def step() -> None:
+        stepper.step(x_np, y_np, coef_np, clip=1.0)
+
+    return step
+
+
+def clock_main(args: argparse.Namespace) -> None:
+    """Plain torch (1 thread, default threads) against the fused window kernel (1 and 2
+    threads) on the clock's step: B = 8 streams (4 blocks x 2 draws) x T rows.
+
+    The variants take turns within each round (the order rotating every round) so that
+    load from other processes falls on all of them alike; the table gives the median
+    round's rows/s (wall clock) and the process CPU time per row."""
+    if not wk.AVAILABLE:
+        sys.exit(f"window kernel unavailable: {wk.UNAVAILABLE_REASON}")
+    default_threads = torch.get_num_threads()
+    print(
+        f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} (default "
+        f"{default_threads} threads), load average {os.getloadavg()[0]:.2f} "
+        f"(1 min) {os.getloadavg()[1]:.2f} (5 min)"
+    )
+    t0 = time.perf_counter()
+    kernel_window_step(*clock_window(20), 1)()  # compile (or load from numba's cache)
+    print(f"window kernel ready in {time.perf_counter() - t0:.1f} s (compile or cache load)")
+    summary = []
+    for T in args.T:
+        x, y = clock_window(T)
+        B = x.shape[0]
+        variants = [
+            WindowVariant("plain torch, 1 thread", torch_window_step(x, y), 1, False),
+            WindowVariant(
+                f"plain torch, default {default_threads} threads",
+                torch_window_step(x, y),
+                default_threads,
+                False,
+            ),
+            WindowVariant("fused window kernel, 1 thread", kernel_window_step(x, y, 1), 1, True),
+            WindowVariant("fused window kernel, 2 threads", kernel_window_step(x, y, 2), 1, True),
+        ]
+        steps = max(1, args.rows_per_turn // (B * T))
+        for v in variants:  # warm-up: allocator pools, Adam's lazy state
+            torch.set_num_threads(v.threads)
+            v.step()
+        load0 = os.getloadavg()[0]
+        for r in range(args.rounds):
+            for q in range(len(variants)):
+                v = variants[(q + r) % len(variants)]
+                torch.set_num_threads(v.threads)
+                c0, w0 = time.process_time(), time.perf_counter()
+                for _ in range(steps):
+                    v.step()
+                wall = time.perf_counter() - w0
+                v.wall.append(steps * B * T / wall)
+                v.cpu.append((time.process_time() - c0) / (steps * B * T))
+        torch.set_num_threads(default_threads)
+        load1 = os.getloadavg()[0]
+        best_torch = max(
+            (v for v in variants if not v.kernel), key=lambda v: statistics.median(v.wall)
+        )
+        k1, k2 = variants[2], variants[3]
+        w = max(len(v.name) for v in variants)
+        print()
+        print(
+            f"B = {B}, T = {T:,}: {args.rounds} rounds of {steps} step(s) ({steps * B * T:,} rows) "
+            f"per variant; load average {load0:.2f} before, {load1:.2f} after"
+        )
+        print(f"{'variant':<{w}}  {'rows/s':>10}  {'(min - max)':>21}  {'CPU µs/row':>10}")
+        for v in variants:
+            med = statistics.median(v.wall)
+            print(
+                f"{v.name:<{w}}  {med:>10,.0f}  ({min(v.wall):>9,.0f} - {max(v.wall):>9,.0f})  "
+                f"{1e6 * statistics.median(v.cpu):>10.2f}"
+            )
+        r2 = statistics.median(k2.wall) / statistics.median(best_torch.wall)
+        r1 = statistics.median(k1.wall) / statistics.median(best_torch.wall)
+        r21 = statistics.median(k2.wall) / statistics.median(k1.wall)
+        print(f"kernel 2 threads / best torch ({best_torch.name}): {r2:5.2f}x")
+        print(f"kernel 1 thread  / best torch:                 {r1:5.2f}x")
+        print(f"kernel 2 threads / kernel 1 thread:            {r21:5.2f}x")
+        summary.append((T, r2, r21))
+    print()
+    for T, r2, r21 in summary:
+        print(
+            f"T = {T:>6,}: fused (2 threads) = {r2:.2f}x the best plain torch; 2 threads = {r21:.2f}x 1 thread"
+        )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--method",
+        choices=("handoff", "clock"),
+        default="handoff",
+        help="handoff: the L = 1 step; clock: the full-BPTT window step (clock, tbptt)",
+    )
+    ap.add_argument("--T", type=int, nargs="+", default=[1000, 10_000], help="clock: window rows")
+    ap.add_argument(
+        "--rows-per-turn",
+        type=int,
+        default=80_000,
+        help="clock: rows each variant trains per turn (whole steps, at least one)",
+    )
     ap.add_argument("--rows", type=int, default=1500, help="rows per plain-torch variant")
     ap.add_argument("--fused-rows", type=int, default=ROWS, help="rows for the fused backend")
     ap.add_argument("--rss-rows", type=int, default=200_000, help="rows for the RSS check")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=None, help="rounds (3 handoff, 7 clock)")
     ap.add_argument("--block", type=int, default=2000, help="rows per fused kernel call")
     ap.add_argument(
         "--compile",
@@ -302,6 +460,11 @@ def main() -> None:
         help="add LSTMCell + torch.compile (about 75 s to compile)",
     )
     args = ap.parse_args()
+    if args.method == "clock":
+        args.rounds = args.rounds or 7
+        clock_main(args)
+        return
+    args.rounds = args.rounds or 3
     if not fk.AVAILABLE:
         sys.exit(f"fused backend unavailable: {fk.UNAVAILABLE_REASON}")
 
