@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from engine.config import MethodDefaults, RunConfig
 from engine.errors import FreqtuiError, TrainingDiverged
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
+from engine.training.kernels import window
 
 LIVE_ROWS = 200  # how many recent rows a chunk keeps for the live plot
 
@@ -264,6 +267,37 @@ class Trainer(ABC):
             raise TrainingDiverged(
                 f"online loss became {value} at epoch {self.epoch + 1}, row {row}"
             )
+
+    def fused_window(self) -> window.WindowStepper | None:
+        """The full-BPTT window kernel over this trainer's model and Adam when the config
+        asks for the fused backend and the kernel runs here; otherwise None, with the
+        reason in `backend_note` (the run then trains on torch and says so)."""
+        if self.config.backend != "fused":
+            return None
+        try:
+            stepper = window.WindowStepper(
+                self.model, self.optimizer, threads=min(window.MAX_PARTS, os.cpu_count() or 1)
+            )
+        except window.WindowUnsupportedError as exc:
+            self.backend_note = f"fused backend unavailable ({exc}); training with torch"
+            return None
+        self.backend = "fused"
+        return stepper
+
+    def warm_up_window(self, stepper: window.WindowStepper, emit: Emit) -> None:
+        """Compile (or load from numba's cache) the window kernel before the first row,
+        on a throwaway copy of the model, so the wait shows as its own step."""
+        emit(ev.Compiling("fused", done=False))
+        t0 = time.perf_counter()
+        model = copy.deepcopy(self.model)
+        probe = window.WindowStepper(
+            model, torch.optim.Adam(model.parameters(), lr=0.0), threads=stepper.threads
+        )
+        n_in = self.model.lstm.input_size
+        x = np.zeros((2, 3, n_in), dtype=np.float32)
+        probe.step(x, np.zeros((2, 3), np.float32), np.full(2, 0.5), clip=1.0, s_decay=1e-3)
+        probe.close()
+        emit(ev.Compiling("fused", done=True, seconds=time.perf_counter() - t0))
 
     def weights_note(self) -> str:
         """Which weights the model holds (snapshots, `eval` and the console say so)."""

@@ -93,6 +93,7 @@ class ClockTrainer(Trainer):
         "epoch_sets": 50,
         "anneal": 1,
     }
+    BACKENDS = ("torch", "fused")
     state_batch = "blocks"  # one carried stream per frequency block
     INTS = (
         "t0", "min_steps", "patience", "draws", "noise_seed", "val_seed", "val_every",
@@ -123,7 +124,14 @@ class ClockTrainer(Trainer):
         self.rollbacks = 0
         self.selected = ""  # what the model holds once the run has ended: "", "best", "final"
         self._last_x = torch.zeros(config.n_blocks, 1 + config.n_blocks)
+        self._window = self.fused_window()
         self._set_lr()
+
+    def prepare(self, emit) -> None:
+        """Before the first step: compile (or load) the window kernel as a visible step."""
+        super().prepare(emit)
+        if self._window is not None:
+            self.warm_up_window(self._window, emit)
 
     # ---- options ----------------------------------------------------------------------
     @classmethod
@@ -260,19 +268,30 @@ class ClockTrainer(Trainer):
             self._init_weights()
         F = self.config.n_blocks
         x, y = self._batch()
-        coef = torch.from_numpy(self.stream_weights(x.shape[0])).to(x.dtype)
-        out, (h, c) = self.model(x, self.model.init_hidden(x.shape[0]))
-        mse = ((out[..., 0] - y) ** 2).mean(dim=1)  # (streams,)
-        loss = (coef * mse).sum()
-        if self.o["s_decay"] > 0:
-            loss = loss + self.o["s_decay"] * self.model.lstm.weight_ih_l0[:, 0].pow(2).sum()
-        self._optimizer_step(loss, self.row)
+        coef = self.stream_weights(x.shape[0])
+        if self._window is not None:  # the same step, fused (engine/training/kernels/window.py)
+            r = self._window.step(x, y, coef, clip=self.config.clip, s_decay=self.o["s_decay"])
+            if not r.updated:
+                self.refuse_non_finite(float("nan"), self.row)
+            mse = np.asarray(r.mse, dtype=np.float64)
+            out = torch.from_numpy(np.asarray(r.outputs))
+            h, c = r.h.unsqueeze(0), r.c.unsqueeze(0)
+        else:
+            c_t = torch.from_numpy(coef).to(x.dtype)
+            o, (h, c) = self.model(x, self.model.init_hidden(x.shape[0]))
+            out = o.detach()[..., 0]
+            err = ((o[..., 0] - y) ** 2).mean(dim=1)  # (streams,)
+            loss = (c_t * err).sum()
+            if self.o["s_decay"] > 0:
+                loss = loss + self.o["s_decay"] * self.model.lstm.weight_ih_l0[:, 0].pow(2).sum()
+            self._optimizer_step(loss, self.row)
+            mse = err.detach().numpy().astype(np.float64)
         self.steps += 1
-        self.h, self.c = h.detach()[:, :F], c.detach()[:, :F]
+        self.h, self.c = h.detach()[:, :F].clone(), c.detach()[:, :F].clone()
         self._last_x = x[:F, -1].clone()
-        bl = mse.detach().numpy().astype(np.float64).reshape(-1, F).mean(axis=0)
+        bl = mse.reshape(-1, F).mean(axis=0)
         self._advance(bl, x.shape[0] * x.shape[1])
-        return bl, x.shape[0] * x.shape[1], out.detach()[:F, :, 0], y[:F]
+        return bl, x.shape[0] * x.shape[1], out[:F], y[:F]
 
     def _advance(self, bl: np.ndarray, rows: int) -> None:
         """Move the schedule after a step of `rows` rows: grow the horizon first, then

@@ -178,3 +178,102 @@ def test_state_check_passes():
     check = tr.state_check()
     assert check.passed, check.detail
     assert tr.steps == 0  # the check ran on a copy
+
+
+def polish_trainer(backend="torch", **options):
+    """A clock whose schedule passes at once: the polish from the second step on."""
+    config = RunConfig(
+        method="clock",
+        backend=backend,
+        duration=0.05,
+        epochs=1,
+        options={"epoch_sets": 20, "thr": 10, "min_steps": 1, "val_every": 1, **options},
+    ).validated()
+    return make_trainer(build_model(config), config, train_set(config))
+
+
+def run_to_end(tr):
+    while not tr.finished:
+        tr.train_rows(10_000)
+        if tr.row >= tr.rows_per_epoch:
+            tr.end_epoch()
+
+
+def test_polish_selects_the_best_weights_on_the_validation_draw():
+    from engine.evaluation import frozen_mse
+    from engine.signals import for_config
+
+    tr = polish_trainer()
+    run_to_end(tr)
+    assert tr.phase == "polish" and tr.selected in ("best", "final")
+    val = frozen_mse(tr.model, for_config(tr.config, tr.o["val_seed"])).overall
+    assert val == pytest.approx(tr.best_val, rel=1e-6)  # the model holds the best it saw
+    if tr.selected == "best":
+        for k, v in tr.model.state_dict().items():
+            assert torch.equal(v, tr.best_model[k])
+        assert "validation" in tr.weights_note() and f"{tr.best_at:,}" in tr.weights_note()
+
+
+def test_a_step_that_falls_off_goes_back_to_the_best_weights_and_halves_the_rate():
+    tr = polish_trainer(epoch_sets=50)
+    while tr.best_val is None:
+        tr.train_rows(1)
+    best = {k: v.clone() for k, v in tr.best_model.items()}
+    with torch.no_grad():  # a step that fell far off: the output is wrecked
+        tr.model.fc.bias.add_(5.0)
+    mult = tr.lr_mult
+    tr._validate()
+    assert tr.rollbacks == 1 and tr.lr_mult == mult / 2
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(v, best[k])
+
+
+def test_a_stalled_horizon_halves_the_rate_after_patience_steps():
+    tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1)
+    tr.horizon = 40  # past the first horizon, where the start may take its time
+    tr._set_lr()
+    lr0 = tr.lr
+    for _ in range(3):
+        tr.step()
+    assert tr.lr_mult == 0.5 and tr.lr == pytest.approx(lr0 / 2)
+    for _ in range(3 * 10):
+        tr.step()
+    assert tr.lr_mult == tr.o["min_lr_mult"]  # never below the floor
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_validation_draw_is_never_the_train_or_test_set(seed):
+    with pytest.raises(FreqtuiError, match="val_seed"):
+        trainer(val_seed=seed)
+
+
+def test_fused_and_torch_clock_steps_agree():
+    """Three clock steps (block weights, S penalty, clip, Adam) on both backends from the
+    same weights. This checks the wiring (the kernel's arithmetic is pinned to 1e-9 in
+    float64 by test_window_kernel.py): a wrong stream weight, a missing penalty or another
+    clip moves weights by O(lr) a step, while the two float32 paths were measured 8e-4·lr
+    apart (Adam turns tiny gradient differences of near-zero gradients into update
+    differences), so the bound is 0.02·lr."""
+    pytest.importorskip("numba")
+    runs = {}
+    for backend in ("torch", "fused"):
+        tr = polish_trainer(backend=backend, block_weight=1.0, s_decay=1e-2)
+        assert tr.backend == backend
+        for _ in range(3):
+            tr.step()
+        runs[backend] = tr
+    lr = runs["torch"].config.lr
+    for (k, a), b in zip(
+        runs["torch"].model.state_dict().items(), runs["fused"].model.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.allclose(a, b, rtol=0, atol=0.02 * lr), k
+    assert np.allclose(runs["torch"].ema, runs["fused"].ema, rtol=1e-4)
+
+
+def test_an_earlier_clock_schedule_evaluates_but_does_not_resume():
+    tr = trainer()
+    d = tr.state_dict()
+    d.pop("schedule_version")
+    with pytest.raises(FreqtuiError, match="earlier clock schedule"):
+        trainer().load_state_dict(d)
