@@ -10,8 +10,13 @@ oscillator keyed by C. This method trains exactly that. The run has three phases
    T starts at `t0` rows and grows by `grow` whenever the smoothed loss over the horizon
    is below `thr` (after at least `min_steps` steps at that horizon), until it covers
    the whole block; the learning rate is lr·(t0/T)^lr_pow. A horizon that has not been
-   passed after `patience` steps halves the rate (down to `min_lr_mult` of it): that is
-   what keeps a run from circling at one horizon for the rest of its budget.
+   passed after `patience` steps either halves the rate (down to `min_lr_mult` of it),
+   when every block is close to passing, or, when a block's loss is still above `trap`,
+   starts afresh: that block is caught in a local minimum (typically a transient that
+   fits one period of the slowest frequency and does not keep oscillating), where a
+   lower rate only digs it in. A start that finds no oscillation within `first_steps`
+   steps at the first horizon also starts afresh. A fresh start draws new initial weights
+   from a seed derived from the torch seed and the restart count (reproducible).
 2. **S**: the amplitude of the S fed to the model rises by `amp_step` (1 = at once) up
    to 1, the task as written, whenever the full-horizon loss is below `thr`. S is always
    drawn fresh by the spec's recipe (`draws` draws per block and step) from a generator
@@ -48,7 +53,7 @@ import torch
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.evaluation import frozen_mse
-from engine.model import FrequencyLSTM
+from engine.model import FrequencyLSTM, build_model
 from engine.signals import (
     SignalSet,
     for_config,
@@ -70,7 +75,7 @@ class ClockTrainer(Trainer):
         "full BPTT from t=0 over a growing horizon, then S at full amplitude, then a polish "
         "that keeps the best weights on a validation draw"
     )
-    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 3e-3, "clip": 1.0, "epochs": 20}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 3e-3, "clip": 1.0, "epochs": 30}
     OPTIONS: ClassVar[dict[str, Any]] = {
         "t0": 1000,
         "grow": 1.5,
@@ -78,6 +83,8 @@ class ClockTrainer(Trainer):
         "min_steps": 30,
         "patience": 300,
         "min_lr_mult": 0.0625,
+        "trap": 0.1,
+        "first_steps": 2500,
         "lr_pow": 1.0,
         "draws": 2,
         "amp0": 0.0,
@@ -96,7 +103,7 @@ class ClockTrainer(Trainer):
     BACKENDS = ("torch", "fused")
     state_batch = "blocks"  # one carried stream per frequency block
     INTS = (
-        "t0", "min_steps", "patience", "draws", "noise_seed", "val_seed", "val_every",
+        "t0", "min_steps", "patience", "first_steps", "draws", "noise_seed", "val_seed", "val_every",
         "select", "epoch_sets", "anneal",
     )  # fmt: skip
 
@@ -122,6 +129,7 @@ class ClockTrainer(Trainer):
         self.best_model: dict[str, torch.Tensor] | None = None
         self.best_optimizer: dict[str, Any] | None = None
         self.rollbacks = 0
+        self.restarts = 0  # fresh starts after a block was caught in a trap
         self.selected = ""  # what the model holds once the run has ended: "", "best", "final"
         self._last_x = torch.zeros(config.n_blocks, 1 + config.n_blocks)
         self._window = self.fused_window()
@@ -165,7 +173,7 @@ class ClockTrainer(Trainer):
         if not 0 < o["min_lr_mult"] <= 1:
             raise FreqtuiError(f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}")
         for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
-                  "patience", "rollback", "forget_bias"):  # fmt: skip
+                  "patience", "rollback", "forget_bias", "trap", "first_steps"):  # fmt: skip
             if o[k] < 0:
                 raise FreqtuiError(f"clock option {k} must be >= 0, got {o[k]}")
         if o["amp_step"] <= 0:
@@ -307,12 +315,20 @@ class ClockTrainer(Trainer):
         N = self.config.n_samples
         passed = self.steps_here >= self.o["min_steps"] and float(self.ema.mean()) < self.o["thr"]
         if not passed:
-            stalled = self.horizon > self.o["t0"] and self.o["patience"] > 0
-            if stalled and self.steps_here >= self.o["patience"]:
-                if self.lr_mult > self.o["min_lr_mult"]:
-                    self.lr_mult = max(self.o["min_lr_mult"], self.lr_mult / 2)
-                    self._set_lr()
-                self.steps_here = 0
+            first = self.horizon <= self.o["t0"] and self.amp == self.o["amp0"]
+            if first and self.o["first_steps"] and self.steps_here >= self.o["first_steps"]:
+                self._restart()  # no oscillation found from this start
+            elif not first and self.o["patience"] and self.steps_here >= self.o["patience"]:
+                if float(self.ema.max()) > self.o["trap"]:
+                    # a block sits far above the rest: caught in a local minimum (a
+                    # transient that fits the last horizon but does not keep oscillating);
+                    # a lower rate only digs it in, a fresh start gets out
+                    self._restart()
+                else:  # close to passing: a lower rate refines
+                    if self.lr_mult > self.o["min_lr_mult"]:
+                        self.lr_mult = max(self.o["min_lr_mult"], self.lr_mult / 2)
+                        self._set_lr()
+                    self.steps_here = 0
             return
         if self.horizon < N:
             self.horizon = min(N, int(self.horizon * self.o["grow"]))
@@ -323,6 +339,23 @@ class ClockTrainer(Trainer):
                 self.lr_mult = 1.0  # the polish starts from the full-horizon rate
         self._set_lr()
         self.ema, self.steps_here = None, 0
+
+    def _restart(self) -> None:
+        """A fresh start: new initial weights (from a seed derived from the torch seed and
+        the restart count, so a run stays reproducible), fresh Adam state, the schedule
+        from its first horizon. The weights are loaded in place (the kernel reads them)."""
+        self.restarts += 1
+        seed = ((self.config.torch_seed + 1) * 1_000_003 + self.restarts) % 2**32
+        fresh = build_model(self.config.replace(torch_seed=seed))
+        with torch.no_grad():
+            self.model.load_state_dict(fresh.state_dict())
+        self.optimizer.state.clear()
+        self.initialised = False
+        self.horizon = min(self.config.n_samples, self.o["t0"])
+        self.amp = float(self.o["amp0"])
+        self.lr_mult = 1.0
+        self.ema, self.steps_here = None, 0
+        self._set_lr()
 
     def _validate(self) -> None:
         """Frozen MSE on the validation draw; keep the best weights, or go back to them
@@ -377,6 +410,8 @@ class ClockTrainer(Trainer):
             items.append(("val MSE", f"{self.val_last:.4f}"))
         if self.best_val is not None:
             items.append(("best val", f"{self.best_val:.4f}"))
+        if self.restarts:
+            items.append(("restarts", str(self.restarts)))
         return tuple(items)
 
     def train_rows(self, max_rows: int) -> Chunk:
@@ -419,6 +454,7 @@ class ClockTrainer(Trainer):
             best_model=self.best_model,
             best_optimizer=self.best_optimizer,
             rollbacks=self.rollbacks,
+            restarts=self.restarts,
             selected=self.selected,
         )
         return d
@@ -446,4 +482,5 @@ class ClockTrainer(Trainer):
         self.best_model = d["best_model"]
         self.best_optimizer = d["best_optimizer"]
         self.rollbacks = int(d["rollbacks"])
+        self.restarts = int(d["restarts"])
         self.selected = str(d["selected"])

@@ -229,7 +229,7 @@ def test_a_step_that_falls_off_goes_back_to_the_best_weights_and_halves_the_rate
 
 
 def test_a_stalled_horizon_halves_the_rate_after_patience_steps():
-    tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1)
+    tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=10.0)
     tr.horizon = 40  # past the first horizon, where the start may take its time
     tr._set_lr()
     lr0 = tr.lr
@@ -277,3 +277,27 @@ def test_an_earlier_clock_schedule_evaluates_but_does_not_resume():
     d.pop("schedule_version")
     with pytest.raises(FreqtuiError, match="earlier clock schedule"):
         trainer().load_state_dict(d)
+
+
+def test_a_block_caught_in_a_trap_starts_afresh_reproducibly():
+    tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=0.0)
+    tr.horizon = 40  # past the first horizon
+    for _ in range(3):
+        tr.step()
+    assert tr.restarts == 1 and tr.horizon == 20 and tr.lr_mult == 1.0
+    twin = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=0.0)
+    twin.horizon = 40
+    for _ in range(3):
+        twin.step()
+    for a, b in zip(tr.model.state_dict().values(), twin.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the fresh start is the same for the same torch seed
+    assert tr.state_dict()["restarts"] == 1
+
+
+def test_a_start_without_an_oscillation_starts_afresh():
+    tr = trainer(duration=0.2, t0=20, thr=0.0, first_steps=4, min_steps=1)
+    w0 = tr.model.lstm.weight_hh_l0.detach().clone()
+    for _ in range(4):
+        tr.step()
+    assert tr.restarts == 1
+    assert not torch.allclose(tr.model.lstm.weight_hh_l0, w0, atol=0.05)
