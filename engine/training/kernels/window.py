@@ -11,7 +11,8 @@ snapshots and frozen evaluation read the same numbers::
     loss.backward(); clip_grad_norm_(params, clip) if clip > 0; adam.step()
 
 How the time is spent, and why the code is shaped as it is (bench/profile_window.py
-splits it by section; at H = 64 about 85% of it is the three multiply-add loops):
+splits it by section; at H = 64 about four fifths of it is the three multiply-add
+loops, the rest element-wise gate arithmetic):
 
 - the input of row t is u_t = [h_{t-1}, x_t, 1], so one loop gives the gate
   pre-activations u_t W_u^T (W_u^T = [W_hh^T; W_ih^T; b_ih + b_hh]) and one loop after
@@ -659,6 +660,9 @@ class _Part:
 
 class WindowStepper:
     """One full-BPTT training step per call on a FrequencyLSTM-shaped model + torch Adam.
+
+    ``param.grad`` is not written (the gradients live in the stepper's own buffers; see
+    :attr:`grads`); the step's total gradient norm is in the result.
 
     ``model`` has ``lstm`` (a one-layer, one-way ``nn.LSTM`` with biases, batch_first)
     and ``fc`` (``nn.Linear(H, 1)``); ``optimizer`` is the plain ``torch.optim.Adam`` over
