@@ -132,14 +132,14 @@ class ClockTrainer(Trainer):
         self.restarts = 0  # fresh starts after a block was caught in a trap
         self.selected = ""  # what the model holds once the run has ended: "", "best", "final"
         self._last_x = torch.zeros(config.n_blocks, 1 + config.n_blocks)
-        self._window = self.fused_window()
+        self._stepper = self.fused_window()
         self._set_lr()
 
     def prepare(self, emit) -> None:
         """Before the first step: compile (or load) the window kernel as a visible step."""
         super().prepare(emit)
-        if self._window is not None:
-            self.warm_up_window(self._window, emit)
+        if self._stepper is not None:
+            self.warm_up_window(self._stepper, emit)
 
     # ---- options ----------------------------------------------------------------------
     @classmethod
@@ -277,8 +277,8 @@ class ClockTrainer(Trainer):
         F = self.config.n_blocks
         x, y = self._batch()
         coef = self.stream_weights(x.shape[0])
-        if self._window is not None:  # the same step, fused (engine/training/kernels/window.py)
-            r = self._window.step(x, y, coef, clip=self.config.clip, s_decay=self.o["s_decay"])
+        if self._stepper is not None:  # the same step, fused (engine/training/kernels/window.py)
+            r = self._stepper.step(x, y, coef, clip=self.config.clip, s_decay=self.o["s_decay"])
             if not r.updated:
                 self.refuse_non_finite(float("nan"), self.row)
             mse = np.asarray(r.mse, dtype=np.float64)

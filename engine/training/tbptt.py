@@ -50,6 +50,7 @@ class TbpttTrainer(Trainer):
         "noise": "fresh",
         "noise_seed": 1000,
     }
+    BACKENDS = ("torch", "fused")
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -64,6 +65,13 @@ class TbpttTrainer(Trainer):
         self.S = torch.from_numpy(np.array(train.S, dtype=np.float32))
         self._last_x = torch.zeros(1, 1 + config.n_blocks)
         self._new_epoch_noise()
+        self._stepper = self.fused_window()
+
+    def prepare(self, emit) -> None:
+        """Before the first row: compile (or load) the window kernel as a visible step."""
+        super().prepare(emit)
+        if self._stepper is not None:
+            self.warm_up_window(self._stepper, emit)
 
     @classmethod
     def validate_options(cls, config: RunConfig) -> None:
@@ -121,14 +129,24 @@ class TbpttTrainer(Trainer):
             x[0, :, 0] = self.S[t0 : t0 + n]
             x[0, :, 1 + block] = 1.0
             y = self.targets[block, t0 : t0 + n]
-            out, (h, c) = self.model(x, (self.h, self.c))
-            err = (out[0, :, 0] - y) ** 2
-            self._optimizer_step(err.mean(), self.row)
+            if self._stepper is not None:  # the same step, fused (kernels/window.py)
+                r = self._stepper.step(
+                    x, y.view(1, -1), np.ones(1), self.h[0], self.c[0], clip=self.config.clip
+                )
+                if not r.updated:
+                    self.refuse_non_finite(float("nan"), self.row)
+                h, c = r.h.unsqueeze(0), r.c.unsqueeze(0)
+                loss, out = float(r.mse[0]) * n, np.asarray(r.outputs[0], dtype=np.float32)
+            else:
+                o, (h, c) = self.model(x, (self.h, self.c))
+                err = (o[0, :, 0] - y) ** 2
+                self._optimizer_step(err.mean(), self.row)
+                loss, out = float(err.detach().sum()), o.detach()[0, :, 0].numpy()
             self.h, self.c = h.detach(), c.detach()  # the truncation: no graph past K rows
             self._last_x = x[0, -1:].clone()
-            loss_sum[block] += float(err.detach().sum())
+            loss_sum[block] += loss
             counts[block] += n
-            live.append((self.t[t0 : t0 + n], y.numpy(), out.detach()[0, :, 0].numpy()))
+            live.append((self.t[t0 : t0 + n], y.numpy(), out))
             self.row += n
             done += n
         rows = tuple(np.concatenate(a) for a in zip(*live, strict=True)) if live else None
