@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from engine.limits import check_autosave
+
+    check_autosave(getattr(args, "autosave", None))  # config flags: RunConfig.validated
     if args.command == "data":
         return cmd_data(args)
     if args.command == "eval":
