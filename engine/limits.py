@@ -69,7 +69,9 @@ def check_autosave(rows: Any) -> None:
     if rows is None:
         return
     if not is_int(rows) or not 0 <= rows <= MAX_AUTOSAVE:
-        raise FreqtuiError(f"--autosave must be 0 (only at the end) or a row count >= 1, got {rows}")
+        raise FreqtuiError(
+            f"--autosave must be 0 (only at the end) or a row count >= 1, got {rows}"
+        )
 
 
 def check_config(c: RunConfig) -> None:
@@ -133,7 +135,9 @@ def check_options(method: str, options: Any) -> None:
                 raise FreqtuiError(f"option {key} must be an integer, got {v}")
             check_seed(f"option {key}", int(v))
         elif abs(v) > MAX_INT_OPTION:
-            raise FreqtuiError(f"option {key} must be at most {MAX_INT_OPTION:g} in size, got {v:g}")
+            raise FreqtuiError(
+                f"option {key} must be at most {MAX_INT_OPTION:g} in size, got {v:g}"
+            )
         if key in bounds:
             low, high = bounds[key]
             if not low <= v <= high:

@@ -68,7 +68,9 @@ def check_archive(path: Path) -> None:
     total = 0
     for m in members:
         if m.compress_type != zipfile.ZIP_STORED:
-            raise refuse(path, f"member {m.filename[:60]!r} is compressed (torch never writes that)")
+            raise refuse(
+                path, f"member {m.filename[:60]!r} is compressed (torch never writes that)"
+            )
         if m.file_size > MAX_MEMBER_BYTES or m.compress_size > MAX_MEMBER_BYTES:
             raise refuse(path, f"member {m.filename[:60]!r} is {m.file_size / 2**20:,.0f} MB")
         if m.file_size != m.compress_size:

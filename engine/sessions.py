@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from engine import safeload
+from engine import lock, safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import FORMAT, FORMAT_VERSION, atomic_write_bytes, now_iso, read_file, sealed
@@ -95,6 +95,7 @@ def write_snapshot(folder: Path, payload: dict[str, Any]) -> Path:
     torch.save(payload, buf)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        lock.clean_temps(folder)  # leftovers of a write that a kill interrupted
         if latest.exists():
             atomic_write_bytes(folder / PREVIOUS, latest.read_bytes())
         atomic_write_bytes(latest, buf.getvalue())
@@ -159,6 +160,7 @@ def list_sessions(root: Path) -> list[SessionInfo]:
     for folder in root.iterdir():
         if not folder.is_dir() or folder.name.startswith("."):
             continue
+        lock.clean_temps(folder)
         path = _snapshot_in(folder)
         if path is None:
             continue
