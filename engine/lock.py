@@ -45,14 +45,15 @@ class SessionLock:
             self._fd = None
 
 
-def _key(folder: Path) -> Path:
+def folder_key(folder: Path) -> Path:
+    """The absolute path a lock is kept under."""
     return Path(os.path.abspath(folder))
 
 
 def acquire(folder: Path) -> SessionLock:
     """Own the session in `folder` (created if missing); FreqtuiError if another process
     owns it. Taking a lock this process holds already returns that lock."""
-    key = _key(folder)
+    key = folder_key(folder)
     with _held_lock:
         if key in _held:
             return _held[key]
@@ -91,7 +92,7 @@ def _holder(fd: int) -> str:
 
 def owned_elsewhere(folder: Path) -> bool:
     """True when another process holds the session's lock right now."""
-    key = _key(folder)
+    key = folder_key(folder)
     with _held_lock:
         if key in _held:
             return False
@@ -125,3 +126,11 @@ def clean_temps(folder: Path) -> list[Path]:
             p.unlink()
             removed.append(p)
     return removed
+
+
+def release(folder: Path) -> None:
+    """Give up this process's lock on `folder`, if it holds one."""
+    with _held_lock:
+        held = _held.get(folder_key(folder))
+    if held is not None:
+        held.release()
