@@ -180,8 +180,8 @@ def check_history(path: Path, h: Any) -> None:
         if not isinstance(e, dict):
             raise bad(f"an evaluation is {_show(e)}, not a record")
         for key in ("epoch", "row", "rows_total"):
-            if key in e and not _count(e[key]):
-                raise bad(f"an evaluation's {key} is {_show(e[key])}")
+            if (key in e or key != "rows_total") and not _count(e.get(key)):
+                raise bad(f"an evaluation's {key} is {_show(e.get(key))}")
         for key in ("train", "test"):
             m = e.get(key)
             if not isinstance(m, dict) or not _real(m.get("overall")):
