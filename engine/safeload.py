@@ -81,14 +81,13 @@ def check_archive(path: Path) -> None:
 
 
 def check_structure(path: Path, obj: Any) -> None:
-    """Walk at most MAX_NODES nodes, at most MAX_DEPTH deep; stop at the first excess."""
+    """Count at most MAX_NODES values, at most MAX_DEPTH deep; stop at the first excess.
+    Values are counted when their container is opened, so a wide or shared structure is
+    refused after a few containers, not after walking its leaves one by one."""
     budget = MAX_NODES
     stack: list[tuple[Any, int]] = [(obj, 0)]
     while stack:
         o, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise refuse(path, f"more than {MAX_NODES:,} values (shared or repeated nesting)")
         if isinstance(o, dict):
             items: Any = [v for kv in o.items() for v in kv]
         elif isinstance(o, (list, tuple, set, frozenset)):
@@ -97,9 +96,13 @@ def check_structure(path: Path, obj: Any) -> None:
             continue
         if depth >= MAX_DEPTH:
             raise refuse(path, f"nested deeper than {MAX_DEPTH} levels (or holds itself)")
-        if len(items) > budget:
-            raise refuse(path, f"more than {MAX_NODES:,} values")
-        stack.extend((v, depth + 1) for v in items)
+        budget -= len(items)
+        if budget < 0:
+            raise refuse(path, f"more than {MAX_NODES:,} values (shared or repeated nesting)")
+        stack.extend((v, depth + 1) for v in items if isinstance(v, CONTAINERS))
+
+
+CONTAINERS = (dict, list, tuple, set, frozenset)
 
 
 TOP = {  # key: (types, required in a snapshot)
