@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.errors import FreqtuiError
 
 LOCK_NAME = ".lock"
-TEMP_PATTERNS = (".latest.pt.*.tmp", ".previous.pt.*.tmp")
+TEMP_PATTERNS = (".latest.pt.*.tmp", ".previous.pt.*.tmp", ".probe.*.tmp")  # writable.probe
 
 _held: dict[Path, SessionLock] = {}  # folders this process owns
 _held_lock = threading.Lock()
