@@ -117,6 +117,7 @@ TOP = {  # key: (types, required in a snapshot)
     "torch_rng": (torch.Tensor, False),
     "history": (dict, False),
     "rows_per_epoch": (int, False),
+    "weights": (str, False),  # which weights a snapshot holds (final, best at row R, ...)
     "checksum": (str, False),
 }
 
@@ -128,7 +129,7 @@ def check_payload(path: Path, obj: dict[str, Any]) -> None:
     for key, (kind, _) in TOP.items():
         if key in obj and not (isinstance(obj[key], kind) and not isinstance(obj[key], bool)):
             raise refuse(path, f"{key} is a {type(obj[key]).__name__}, not a {kind.__name__}")
-    for key in ("saved_at", "run_id", "checksum", "format", "kind"):
+    for key in ("saved_at", "run_id", "checksum", "format", "kind", "weights"):
         if isinstance(obj.get(key), str) and len(obj[key]) > 200:
             raise refuse(path, f"{key} is {len(obj[key]):,} characters long")
     run_id = obj.get("run_id")
