@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import limits
 from engine.errors import FreqtuiError
 
 BACKENDS = ("torch", "fused")
@@ -133,6 +134,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        limits.check_config_dict(d)  # plain values and short lists before any conversion
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -147,6 +149,8 @@ class RunConfig:
     def validated(self) -> RunConfig:
         """Return self, or raise FreqtuiError naming the first bad field."""
         method = method_defaults(self.method)  # an unknown method first: nothing else fits
+
+        limits.check_config(self)  # types, finiteness and sizes first (engine/limits.py)
 
         def bad(msg: str) -> None:
             raise FreqtuiError(msg)

@@ -155,6 +155,14 @@ class Failed(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class SaveFailed(Event):
+    """A snapshot the run made on its own could not be written; training goes on. Emitted
+    once per outage (the first failure after a success), not after every chunk."""
+
+    message: str
+
+
 def collapse(events: list[Event]) -> list[Event]:
     """`events` in order, each replaceable kind kept only at its newest (in that one's
     place): what a drain that shows progress at a fixed rate needs."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from engine import safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.model import FrequencyLSTM, build_model
@@ -143,12 +144,16 @@ def read_file(path: Path) -> dict[str, Any]:
         raise FreqtuiError(f"{path}: no such file")
     if path.is_dir():
         raise FreqtuiError(f"{path}: is a folder, not a freqtui file")
+    safeload.check_regular(path)  # /dev/null is not an empty freqtui file
     if path.stat().st_size == 0:
         raise FreqtuiError(f"{path}: empty file (truncated)")
     try:
+        safeload.check_archive(path)  # sizes before anything is unpacked
         with warnings.catch_warnings():  # torch warns on stderr about foreign pickles
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FreqtuiError:
+        raise
     except PermissionError as exc:
         raise FreqtuiError(f"{path}: cannot read it ({exc.strerror})") from None
     except Exception as exc:  # any unpickling failure: truncated, corrupt, foreign, unsafe
@@ -166,6 +171,7 @@ def read_file(path: Path) -> dict[str, Any]:
     kind = obj.get("kind")
     if kind not in KINDS:
         raise FreqtuiError(f"{path}: unknown kind {kind!r} (this freqtui reads {', '.join(KINDS)})")
+    safeload.check_payload(path, obj)  # bounded structure, schema, config: before any walk
     if "checksum" in obj or kind == "snapshot":
         try:
             ok = obj.get("checksum") == checksum(obj)

@@ -103,6 +103,8 @@ class TrainingRun:
         self.autosave_every: int | None = autosave_every
         self.save_on_end = save_on_end
         self._last_save_rows = self.history.rows_total
+        self._last_attempt_rows = self.history.rows_total  # autosave retries a failure this late
+        self.save_error: str | None = None  # why the newest save failed, until one works
         self._save_lock = threading.Lock()  # one snapshot write at a time
         self.status = ev.RunState.READY
         self._state_check = state_check and trainer_state is None
@@ -327,8 +329,14 @@ class TrainingRun:
                     "stays as it was)"
                 )
             payload = sessions.snapshot_payload(capture, self.run_id)
-            path = sessions.write_snapshot(self.sessions_root / self.run_id, payload)
+            try:
+                path = sessions.write_snapshot(self.sessions_root / self.run_id, payload)
+            except FreqtuiError as exc:
+                self.save_error = str(exc)  # the newest state is not on disk (until a save works)
+                raise
             self._last_save_rows = int(payload["history"]["rows_total"])
+            self._last_attempt_rows = max(self._last_attempt_rows, self._last_save_rows)
+            self.save_error = None  # the newest state is on disk again
         self._emit(ev.SnapshotSaved(str(path), reason))
         return path
 
@@ -345,10 +353,14 @@ class TrainingRun:
 
     def _save_quietly(self, reason: str) -> None:
         """A save the worker makes on its own: a failure warns, training goes on."""
+        self._last_attempt_rows = self.history.rows_total
+        first = self.save_error is None
         try:
             self.save_snapshot(reason)
         except FreqtuiError as exc:
-            self._emit(ev.RunWarning(f"snapshot not saved ({reason}): {exc}"))
+            if first:  # one warning per outage, not one per chunk
+                self._emit(ev.SaveFailed(f"snapshot not saved ({reason}): {exc}"))
+            self.save_error = str(exc)
 
     # ---- the worker --------------------------------------------------------------------
     def _emit(self, event: ev.Event) -> None:
@@ -452,7 +464,7 @@ class TrainingRun:
                     tr.end_epoch()
             if (
                 self.autosave_every
-                and self.history.rows_total - self._last_save_rows >= self.autosave_every
+                and self.history.rows_total - self._last_attempt_rows >= self.autosave_every
             ):
                 self._save_quietly("autosave")
                 mem.clear()

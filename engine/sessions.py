@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from engine import lock, safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import FORMAT, FORMAT_VERSION, atomic_write_bytes, now_iso, read_file, sealed
@@ -94,6 +95,7 @@ def write_snapshot(folder: Path, payload: dict[str, Any]) -> Path:
     torch.save(payload, buf)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        lock.clean_temps(folder)  # leftovers of a write that a kill interrupted
         if latest.exists():
             atomic_write_bytes(folder / PREVIOUS, latest.read_bytes())
         atomic_write_bytes(latest, buf.getvalue())
@@ -158,6 +160,7 @@ def list_sessions(root: Path) -> list[SessionInfo]:
     for folder in root.iterdir():
         if not folder.is_dir() or folder.name.startswith("."):
             continue
+        lock.clean_temps(folder)
         path = _snapshot_in(folder)
         if path is None:
             continue
@@ -166,10 +169,9 @@ def list_sessions(root: Path) -> list[SessionInfo]:
             if obj["kind"] != "snapshot":
                 raise FreqtuiError(f"{path}: a weights file, not a snapshot")
             out.append(session_info(path, obj))
-        except FreqtuiError as exc:
-            out.append(
-                SessionInfo(folder.name, "", 0, 0, 0, 0, None, None, "", path, error=str(exc))
-            )
+        except (FreqtuiError, KeyError, TypeError, ValueError, IndexError) as exc:
+            why = str(exc) if isinstance(exc, FreqtuiError) else f"{path}: {type(exc).__name__}"
+            out.append(SessionInfo(folder.name, "", 0, 0, 0, 0, None, None, "", path, error=why))
     return sorted(out, key=lambda s: (s.saved_at, s.id), reverse=True)
 
 
@@ -188,6 +190,7 @@ def resolve(id_or_path: str | Path, root: Path) -> Path:
     if text and "/" not in text and text not in (".", ".."):
         candidates.append(Path(root) / text)
     for cand in candidates:
+        safeload.check_regular(cand)
         if cand.is_file():
             return cand
         if cand.is_dir():

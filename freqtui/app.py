@@ -9,6 +9,8 @@ thread only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -19,6 +21,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from engine import events as ev
+from engine import lock
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import read_file
@@ -28,6 +31,15 @@ from freqtui.format import describe
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
+from freqtui.shutdown import (
+    SIGNALS,
+    STOP_WAIT_S,
+    exit_code,
+    preflight,
+    save_failure_lines,
+    say,
+    stop_lines,
+)
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.hidden_panel import HiddenPanel
 from freqtui.widgets.loss_panel import LossPanel
@@ -79,6 +91,8 @@ class FreqtuiApp(App[int]):
         self._stats_shown_at = 0.0
         self._swapping = False
         self.exit_code = 0
+        self.handle_signals = False  # run_app: SIGINT, SIGTERM, SIGHUP stop and save
+        self.stop_signal: int | None = None
 
     @property
     def config(self) -> RunConfig:
@@ -106,6 +120,21 @@ class FreqtuiApp(App[int]):
         if self.autostart and not self.training.alive:
             self.training.start()
         self.set_interval(1 / POLL_HZ, self.poll)
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for s in SIGNALS:
+                loop.add_signal_handler(s, self._on_signal, s)
+
+    def _on_signal(self, signum: int) -> None:
+        """SIGINT, SIGTERM, SIGHUP: stop like q (finish the chunk, save), then exit with
+        128 + signum. A second signal finds the stop under way and changes nothing."""
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            self.call_later(self._stop_for_signal)
+
+    def _stop_for_signal(self) -> None:
+        self.stop_and_save("quit", timeout=STOP_WAIT_S)
+        self.exit(exit_code(self.stop_signal or 0))
 
     def _show_past(self) -> None:
         """A resumed run redraws its history; every run says where it starts."""
@@ -162,6 +191,8 @@ class FreqtuiApp(App[int]):
             self.log_line(text, line.style)
         if isinstance(e, ev.RunWarning):
             self.notify(e.message, severity="warning")
+        elif isinstance(e, ev.SaveFailed):  # once per outage; the status bar keeps saying it
+            self.notify(e.message, title="snapshot not saved", severity="error", timeout=30)
         elif isinstance(e, ev.Failed):
             self.notify(e.message, title="training failed", severity="error", timeout=10)
 
@@ -175,9 +206,10 @@ class FreqtuiApp(App[int]):
             ev.RunState.CHECKING,
             ev.RunState.EVALUATING,
         )
-        if self.training.paused and state in busy:
-            return "pausing"
-        return state.value
+        name = "pausing" if self.training.paused and state in busy else state.value
+        if self.training.save_error:  # until a save works again
+            return f"{name} - not saved"
+        return name
 
     def log_line(self, message: str, style: str = "") -> None:
         self.event_log.add(message, style)
@@ -246,9 +278,17 @@ class FreqtuiApp(App[int]):
         if info is None:
             return
         old = self.training
+        mine = lock.folder_key(old.sessions_root / old.run_id)
+        try:
+            taken = lock.acquire(info.path.parent)  # a session another process runs: refused
+        except FreqtuiError as exc:
+            self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
+            return
         try:
             read_file(info.path)  # refuse a bad file before the current run is stopped
         except FreqtuiError as exc:
+            if taken.folder != mine:
+                taken.release()
             self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
             return
         self._swapping = True  # no drain while the widgets are rebuilt
@@ -264,9 +304,18 @@ class FreqtuiApp(App[int]):
                     save_on_end=old.save_on_end,
                 )
             except FreqtuiError as exc:
+                if taken.folder != mine:
+                    taken.release()
                 self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
                 return
             self.training = new
+            home = lock.folder_key(new.sessions_root / new.run_id)
+            if home != taken.folder:  # a loose snapshot file saves into its session folder
+                with contextlib.suppress(FreqtuiError):
+                    lock.acquire(home)
+                taken.release()
+            if mine not in (home, taken.folder):
+                lock.release(mine)  # the old session is free for others now
             self.failure, self.exit_code, self._stats = None, 0, None
             await self.main.recompose()
             self.main.set_focus(None)  # focus may still name a widget the recompose removed
@@ -281,11 +330,11 @@ class FreqtuiApp(App[int]):
         self.stop_and_save("quit")
         self.exit(self.exit_code)
 
-    def stop_and_save(self, reason: str) -> None:
+    def stop_and_save(self, reason: str, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop the worker, then save its final state unless it failed, trained nothing,
         or the engine already saved exactly this state when it stopped."""
         run = self.training
-        self.stop_run()
+        self.stop_run(timeout)
         self.handle_events(run.drain(), force=True)
         if run.alive:  # busy in a step it cannot leave (compiling kernels, state check)
             self.log_line("the trainer did not stop in time: no snapshot saved", "yellow")
@@ -311,11 +360,22 @@ class FreqtuiApp(App[int]):
 def run_app(run: TrainingRun) -> NoReturn:
     """`freqtui` without a subcommand: open the console on a new or resumed run (the CLI
     builds it, with its sessions folder and autosave)."""
+    preflight(run)  # own the session and prove its folder writable, before the console opens
     app = FreqtuiApp(run=run)
+    app.handle_signals = True
     try:
         code = int(app.run() or 0)
+    except OSError:  # the terminal is gone (SIGHUP): the stop and the save came first
+        code = app.return_code or 0
     finally:
         app.stop_run(timeout=0.1)  # q stopped it already; a busy worker dies with the process
+    run = app.training  # `o` may have swapped in another session
+    if app.stop_signal is not None:
+        say(*stop_lines(run, app.stop_signal, console=True), *save_failure_lines(run))
+        code = exit_code(app.stop_signal)
+    elif save_failure_lines(run):
+        say(*save_failure_lines(run))
+        code = code or 1
     # The worker is joined, the snapshot fsynced and the terminal restored. Python's own
     # teardown of torch and numba takes 1.5-3 s more on a loaded machine, which would make
     # `q` feel slow, so the process ends here.

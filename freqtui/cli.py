@@ -216,16 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except FreqtuiError as exc:
         sys.stderr.write(f"freqtui: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("freqtui: interrupted\n")
         return 130
+    except BrokenPipeError:  # `freqtui sessions | head -1`: the reader has all it wants
+        from freqtui.headless import quiet_stdout
+
+        quiet_stdout()
+        return 141  # 128 + SIGPIPE, as a tool killed by the signal would report
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from engine.limits import check_autosave
+
+    check_autosave(getattr(args, "autosave", None))  # config flags: RunConfig.validated
     if args.command == "data":
         return cmd_data(args)
     if args.command == "eval":
@@ -272,13 +282,20 @@ def methods_text() -> str:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from engine.signals import test_set, train_set, write_csv
+    from engine.writable import probe
 
     config = config_from(args)
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise FreqtuiError(f"{out}: exists and is not a folder")
+    probe(out, "CSV files")  # a read-only or full folder: one line before any work
     for name, signal in (("train", train_set(config)), ("test", test_set(config))):
-        write_csv(signal, out / f"{name}.csv")
+        try:
+            write_csv(signal, out / f"{name}.csv")
+        except OSError as exc:
+            raise FreqtuiError(
+                f"{out / f'{name}.csv'}: not written ({exc.strerror or exc})"
+            ) from None
         print(f"wrote {out / f'{name}.csv'}: {signal.n_blocks * signal.n_samples} rows")
     return 0
 

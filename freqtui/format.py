@@ -113,6 +113,8 @@ def describe(e: ev.Event) -> Line | None:
         return Line(f"snapshot saved ({e.reason}): {e.path}", "green")
     if isinstance(e, ev.RunWarning):
         return Line(f"warning: {e.message}", "yellow")
+    if isinstance(e, ev.SaveFailed):
+        return Line(f"NOT SAVED: {e.message}; training goes on, saves are retried", "bold red")
     if isinstance(e, ev.Finished):
         return Line(
             f"training {'stopped' if e.stopped else 'finished'} after {e.rows_total:,} rows", "bold"

@@ -7,6 +7,9 @@ always labelled apart.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,6 +18,15 @@ from engine import events as ev
 from engine.errors import FreqtuiError
 from engine.run import RunView, TrainingRun
 from freqtui.format import describe, eval_table, fmt_seconds
+from freqtui.shutdown import (
+    STOP_WAIT_S,
+    StopSignals,
+    exit_code,
+    preflight,
+    save_failure_lines,
+    say,
+    stop_lines,
+)
 
 PLAIN_EVERY_S = 5.0
 
@@ -29,8 +41,7 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
             f"session {run.run_id} has finished its {cfg.epochs} epoch(s); "
             f"pass --epochs {cfg.epochs + 1} (or more) to train further"
         )
-    if out is not None and out.exists() and out.is_dir():
-        raise FreqtuiError(f"{out}: is a folder; --out takes a file path")
+    preflight(run, out)  # own the session, prove its folder and --out's can take a file
     print(
         f"training: method {cfg.method}, backend {view.backend}, {cfg.epochs} epoch(s) of "
         f"{view.rows_per_epoch} rows, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}",
@@ -42,10 +53,26 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
     print(f"session {run.run_id}: snapshots in {where}", flush=True)
     tty = sys.stdout.isatty()
     progress = _RichProgress(view) if tty else None
+    stopper = StopSignals()
+    with stopper:
+        run.start()
+        code = _follow(run, cfg, progress, stopper)
+    if out is not None:
+        try:
+            run.save_weights(out)
+        except OSError as exc:
+            say(f"freqtui: error: {out}: weights not saved ({exc.strerror or exc})")
+            code = code or 1
+        else:
+            print(f"saved weights to {out}", flush=True)
+    return code
+
+
+def _follow(run: TrainingRun, cfg, progress, stopper: StopSignals) -> int:
+    """Show the run's events until it ends or a signal stops it; the exit code."""
     failed: str | None = None
     last_plain = time.monotonic()
     last: ev.StepStats | None = None
-    run.start()
     try:
         while True:
             alive = run.alive
@@ -54,7 +81,9 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
                     last = e
                     continue
                 line = _line(e, cfg.frequencies)
-                if line:
+                if isinstance(e, ev.SaveFailed):  # a problem: stderr, once
+                    say(f"freqtui: warning: {line}")
+                elif line:
                     if progress:
                         progress.console.print(line)
                     else:
@@ -67,25 +96,37 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
                 elif time.monotonic() - last_plain >= PLAIN_EVERY_S:
                     print(_plain(last), flush=True)
                     last_plain = time.monotonic()
-            if not alive:
+            if not alive or stopper.signum is not None:
                 break
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        run.stop()
-        print("interrupted: stopped after the current chunk", flush=True)
-        for e in run.drain():  # the final snapshot, so the user knows what to resume
-            if isinstance(e, ev.SnapshotSaved):
-                print(_line(e, cfg.frequencies), flush=True)
+            stopper.event.wait(0.1)
+    except OSError:  # stdout is gone (a closed pipe, a hung-up terminal): stop, save, quietly
+        quiet_stdout()
+        stopper.signum = stopper.signum or signal.SIGPIPE
     finally:
-        if progress:
-            progress.close()
-    if out is not None:
-        run.save_weights(out)
-        print(f"saved weights to {out}", flush=True)
+        with contextlib.suppress(OSError):
+            if progress:
+                progress.close()
+    if stopper.signum is not None:
+        run.stop(timeout=STOP_WAIT_S)  # the chunk ends, the worker saves; signals wait
+        for e in run.drain():  # the final snapshot, so the user knows what to resume
+            if isinstance(e, (ev.SnapshotSaved, ev.SaveFailed)):
+                say(_line(e, cfg.frequencies) or "")
+        say(*stop_lines(run, stopper.signum, console=False), *save_failure_lines(run))
+        return exit_code(stopper.signum)
     if failed:
-        print(f"freqtui: training failed: {failed}", file=sys.stderr)
+        say(f"freqtui: training failed: {failed}", *save_failure_lines(run))
         return 1
-    return 0
+    lines = save_failure_lines(run)
+    say(*lines)
+    return 1 if lines else 0
+
+
+def quiet_stdout() -> None:
+    """Send what is left of stdout to /dev/null, so the final flush cannot fail."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # what the console shows on its own (a pause, an evaluation starting) stays off stdout;

@@ -1,0 +1,136 @@
+"""One process per session: an advisory lock file in the session folder.
+
+`acquire(folder)` takes `fcntl.flock(LOCK_EX | LOCK_NB)` on `folder/.lock` and writes the
+holder's pid into it; the kernel drops the lock when the process ends, however it ends,
+so a lock left by a killed process never blocks (the file stays, the lock does not).
+A second process gets a FreqtuiError naming the holder's pid.
+
+`clean_temps(folder)` removes the temporary files of an interrupted atomic write
+(`.latest.pt.*.tmp`, `.previous.pt.*.tmp`), but only when no other process owns the
+session, so a save in progress elsewhere is never pulled from under its writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+from engine.errors import FreqtuiError
+
+LOCK_NAME = ".lock"
+TEMP_PATTERNS = (".latest.pt.*.tmp", ".previous.pt.*.tmp", ".probe.*.tmp")  # writable.probe
+
+_held: dict[Path, SessionLock] = {}  # folders this process owns
+_held_lock = threading.Lock()
+
+
+class SessionLock:
+    """The lock on one session folder, held by this process until `release`."""
+
+    def __init__(self, folder: Path, fd: int) -> None:
+        self.folder = folder
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        with _held_lock:
+            if self._fd is None:
+                return
+            _held.pop(self.folder, None)
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def folder_key(folder: Path) -> Path:
+    """The absolute path a lock is kept under."""
+    return Path(os.path.abspath(folder))
+
+
+def acquire(folder: Path) -> SessionLock:
+    """Own the session in `folder` (created if missing); FreqtuiError if another process
+    owns it. Taking a lock this process holds already returns that lock."""
+    key = folder_key(folder)
+    with _held_lock:
+        if key in _held:
+            return _held[key]
+        try:
+            key.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise FreqtuiError(f"{key}: cannot lock the session ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise FreqtuiError(
+                f"session {key.name} is in use by process {holder} (lock {key / LOCK_NAME}); "
+                "stop that process or wait for it to end"
+            ) from None
+        except OSError as exc:  # a filesystem without flock
+            os.close(fd)
+            raise FreqtuiError(f"{key}: cannot lock the session ({exc.strerror or exc})") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        lock = SessionLock(key, fd)
+        _held[key] = lock
+        return lock
+
+
+def _holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        text = os.pread(fd, 32, 0).decode().strip()
+        if text.isdigit():
+            return text
+    return "(pid unknown)"
+
+
+def owned_elsewhere(folder: Path) -> bool:
+    """True when another process holds the session's lock right now."""
+    key = folder_key(folder)
+    with _held_lock:
+        if key in _held:
+            return False
+    try:
+        fd = os.open(key / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)  # never creates the file
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the probe's own lock
+    return False
+
+
+def clean_temps(folder: Path) -> list[Path]:
+    """Remove leftovers of interrupted writes in a session folder nobody else owns."""
+    folder = Path(folder)
+    try:
+        temps = [p for pattern in TEMP_PATTERNS for p in folder.glob(pattern)]
+    except OSError:
+        return []
+    if not temps or owned_elsewhere(folder):
+        return []
+    removed = []
+    for p in temps:
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+def release(folder: Path) -> None:
+    """Give up this process's lock on `folder`, if it holds one."""
+    with _held_lock:
+        held = _held.get(folder_key(folder))
+    if held is not None:
+        held.release()

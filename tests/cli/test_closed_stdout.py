@@ -1,0 +1,30 @@
+"""A reader that stops reading (`freqtui sessions | head -1`) ends the command quietly:
+no BrokenPipeError traceback, exit 141 (128 + SIGPIPE) as a tool killed by it reports."""
+
+import subprocess
+import sys
+
+import pytest
+
+from engine.config import RunConfig
+from engine.run import TrainingRun
+
+CLI = [sys.executable, "-m", "freqtui.cli"]
+
+
+@pytest.mark.parametrize("args", [["methods"], ["sessions"], ["sessions", "--json"]])
+def test_a_closed_stdout_ends_quietly(tmp_path, args):
+    config = RunConfig(method="handoff", duration=0.05, backend="torch").validated()
+    for i in range(3):
+        TrainingRun(
+            config, sessions_root=tmp_path, run_id=f"r{i}", state_check=False
+        ).save_snapshot()
+    p = subprocess.Popen(
+        [*CLI, *args, *(["--sessions", str(tmp_path)] if args[0] == "sessions" else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    p.stdout.close()  # the reader is gone before the first line
+    err = p.stderr.read().decode()
+    assert p.wait(120) == 141, err
+    assert err == ""

@@ -1,0 +1,202 @@
+"""SIGTERM, SIGHUP and Ctrl-C (SIGINT) stop a run like Ctrl-C always should: the chunk
+ends, the final snapshot is saved, the session id and the resume command are printed,
+and the exit code is 128 + the signal number. A second signal during the stop never
+aborts the save. Runs use --autosave 0, so the only snapshot is the one the stop wrote."""
+
+import os
+import pty  # noqa: F401  (the console tests need a pseudo-terminal: fail early if absent)
+import queue
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.files import read_file
+
+CLI = [sys.executable, "-m", "freqtui.cli"]
+TINY = ["--duration", "0.2", "--method", "handoff", "--backend", "torch", "--autosave", "0"]
+LONG = ["--epochs", "50"]  # never ends on its own within a test
+WAIT_S = 90.0  # generous: the machine is shared and may be loaded
+
+
+class Headless:
+    """A headless run whose stdout lines are read on a thread, so a test can wait for one."""
+
+    def __init__(self, sessions: Path, *flags: str) -> None:
+        self.p = subprocess.Popen(
+            [*CLI, "train", "--headless", "--sessions", str(sessions), *TINY, *flags],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.p.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, words: str) -> str:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.p.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.seen.append(line)
+            if words in line:
+                return line
+        raise AssertionError(f"no line with {words!r}: {self.seen} {self.p.stderr.read()}")
+
+    def finish(self) -> tuple[int, str]:
+        rc = self.p.wait(WAIT_S)
+        return rc, self.p.stderr.read()
+
+
+def snapshot_position(sessions: Path) -> tuple[str, int, int]:
+    (folder,) = [d for d in sessions.iterdir() if d.is_dir()]
+    obj = read_file(folder / "latest.pt")  # checks format, checksum, config and weights
+    return obj["run_id"], int(obj["trainer"]["epoch"]), int(obj["trainer"]["row"])
+
+
+def assert_resumes(sessions: Path, stderr: str, console: bool) -> None:
+    """The printed resume command names the session; the snapshot continues where it
+    stopped (one more epoch, so the test ends)."""
+    run_id, epoch, row = snapshot_position(sessions)
+    assert epoch > 0 or row > 0, "the stop saved a run that had trained nothing"
+    head = "freqtui" if console else "freqtui train --headless"
+    assert f"resume with: {head} --resume {run_id} --sessions {sessions}" in stderr, stderr
+    r = subprocess.run(
+        [*CLI, "train", "--headless", "--resume", run_id, "--sessions", str(sessions)]
+        + ["--epochs", str(epoch + 1)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"resuming session {run_id} at epoch {epoch + 1}, row {row:,}" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "signals, code",
+    [
+        ([signal.SIGTERM], 143),
+        ([signal.SIGHUP], 129),
+        ([signal.SIGINT], 130),
+        ([signal.SIGINT, signal.SIGINT], 130),  # Ctrl-C twice, a few ms apart
+        ([signal.SIGTERM, signal.SIGINT, signal.SIGHUP], 143),  # more during the save
+    ],
+    ids=["TERM", "HUP", "INT", "INT-INT", "TERM-INT-HUP"],
+)
+def test_a_signal_stops_the_headless_run_saves_and_says_how_to_resume(tmp_path, signals, code):
+    sessions = tmp_path / "s"
+    run = Headless(sessions, *LONG)
+    run.wait_for("state check passed")
+    time.sleep(1.0)  # some rows trained since
+    for s in signals:
+        run.p.send_signal(s)
+        time.sleep(0.005)
+    rc, err = run.finish()
+    assert rc == code, err
+    assert "Traceback" not in err and "terminate called" not in err
+    name = "Ctrl-C" if signals[0] == signal.SIGINT else signals[0].name
+    assert f"stopped by {name} after the current chunk and saved" in err
+    assert_resumes(sessions, err, console=False)
+
+
+# ---- the console, in a pseudo-terminal -------------------------------------------------
+RESTORED = {  # what a terminal needs back: main screen, cursor, no mouse reports
+    "alternate screen left": (b"\x1b[?1049h", b"\x1b[?1049l"),
+    "cursor shown": (b"\x1b[?25l", b"\x1b[?25h"),
+    "mouse tracking off": (b"\x1b[?1000h", b"\x1b[?1000l"),
+}
+
+
+def console(sessions: Path, sig: int, hang_up: bool) -> tuple[int, bytes]:
+    """Run the console in a pty until training shows, send `sig`; with `hang_up` the
+    terminal is closed at once, as when a terminal window is closed."""
+    master, slave = os.openpty()
+    p = subprocess.Popen(
+        [*CLI, "--sessions", str(sessions), *TINY, *LONG],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "TERM": "xterm-256color"},
+        start_new_session=True,
+    )
+    os.close(slave)
+    out = bytearray()
+
+    def pump(until) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and not until():
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    out.extend(os.read(master, 65536))
+                except OSError:
+                    return
+
+    try:
+        pump(lambda: b"state check passed" in out)
+        assert b"state check passed" in out, "the console never started training"
+        started = time.monotonic()
+        pump(lambda: time.monotonic() - started > 1.0)
+        p.send_signal(sig)
+        if hang_up:
+            os.close(master)
+            master = -1
+            rc = p.wait(WAIT_S)
+        else:
+            pump(lambda: p.poll() is not None)
+            rc = p.wait(5)
+            while select.select([master], [], [], 0.2)[0]:  # what it wrote before it ended
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out.extend(chunk)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if master >= 0:
+            os.close(master)
+    return rc, bytes(out)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_console_restores_the_terminal_and_saves(tmp_path, sig, code):
+    sessions = tmp_path / "s"
+    rc, out = console(sessions, sig, hang_up=False)
+    assert rc == code, out[-2000:]
+    for what, (on, off) in RESTORED.items():
+        assert out.rfind(off) > out.rfind(on), f"not restored: {what}"
+    err = re.sub(rb"\x1b\[[0-9;?<>]*[A-Za-z]", b"", out.split(b"\x1b[?1049l")[-1]).decode()
+    assert "stopped by" in err and "Traceback" not in err
+    assert_resumes(sessions, err.replace("\r\n", "\n"), console=True)
+
+
+def test_closing_the_consoles_terminal_saves_the_run(tmp_path):
+    sessions = tmp_path / "s"
+    rc, _ = console(sessions, signal.SIGHUP, hang_up=True)
+    assert rc == 129
+    run_id, epoch, row = snapshot_position(sessions)
+    assert epoch > 0 or row > 0
+    r = subprocess.run(
+        [*CLI, "train", "--headless", "--resume", run_id, "--sessions", str(sessions)]
+        + ["--epochs", str(epoch + 1)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0 and f"at epoch {epoch + 1}, row {row:,}" in r.stdout, r.stderr
