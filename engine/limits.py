@@ -10,12 +10,9 @@ most MAX_ROWS_PER_SET rows per set (10x the task as written).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import FreqtuiError
-
-if TYPE_CHECKING:
-    from engine.config import RunConfig
 
 SEED_LIMIT = 2**32  # numpy and torch seeds: 0 <= seed < 2**32
 MAX_HIDDEN = 512
@@ -74,7 +71,7 @@ def check_autosave(rows: Any) -> None:
         )
 
 
-def check_config(c: RunConfig) -> None:
+def check_config(c: Any) -> None:  # a RunConfig (config.py imports this module)
     """Types, finiteness and bounds of every field; FreqtuiError names the first bad one."""
     for name in INT_FIELDS:
         v = getattr(c, name)
