@@ -37,6 +37,8 @@ OPTION_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
         "draws": (1, 64),
         "epoch_sets": (1, 1_000_000),
         "grow": (1, 1_000),
+        "val_seed": (0, SEED_LIMIT - 1),
+        "val_every": (1, 1_000_000),
     },
     "tbptt": {"k": (1, 100_000)},
 }
