@@ -85,6 +85,7 @@ class ClockTrainer(Trainer):
         "min_lr_mult": 0.0625,
         "trap": 0.1,
         "first_steps": 2500,
+        "block_tries": 3,
         "lr_pow": 1.0,
         "draws": 2,
         "amp0": 0.0,
@@ -103,7 +104,7 @@ class ClockTrainer(Trainer):
     BACKENDS = ("torch", "fused")
     state_batch = "blocks"  # one carried stream per frequency block
     INTS = (
-        "t0", "min_steps", "patience", "first_steps", "draws", "noise_seed", "val_seed", "val_every",
+        "t0", "min_steps", "patience", "first_steps", "block_tries", "draws", "noise_seed", "val_seed", "val_every",
         "select", "epoch_sets", "anneal",
     )  # fmt: skip
 
@@ -129,7 +130,8 @@ class ClockTrainer(Trainer):
         self.best_model: dict[str, torch.Tensor] | None = None
         self.best_optimizer: dict[str, Any] | None = None
         self.rollbacks = 0
-        self.restarts = 0  # fresh starts after a block was caught in a trap
+        self.restarts = 0  # fresh starts (all weights) after a start found nothing
+        self.block_restarts = 0  # fresh input columns for blocks caught in a trap
         self.selected = ""  # what the model holds once the run has ended: "", "best", "final"
         self._last_x = torch.zeros(config.n_blocks, 1 + config.n_blocks)
         self._stepper = self.fused_window()
@@ -173,7 +175,7 @@ class ClockTrainer(Trainer):
         if not 0 < o["min_lr_mult"] <= 1:
             raise FreqtuiError(f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}")
         for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
-                  "patience", "rollback", "forget_bias", "trap", "first_steps"):  # fmt: skip
+                  "patience", "rollback", "forget_bias", "trap", "first_steps", "block_tries"):  # fmt: skip
             if o[k] < 0:
                 raise FreqtuiError(f"clock option {k} must be >= 0, got {o[k]}")
         if o["amp_step"] <= 0:
@@ -319,10 +321,14 @@ class ClockTrainer(Trainer):
             if first and self.o["first_steps"] and self.steps_here >= self.o["first_steps"]:
                 self._restart()  # no oscillation found from this start
             elif not first and self.o["patience"] and self.steps_here >= self.o["patience"]:
-                if float(self.ema.max()) > self.o["trap"]:
+                trapped = np.flatnonzero(self.ema > self.o["trap"])
+                if trapped.size and self.block_restarts < self.o["block_tries"]:
                     # a block sits far above the rest: caught in a local minimum (a
                     # transient that fits the last horizon but does not keep oscillating);
-                    # a lower rate only digs it in, a fresh start gets out
+                    # a lower rate only digs it in. Its own input column (C is one-hot, so
+                    # it acts on that block alone) starts afresh; the others keep theirs
+                    self._restart_blocks(trapped)
+                elif trapped.size:
                     self._restart()
                 else:  # close to passing: a lower rate refines
                     if self.lr_mult > self.o["min_lr_mult"]:
@@ -338,6 +344,25 @@ class ClockTrainer(Trainer):
                 self.done_at = self.position
                 self.lr_mult = 1.0  # the polish starts from the full-horizon rate
         self._set_lr()
+        self.ema, self.steps_here = None, 0
+
+    def _restart_blocks(self, blocks: np.ndarray) -> None:
+        """Fresh input weights (and Adam moments) for the one-hot columns of `blocks`,
+        drawn like nn.LSTM's init from a generator seeded by the torch seed and the count."""
+        self.block_restarts += 1
+        g = torch.Generator().manual_seed(
+            ((self.config.torch_seed + 1) * 7_000_003 + self.block_restarts) % 2**32
+        )
+        w = self.model.lstm.weight_ih_l0
+        bound = 1.0 / math.sqrt(self.model.hidden_size)
+        state = self.optimizer.state.get(w, {})
+        with torch.no_grad():
+            for b in blocks:
+                col = 1 + int(b)
+                w[:, col] = (torch.rand(w.shape[0], generator=g, dtype=w.dtype) * 2 - 1) * bound
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key in state:
+                        state[key][:, col] = 0.0
         self.ema, self.steps_here = None, 0
 
     def _restart(self) -> None:
@@ -410,8 +435,8 @@ class ClockTrainer(Trainer):
             items.append(("val MSE", f"{self.val_last:.4f}"))
         if self.best_val is not None:
             items.append(("best val", f"{self.best_val:.4f}"))
-        if self.restarts:
-            items.append(("restarts", str(self.restarts)))
+        if self.restarts or self.block_restarts:
+            items.append(("restarts", f"{self.restarts} run, {self.block_restarts} block"))
         return tuple(items)
 
     def train_rows(self, max_rows: int) -> Chunk:
@@ -455,6 +480,7 @@ class ClockTrainer(Trainer):
             best_optimizer=self.best_optimizer,
             rollbacks=self.rollbacks,
             restarts=self.restarts,
+            block_restarts=self.block_restarts,
             selected=self.selected,
         )
         return d
@@ -483,4 +509,5 @@ class ClockTrainer(Trainer):
         self.best_optimizer = d["best_optimizer"]
         self.rollbacks = int(d["rollbacks"])
         self.restarts = int(d["restarts"])
+        self.block_restarts = int(d["block_restarts"])
         self.selected = str(d["selected"])

@@ -279,16 +279,31 @@ def test_an_earlier_clock_schedule_evaluates_but_does_not_resume():
         trainer().load_state_dict(d)
 
 
-def test_a_block_caught_in_a_trap_starts_afresh_reproducibly():
+def test_a_block_caught_in_a_trap_gets_a_fresh_input_column():
     tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=0.0)
     tr.horizon = 40  # past the first horizon
+    before = tr.model.lstm.weight_ih_l0.detach().clone()
     for _ in range(3):
         tr.step()
+    w = tr.model.lstm.weight_ih_l0.detach()
+    assert tr.block_restarts == 1 and tr.restarts == 0 and tr.horizon == 40
+    # every block was above trap=0: each one-hot column was drawn afresh, nothing else
+    assert not torch.allclose(w[:, 1:], before[:, 1:], atol=0.02)
+    state = tr.optimizer.state[tr.model.lstm.weight_ih_l0]
+    assert torch.all(state["exp_avg"][:, 1:] == 0) and torch.all(state["exp_avg_sq"][:, 1:] == 0)
+
+
+def test_a_trap_that_persists_starts_the_run_afresh_reproducibly():
+    def stalled():
+        tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=0.0,
+                     block_tries=0)  # fmt: skip
+        tr.horizon = 40
+        for _ in range(3):
+            tr.step()
+        return tr
+
+    tr, twin = stalled(), stalled()
     assert tr.restarts == 1 and tr.horizon == 20 and tr.lr_mult == 1.0
-    twin = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=0.0)
-    twin.horizon = 40
-    for _ in range(3):
-        twin.step()
     for a, b in zip(tr.model.state_dict().values(), twin.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)  # the fresh start is the same for the same torch seed
     assert tr.state_dict()["restarts"] == 1
