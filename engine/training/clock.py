@@ -75,6 +75,8 @@ class ClockTrainer(Trainer):
         "anneal": 1,
     }
     state_batch = "blocks"  # one carried stream per frequency block
+    blocks_together = True  # every step runs all the blocks as one batch
+    schedule_live = ("lr",)  # annealed continuously at the end of a run
     INTS = ("t0", "min_steps", "draws", "noise_seed", "epoch_sets", "anneal")
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
@@ -148,6 +150,46 @@ class ClockTrainer(Trainer):
             probe.step()
         F, D = self.config.n_blocks, self.o["draws"]
         return Trainer.state_check(probe, max(rows, 5 * F * D * probe.horizon))
+
+    def schedule(self) -> tuple[tuple[str, str], ...]:
+        """Horizon, S amplitude, learning rate (as the optimizer holds it) and, when the
+        trainer keeps one, its validation MSE."""
+        items = [
+            ("horizon", f"{self.horizon:,} rows"),
+            ("S amplitude", f"{self.amp:.2g}"),
+            ("lr", f"{self.optimizer.param_groups[0]['lr']:.2e}"),
+        ]
+        validation = getattr(self, "validation_mse", None)
+        if validation is not None:
+            items.append(("validation MSE", f"{validation:.4f}"))
+        return tuple(items)
+
+    def length_change_note(self, old_epochs: int, new_epochs: int) -> str:
+        if not self.o["anneal"]:
+            return ""
+        if self.done_at is None:
+            return (
+                f"the final learning-rate anneal (from the end of the curriculum to 0) will "
+                f"end with epoch {new_epochs} instead of {old_epochs}"
+            )
+        now = self._lr_at(self.config.epochs)
+        # the anneal is linear from where the curriculum finished to the run's end: a new
+        # end moves the whole remaining ramp, so the rate jumps at the first step
+        then = self._lr_at(new_epochs)
+        return (
+            f"the final learning-rate anneal is under way: it now ends with epoch "
+            f"{new_epochs} instead of {old_epochs}, so the learning rate jumps from "
+            f"{now:.2e} to {then:.2e} and falls to 0 over the new length (a run of "
+            f"{new_epochs} epochs from the start would not follow this trajectory)"
+        )
+
+    def _lr_at(self, epochs: int) -> float:
+        """The learning rate `_set_lr` gives at the current position for a run of `epochs`."""
+        lr = self.config.lr * (min(self.o["t0"], self.horizon) / self.horizon) ** self.o["lr_pow"]
+        if self.o["anneal"] and self.done_at is not None:
+            end = epochs * self.rows_per_epoch
+            lr *= max(0, end - self.position) / max(1, end - self.done_at)
+        return lr
 
     @property
     def position(self) -> int:
