@@ -104,16 +104,18 @@ def oscillator_diagnostics(
         s, c = np.sin(ang), np.cos(ang)
         err = (y - signal.targets[i, :N].astype(np.float64)) ** 2
 
-        def window_sum(v: np.ndarray) -> np.ndarray:
-            cs = np.concatenate(([0.0], np.cumsum(v)))
-            return cs[w:] - cs[:-w]  # sums over [k, k + w)
-
-        a = 2 * window_sum(y * s) / w
-        b = 2 * window_sum(y * c) / w
-        e = window_sum(err) / w
+        a = 2 * _window_sums(y * s, w) / w
+        b = 2 * _window_sums(y * c, w) / w
+        e = _window_sums(err, w) / w
         starts = np.linspace(0, N - w, K).round().astype(int)
         ts[i] = t[starts] + (w - 1) * dt / 2
         sq[i] = e[starts]
         am[i] = np.hypot(a[starts], b[starts]) - 1.0
         ph[i] = np.degrees(np.arctan2(b[starts], a[starts]))
     return OscillatorDiagnostics(ts, sq, ph, am)
+
+
+def _window_sums(v: np.ndarray, w: int) -> np.ndarray:
+    """Sums of v over [k, k + w) for every k."""
+    cs = np.concatenate(([0.0], np.cumsum(v)))
+    return cs[w:] - cs[:-w]
