@@ -375,11 +375,10 @@ class PlotsPanel(Vertical):
                         marker="braille",
                         color=BLOCK_COLORS[i % len(BLOCK_COLORS)],
                     )
-                if key == "osc-phase":
-                    plt.ylim(-180, 180)
-                    plt.yticks([-180, -90, 0, 90, 180], ["-180", "-90", "0", "90", "180"])
-                elif key == "osc-amp":  # symmetric about 0, at least ±0.05: noise stays small
-                    r = _nice(max(0.05, float(np.nanmax(np.abs(values)))))
+                if key in ("osc-phase", "osc-amp"):
+                    # symmetric about 0, at least ±5 degrees or ±0.05: noise stays small
+                    least, most = (5.0, 180.0) if key == "osc-phase" else (0.05, math.inf)
+                    r = min(most, _nice(max(least, float(np.nanmax(np.abs(values))))))
                     plt.ylim(-r, r)
                     plt.yticks([-r, 0, r], [f"{-r:g}", "0", f"{r:g}"])
                 else:  # squared error: a log scale from the best window to the worst
