@@ -122,7 +122,7 @@ class FreqtuiApp(App[int]):
             f"starting at epoch {min(view.epoch, cfg.epochs)}, row {view.row:,}"
         )
         self.log_line(f"session {self.training.run_id} in {self.training.sessions_root}")
-        if view.evals:
+        if view.evals or view.rows_total:
             # the plots need the model's outputs, which a snapshot does not keep: one frozen
             # evaluation of the saved weights, recorded nowhere and changing no state
             self._redraw_past_outputs(self.training)
@@ -322,8 +322,10 @@ class FreqtuiApp(App[int]):
     @work(thread=True, exclusive=True, group="past-outputs")
     def _redraw_past_outputs(self, run: TrainingRun) -> None:
         outputs = run.frozen_test_outputs()
+        view = run.view()
+        label = f"saved weights, e{min(view.epoch, view.config.epochs)} r{view.row:,}"
         if run is self.training:
-            self.call_from_thread(self.plots_panel.set_past_outputs, outputs)
+            self.call_from_thread(self.plots_panel.set_past_outputs, outputs, label)
 
     def stop_and_save(self, reason: str) -> None:
         """Stop the worker, then save its final state unless it failed, trained nothing,

@@ -32,7 +32,7 @@ from textual_plotext import PlotextPlot
 
 from engine import events as ev
 from engine.config import RunConfig
-from engine.evaluation import OscillatorDiagnostics, oscillator_diagnostics
+from engine.evaluation import OscillatorDiagnostics, mse_of, oscillator_diagnostics
 from engine.history import EvalRecord
 from engine.signals import test_set
 from freqtui.format import fmt_loss, fmt_tick
@@ -231,21 +231,24 @@ class PlotsPanel(Vertical):
         self._history_dirty = True
         if e.test_outputs is None:
             return
-        self._set_outputs(np.asarray(e.test_outputs), e.record)
+        r = e.record
+        self._set_outputs(np.asarray(e.test_outputs), f"e{r.epoch} r{r.row:,}", r.test.per_block)
 
-    def set_past_outputs(self, outputs: np.ndarray) -> None:
-        """A resumed run's outputs (its saved weights, evaluated frozen on the test set),
-        shown with its last recorded evaluation until a new one comes."""
-        if self.outputs is not None or not self.evals:
+    def set_past_outputs(self, outputs: np.ndarray, label: str) -> None:
+        """A resumed run's outputs (its saved weights, evaluated frozen on the test set)
+        until a new evaluation comes; their MSE is computed here, since the weights may
+        have trained past the last recorded evaluation."""
+        if self.outputs is not None:
             return  # a new evaluation came first
-        self._set_outputs(np.asarray(outputs), self.evals[-1])
+        outputs = np.asarray(outputs)
+        self._set_outputs(outputs, label, mse_of(outputs, self.test).per_block)
         self._maybe_draw_frozen()
 
-    def _set_outputs(self, outputs: np.ndarray, record: EvalRecord) -> None:
+    def _set_outputs(self, outputs: np.ndarray, label: str, per_block: tuple[float, ...]) -> None:
         self.diagnostics = oscillator_diagnostics(outputs, self.test)
         self.outputs = outputs[:, : len(self.t)]
-        self.eval_label = f"e{record.epoch} r{record.row:,}"
-        self.per_block = record.test.per_block
+        self.eval_label = label
+        self.per_block = per_block
         self._frozen_dirty = True
         if time.monotonic() - self._frozen_drawn_at >= FROZEN_EVERY_S:
             self._maybe_draw_frozen()  # else the timer draws the newest one shortly
