@@ -144,14 +144,15 @@ class TrainingRun:
         trainer_state = obj["trainer"]
         config: RunConfig = obj["config"]
         old_epochs = config.epochs
-        if epochs is not None and epochs != config.epochs:
+        if epochs is not None:
             done = int(trainer_state["epoch"])
-            if epochs <= done:
+            if epochs <= done:  # asked for explicitly, a length already trained is a mistake
                 raise FreqtuiError(
                     f"--epochs {epochs}: {path} has already completed {done} of its "
                     f"{config.epochs} epoch(s); pass more than {done} to train further"
                 )
-            config = config.replace(epochs=epochs).validated()
+            if epochs != config.epochs:
+                config = config.replace(epochs=epochs).validated()
         model = model_from(path, obj)
         try:
             history = History.from_dict(obj["history"])

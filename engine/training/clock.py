@@ -172,7 +172,7 @@ class ClockTrainer(Trainer):
                 f"the final learning-rate anneal (from the end of the curriculum to 0) will "
                 f"end with epoch {new_epochs} instead of {old_epochs}"
             )
-        now = self._lr_at(self.config.epochs)
+        now = self._lr_at(old_epochs)
         # the anneal is linear from where the curriculum finished to the run's end: a new
         # end moves the whole remaining ramp, so the rate jumps at the first step
         then = self._lr_at(new_epochs)
