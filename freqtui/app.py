@@ -23,7 +23,7 @@ from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import SessionInfo, list_sessions
+from engine.sessions import SessionInfo, list_sessions, sessions_dir
 from freqtui.format import describe, exit_message, fmt_rows
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
@@ -121,7 +121,9 @@ class FreqtuiApp(App[int]):
             f"{fmt_rows(view.rows_per_epoch)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
             f"starting at epoch {min(view.epoch, cfg.epochs)}, row {view.row:,}"
         )
-        self.log_line(f"session {self.training.run_id} in {self.training.sessions_root}")
+        run = self.training
+        where = "" if run.sessions_root == sessions_dir(None) else f" in {run.sessions_root}"
+        self.log_line(f"session {run.run_id}{where}")
         if view.evals or view.rows_total:
             # the plots need the model's outputs, which a snapshot does not keep: one frozen
             # evaluation of the saved weights, recorded nowhere and changing no state
@@ -218,6 +220,8 @@ class FreqtuiApp(App[int]):
     def action_next_plot(self) -> None:
         self.main.add_class("-plots")
         plots = self.plots_panel
+        if plots.next_osc():  # the oscillator's next diagnostic, where one fits at a time
+            return
         tabs = plots.query_one("#plot-tabs")
         i = PLOT_TABS.index(tabs.active) if tabs.active in PLOT_TABS else -1
         plots.show_tab(PLOT_TABS[(i + 1) % len(PLOT_TABS)])

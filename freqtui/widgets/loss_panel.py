@@ -196,12 +196,13 @@ class LossPanel(Widget):
                 line += _frozen(tr, NUM_W - 1) + _frozen(te, NUM_W)
             out.append(line)
         zero = Text("0.5".ljust(NAME_W), style="yellow")
-        zero += Text(
-            "predicting zero (the variance of a sine)"[: spark_w + 2 * NUM_W].ljust(
-                spark_w + 2 * NUM_W
-            ),
-            style="yellow",
+        room = spark_w + 2 * NUM_W
+        words = next(
+            w
+            for w in ("predicting zero (the variance of a sine)", "predicting zero", "zero", "")
+            if len(w) <= room
         )
+        zero += Text(words.ljust(room), style="yellow")
         zero += Text("│", style="dim") + Text(
             fmt_loss(ZERO_MSE).rjust(NUM_W - 1) + fmt_loss(ZERO_MSE).rjust(NUM_W), style="yellow"
         )

@@ -45,10 +45,12 @@ LIVE_ROWS = 400  # rows kept for the live view
 WINDOW_S = 2.0  # seconds of the test set drawn (the whole 10 s is too dense for a terminal)
 MAX_POINTS = 400  # points per series handed to plotext
 LIVE_POINTS = 200  # the live plot is rebuilt often: fewer points, less UI-thread time
-BLOCK_COLORS = ("red", "green", "blue", "magenta", "cyan", "yellow")
+BLOCK_COLORS = ("red", "green", "cyan", "yellow", "blue", "magenta")
 LOG_RATIO = 30.0  # the history plot's y axis is logarithmic above this max/min ratio
 ZERO_MSE = 0.5
 PLOT_TABS = ("tab-freq", "tab-osc", "tab-history", "tab-live", "tab-graph1")
+OSC_PLOTS = ("osc-err", "osc-phase", "osc-amp")
+OSC_ALL_ROWS = 30  # below this panel height the oscillator tab shows one diagnostic at a time
 
 
 @contextmanager
@@ -154,6 +156,8 @@ class PlotsPanel(Vertical):
         self._frozen_dirty = False
         self._history_dirty = False
         self._frozen_drawn_at = -math.inf
+        self.osc_index = 0  # the diagnostic shown when there is room for one only
+        self._osc_drawn_compact = False
         self.redraws = {"freq": 0, "live": 0, "graph1": 0, "osc": 0, "history": 0}
 
     def compose(self) -> ComposeResult:
@@ -222,6 +226,7 @@ class PlotsPanel(Vertical):
         self._draw_osc()
         self._draw_history()
         self._draw_live()
+        self._show_osc()
         self.set_interval(1 / LIVE_HZ, self._maybe_draw_live)
         self.set_interval(FROZEN_EVERY_S, self._maybe_draw_frozen)
 
@@ -310,6 +315,32 @@ class PlotsPanel(Vertical):
     def show_tab(self, tab: str) -> None:
         self.query_one("#plot-tabs", TabbedContent).active = tab
 
+    @property
+    def compact(self) -> bool:
+        return self.size.height < OSC_ALL_ROWS
+
+    def on_resize(self) -> None:
+        self._show_osc()
+        if self.compact != self._osc_drawn_compact:
+            self._draw_osc()  # the titles and time axes depend on it
+
+    def _show_osc(self) -> None:
+        for k, key in enumerate(OSC_PLOTS):
+            self.query_one(f"#{key}").display = not self.compact or k == self.osc_index
+
+    def next_osc(self) -> bool:
+        """On the oscillator tab with room for one diagnostic: show the next one (True), or
+        say there is none left (False: the caller moves to the next tab)."""
+        if self.query_one("#plot-tabs", TabbedContent).active != "tab-osc" or not self.compact:
+            return False
+        if self.osc_index + 1 < len(OSC_PLOTS):
+            self.osc_index += 1
+            self._show_osc()
+            return True
+        self.osc_index = 0
+        self._show_osc()
+        return False
+
     # ---- drawing ---------------------------------------------------------------------
     def _time_axis(self, plt, t0: float, t1: float) -> None:
         ticks, labels = time_ticks(t0, t1)
@@ -323,13 +354,13 @@ class PlotsPanel(Vertical):
             with _drawing(plot) as plt:
                 n = _points(plot)
                 t, target = _thin(self.t, self.targets[i], points=n)
-                plt.plot(t, target, marker="braille", color="green")
                 if self.outputs is None:
                     plt.title(f"f{i + 1} {f:g} Hz: no frozen eval yet")
                 else:
                     (out,) = _thin(self.outputs[i], points=n)
                     plt.scatter(t, out, marker="braille", color="red")
                     plt.title(f"f{i + 1} {f:g} Hz  frozen MSE {fmt_loss(self.per_block[i])}")
+                plt.plot(t, target, marker="braille", color="green")  # over the dots
                 self._time_axis(plt, float(self.t[0]), float(self.t[-1]))
 
     def _draw_graph1(self) -> None:
@@ -353,18 +384,20 @@ class PlotsPanel(Vertical):
 
     def _draw_osc(self) -> None:
         self.redraws["osc"] += 1
+        self._osc_drawn_compact = self.compact
         d = self.diagnostics
         specs = (
             ("osc-err", "squared error (frozen)"),
             ("osc-phase", "phase error (deg)"),
             ("osc-amp", "amplitude error (target 1)"),
         )
-        for key, title in specs:
+        for k, (key, title) in enumerate(specs):
             plot = self.query_one(f"#{key}", PlotextPlot)
             plt = plot.plt
             plt.clear_figure()
+            of = f"({k + 1}/3, p: next) " if self.compact else ""
             if d is None:
-                plt.title(f"{title}: no frozen eval yet")
+                plt.title(f"{of}{title}: no frozen eval yet")
             else:
                 values = {
                     "osc-err": d.squared_error,
@@ -384,16 +417,25 @@ class PlotsPanel(Vertical):
                     r = min(most, _nice(max(least, float(np.nanmax(np.abs(values))))))
                     plt.ylim(-r, r)
                     plt.yticks([-r, 0, r], [f"{-r:g}", "0", f"{r:g}"])
-                else:  # squared error: a log scale from the best window to the worst
-                    hi = max(ZERO_MSE, float(np.nanmax(values)))
-                    lo = min(hi / 10, max(1e-6, float(np.nanmin(values))))  # a decade at least
-                    plt.yscale("log")
-                    plt.ylim(lo, hi)
-                    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-                    yt = [10.0**k for k in decades if lo <= 10.0**k <= hi] + [ZERO_MSE]
+                else:  # squared error: log when it spans decades (plotext: no ylim on log)
+                    lo = max(1e-9, float(np.nanmin(values)))
+                    hi = max(lo, float(np.nanmax(values)))
+                    if hi / lo > LOG_RATIO:
+                        plt.yscale("log")
+                        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                        yt = [10.0**j for j in decades if lo <= 10.0**j <= hi]
+                        yt = yt or [lo, hi]
+                    else:  # linear from 0: a flat error draws flat, not zoomed into noise
+                        plt.ylim(0.0, hi * 1.15)
+                        yt = [0.0, hi]
                     plt.yticks(yt, [fmt_loss(v) for v in yt])
-                plt.title(f"{title}, test set, {self.eval_label}")
-                self._time_axis(plt, 0.0, float(self.test.t[-1]))
+                plt.title(f"{of}{title}, test set, {self.eval_label}")
+                last = self.compact or k == len(specs) - 1
+                if last:
+                    self._time_axis(plt, 0.0, float(self.test.t[-1]))
+                else:  # the plots share the time axis written under the last one
+                    plt.xlim(0.0, float(self.test.t[-1]))
+                    plt.xticks([])
             plot.refresh()
 
     def _draw_history(self) -> None:
@@ -457,8 +499,8 @@ class PlotsPanel(Vertical):
             t, target, out = (np.array(v) for v in zip(*self.live, strict=True))
             run = segments(t, self.dt)[-1]  # the newest run of neighbouring rows
             t, target, out = _thin(t[run], target[run], out[run], points=LIVE_POINTS)
-            plt.plot(t, target, marker="braille", color="green")
             plt.scatter(t, out, marker="braille", color="red")
+            plt.plot(t, target, marker="braille", color="green")  # over the dots
             b = self.live_block
             f = self.config.frequencies[b]
             how = "the window end of one block of the batch" if self.live_all else "rows in order"
