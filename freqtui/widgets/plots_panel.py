@@ -50,6 +50,7 @@ LOG_RATIO = 30.0  # the history plot's y axis is logarithmic above this max/min 
 ZERO_MSE = 0.5
 PLOT_TABS = ("tab-freq", "tab-osc", "tab-history", "tab-live", "tab-graph1")
 OSC_PLOTS = ("osc-err", "osc-phase", "osc-amp")
+GRID_ROWS = 20  # below this panel height the frozen tab shows one frequency (keys 1-4)
 OSC_ALL_ROWS = 30  # below this panel height the oscillator tab shows one diagnostic at a time
 
 
@@ -166,7 +167,7 @@ class PlotsPanel(Vertical):
             for i, f in enumerate(self.config.frequencies)
         ]
         with TabbedContent(id="plot-tabs"):
-            with TabPane("frozen eval", id="tab-freq"):
+            with TabPane("frozen", id="tab-freq"):
                 with Grid(id="freq-grid"):
                     for i in range(self.config.n_blocks):
                         yield PlotextPlot(id=f"freq-{i}")
@@ -187,7 +188,7 @@ class PlotsPanel(Vertical):
                     legend(*(("━", c, name) for name, c in blocks), ("", "", "t in s")),
                     classes="legend",
                 )
-            with TabPane("MSE history", id="tab-history"):
+            with TabPane("history", id="tab-history"):
                 yield PlotextPlot(id="history")
                 yield Static(
                     legend(
@@ -198,7 +199,7 @@ class PlotsPanel(Vertical):
                     ),
                     classes="legend",
                 )
-            with TabPane("live rows", id="tab-live"):
+            with TabPane("live", id="tab-live"):
                 yield PlotextPlot(id="live")
                 yield Static(
                     legend(
@@ -207,7 +208,7 @@ class PlotsPanel(Vertical):
                     ),
                     classes="legend",
                 )
-            with TabPane(f"Graph 1 (f{self.graph1_block + 1})", id="tab-graph1"):
+            with TabPane("Graph 1", id="tab-graph1"):
                 yield PlotextPlot(id="graph1")
                 yield Static(
                     legend(
@@ -305,10 +306,7 @@ class PlotsPanel(Vertical):
         if block is not None and not 0 <= block < self.config.n_blocks:
             return
         self.focus_block = block
-        grid = self.query_one("#freq-grid", Grid)
-        grid.set_class(block is not None, "-focused")
-        for i in range(self.config.n_blocks):
-            self.query_one(f"#freq-{i}").display = block is None or block == i
+        self._apply_focus()
         self.query_one("#plot-tabs", TabbedContent).active = "tab-freq"
         # no rebuild: the data did not change, and a plot re-renders itself on resize
 
@@ -319,7 +317,17 @@ class PlotsPanel(Vertical):
     def compact(self) -> bool:
         return self.size.height < OSC_ALL_ROWS
 
+    def _apply_focus(self) -> None:
+        """One frequency large (the focused one; f1 where four would not read), or all."""
+        block = self.focus_block
+        if block is None and self.size.height < GRID_ROWS:
+            block = 0
+        self.query_one("#freq-grid", Grid).set_class(block is not None, "-focused")
+        for i in range(self.config.n_blocks):
+            self.query_one(f"#freq-{i}").display = block is None or block == i
+
     def on_resize(self) -> None:
+        self._apply_focus()
         self._show_osc()
         if self.compact != self._osc_drawn_compact:
             self._draw_osc()  # the titles and time axes depend on it
