@@ -315,12 +315,12 @@ class PlotsPanel(Vertical):
 
     @property
     def compact(self) -> bool:
-        return self.size.height < OSC_ALL_ROWS
+        return self.outer_size.height < OSC_ALL_ROWS
 
     def _apply_focus(self) -> None:
         """One frequency large (the focused one; f1 where four would not read), or all."""
         block = self.focus_block
-        if block is None and self.size.height < GRID_ROWS:
+        if block is None and self.outer_size.height < GRID_ROWS:
             block = 0
         self.query_one("#freq-grid", Grid).set_class(block is not None, "-focused")
         for i in range(self.config.n_blocks):
