@@ -211,3 +211,21 @@ async def test_v_on_a_wide_terminal_says_why_it_does_nothing(make_app):
         await pilot.pause()
         assert any("below 120 columns" in n.message for n in app._notifications)
         await pilot.press("q")
+
+
+async def test_the_help_reads_whole_at_80x24(make_app):
+    from textual.containers import VerticalScroll
+
+    from freqtui.screens.help import HelpScreen
+
+    app = make_app(autostart=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        scroll = app.screen.query_one(VerticalScroll)
+        assert scroll.max_scroll_y == 0  # nothing hidden below the fold
+        text = str(app.screen.query_one("Static").render())
+        assert "online loss (weights moving)" in text and "frozen MSE (weights fixed)" in text
+        await pilot.press("escape")
+        await pilot.press("q")
