@@ -86,10 +86,10 @@ def time_ticks(t0: float, t1: float, n: int = 5) -> tuple[list[float], list[str]
     return ticks, [f"{v:.10g}" for v in (round(x, 6) for x in ticks)]
 
 
-def row_ticks(lo: float, hi: float, n: int = 4) -> tuple[list[float], list[str]]:
+def row_ticks(lo: float, hi: float, n: int = 5) -> tuple[list[float], list[str]]:
     """Integer ticks for row counts, labelled short (500k, 1.5M)."""
     span = max(hi - lo, 1.0)
-    step = max(1, int(_nice(span / max(1, n - 1))))
+    step = max(1, int(_nice(span / n)))
     first = int(math.ceil(lo / step) * step)
     ticks = list(range(first, int(hi) + 1, step))
     return [float(v) for v in ticks], [fmt_tick(v) for v in ticks]
@@ -174,7 +174,7 @@ class PlotsPanel(Vertical):
                 yield Static(
                     legend(
                         ("━", "green", "target"),
-                        ("•", "red", "output, weights fixed"),
+                        ("⠶", "red", "output, weights fixed"),
                         ("", "", "test set, t in s"),
                     ),
                     classes="legend",
@@ -204,7 +204,7 @@ class PlotsPanel(Vertical):
                 yield Static(
                     legend(
                         ("━", "green", "target"),
-                        ("•", "red", "output while training (before each update)"),
+                        ("⠶", "red", "output while training (before each update)"),
                     ),
                     classes="legend",
                 )
@@ -213,7 +213,7 @@ class PlotsPanel(Vertical):
                 yield Static(
                     legend(
                         ("━", "green", "target"),
-                        ("•", "red", "output, weights fixed"),
+                        ("⠶", "red", "output, weights fixed"),
                         ("·", "grey50", "S"),
                         ("", "", "t in s"),
                     ),
