@@ -173,8 +173,12 @@ def describe(e: ev.Event) -> Line | None:
             "bold cyan",
         )
     if isinstance(e, ev.EpochDone):
+        each = ", ".join(
+            f"f{b + 1} {fmt_loss(v)}" for b, v in enumerate(e.online_loss_by_block) if v is not None
+        )
         return Line(
             f"epoch {e.epoch} done: mean online loss (weights moving) {fmt_loss(e.online_loss)}"
+            + (f" ({each})" if each else "")
         )
     if isinstance(e, ev.ScheduleChanged):
         return Line("schedule: " + ", ".join(f"{k} {v}" for k, v in e.items), "magenta")
