@@ -95,8 +95,9 @@ def in_app(backend: str, warm: int, rows: int, root: Path, live: bool = False) -
     async def drive() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             if live:
-                await pilot.press("p")  # the live plot on screen: the costliest view
-            run.start()  # after the key: Pilot's press waits for the app to go idle
+                app.plots_panel.show_tab("tab-live")  # the costliest view on screen
+                await pilot.pause()
+            run.start()  # after the switch: the app is idle when training begins
             while marks.total < warm + rows and run.alive:
                 ui.append((marks.total, time.perf_counter(), time.thread_time()))
                 # a plain sleep: pilot.pause() would force extra repaints a user never causes

@@ -88,6 +88,16 @@ class StepStats(Event):
     live_t: tuple[float, ...] = field(default=())
     live_target: tuple[float, ...] = field(default=())
     live_output: tuple[float, ...] = field(default=())
+    # the method's schedule now, (label, value) pairs (Trainer.schedule); () for none
+    schedule: tuple[tuple[str, str], ...] = field(default=())
+    blocks_together: bool = False  # every step trains all blocks (no one block is current)
+
+
+@dataclass(frozen=True)
+class ScheduleChanged(Event):
+    """The method's schedule moved (a horizon grew, an amplitude rose): the new pairs."""
+
+    items: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,8 @@ class EvalDone(Event):
 class EpochDone(Event):
     epoch: int
     online_loss: float  # mean online loss over the epoch's rows
+    # mean online loss of each frequency block over the epoch (None: no rows of it)
+    online_loss_by_block: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,8 +158,12 @@ class RunWarning(Event):
 
 @dataclass(frozen=True)
 class Finished(Event):
-    rows_total: int
+    rows_total: int  # rows trained since the run began (a step may run past an epoch's end)
     stopped: bool  # True when stopped by the user before the last epoch ended
+    epoch: int = 0  # 1-based epoch being trained when it ended (epochs + 1 once finished)
+    epochs: int = 0
+    row: int = 0  # rows done in that epoch
+    rows_per_epoch: int = 0
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class History:
 
     online: list[tuple[int, int, float]] = field(default_factory=list)  # (rows_total, block, loss)
     evals: list[EvalRecord] = field(default_factory=list)
+    # (epoch, mean online loss, per-block means; None for a block without rows), per epoch
+    epochs: list[tuple[int, float, tuple[float | None, ...]]] = field(default_factory=list)
     rows_total: int = 0
     train_seconds: float = 0.0
     max_points: int = 4000
@@ -69,10 +71,16 @@ class History:
     def add_eval(self, record: EvalRecord) -> None:
         self.evals.append(record)
 
+    def add_epoch(self, epoch: int, online: float, by_block: tuple[float | None, ...]) -> None:
+        self.epochs.append((epoch, online, tuple(by_block)))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "online": [list(p) for p in self.online],
             "evals": [e.to_dict() for e in self.evals],
+            "epochs": [
+                {"epoch": e, "online": o, "online_by_block": list(b)} for e, o, b in self.epochs
+            ],
             "rows_total": self.rows_total,
             "train_seconds": self.train_seconds,
             "stride": self._stride,
@@ -83,6 +91,14 @@ class History:
         h = cls(
             online=[(int(a), int(b), float(c)) for a, b, c in d.get("online", [])],
             evals=[EvalRecord.from_dict(e) for e in d.get("evals", [])],
+            epochs=[
+                (
+                    int(e["epoch"]),
+                    float(e["online"]),
+                    tuple(None if v is None else float(v) for v in e["online_by_block"]),
+                )
+                for e in d.get("epochs", [])
+            ],
             rows_total=int(d.get("rows_total", 0)),
             train_seconds=float(d.get("train_seconds", 0.0)),
         )

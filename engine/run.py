@@ -23,15 +23,16 @@ from engine import events as ev
 from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.evaluation import evaluate
+from engine.evaluation import evaluate, predict
 from engine.files import model_from, save_weights
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
-from engine.signals import train_set
+from engine.signals import test_set, train_set
 from engine.training import make_trainer
 from engine.training.base import Trainer, rss_mb
 
 CHUNK_SECONDS = 0.05  # target time per chunk: the pause latency and the event rate
+RATE_WINDOW_S = 30.0  # training time over which rows/s (and so the ETA) is measured
 EMA_ROWS = 500  # smoothing window of the online-loss readout, in rows
 LEAK_MB_PER_10K = 5.0  # an RSS slope above this, held over 10,000+ rows, means a leak
 
@@ -62,6 +63,10 @@ class RunView:
     rows_total: int
     online: tuple[tuple[int, int, float], ...]  # (rows_total, block, smoothed online loss)
     evals: tuple[EvalRecord, ...]  # every frozen evaluation, oldest first
+    # (epoch, mean online loss, mean online loss per block) of every epoch trained
+    epochs: tuple[tuple[int, float, tuple[float | None, ...]], ...] = ()
+    schedule: tuple[tuple[str, str], ...] = ()  # the method's schedule now
+    blocks_together: bool = False  # every step trains all blocks at once
 
 
 class TrainingRun:
@@ -116,6 +121,9 @@ class TrainingRun:
         self._wake = threading.Event()  # wakes a paused worker: unpause, stop, evaluate
         self._lock = threading.RLock()  # held while the weights or the trainer change
         self._thread: threading.Thread | None = None
+        # what a resume with another --epochs changes in the method's schedule (shown
+        # as a warning when the worker starts); empty when nothing does
+        self.resume_note = ""
 
     @classmethod
     def resume(
@@ -137,13 +145,16 @@ class TrainingRun:
         obj = sessions.read_snapshot(path)
         trainer_state = obj["trainer"]
         config: RunConfig = obj["config"]
-        if epochs is not None and epochs != config.epochs:
+        old_epochs = config.epochs
+        if epochs is not None:
             done = int(trainer_state["epoch"])
-            if epochs < done:
+            if epochs <= done:  # asked for explicitly, a length already trained is a mistake
                 raise FreqtuiError(
-                    f"--epochs {epochs}: {path} has already completed {done} epoch(s)"
+                    f"--epochs {epochs}: {path} has already completed {done} of its "
+                    f"{config.epochs} epoch(s); pass more than {done} to train further"
                 )
-            config = config.replace(epochs=epochs).validated()
+            if epochs != config.epochs:
+                config = config.replace(epochs=epochs).validated()
         model = model_from(path, obj)
         try:
             history = History.from_dict(obj["history"])
@@ -172,6 +183,12 @@ class TrainingRun:
                 f"{path}: the trainer state does not fit method {config.method!r} ({first[:160]})"
             ) from None
         run._check_trainer_fits(path)
+        if config.epochs != old_epochs:
+            # the saved trainer, asked about the length it was not trained for
+            saved = run.trainer
+            note = saved.length_change_note(old_epochs, config.epochs)
+            if note:
+                run.resume_note = f"--epochs {config.epochs} (was {old_epochs}): {note}"
         return run
 
     def _check_trainer_fits(self, path: Path) -> None:
@@ -226,7 +243,17 @@ class TrainingRun:
                 rows_total=h.rows_total,
                 online=tuple(h.online),
                 evals=tuple(h.evals),
+                epochs=tuple(h.epochs),
+                schedule=tr.schedule(),
+                blocks_together=tr.blocks_together,
             )
+
+    def frozen_test_outputs(self) -> np.ndarray:
+        """The model's output (F, N) on the test set with the weights as they are: for a
+        display only (a resumed run's plots). Taken between two chunks; recorded nowhere,
+        and it changes no state (no RNG is drawn, no weight moves)."""
+        with self._lock:
+            return predict(self.model, test_set(self.config))
 
     def set_autosave(self, rows: int | None = None) -> None:
         """Save every `rows` rows (0 = only when asked or at the end); None = the default
@@ -376,6 +403,8 @@ class TrainingRun:
         try:
             if self.trainer.backend != "torch":  # compile first: the wait is its own step
                 self.status = ev.RunState.COMPILING
+            if self.resume_note:
+                self._emit(ev.RunWarning(self.resume_note))
             self.trainer.prepare(self._emit)
             if self._state_check:
                 self.status = ev.RunState.CHECKING
@@ -400,7 +429,9 @@ class TrainingRun:
         chunk_rows = 8
         mem: deque[tuple[int, float]] = deque(maxlen=64)
         epoch_loss_sum, epoch_rows = 0.0, 0
-        rate_rows, rate_t = deque(maxlen=20), deque(maxlen=20)
+        epoch_sum_by_block, epoch_rows_by_block = np.zeros(nb), np.zeros(nb, dtype=np.int64)
+        rate_rows, rate_t = deque(maxlen=4000), deque(maxlen=4000)
+        schedule_shown: tuple | None = None
         while not tr.finished:
             if self._stop.is_set():
                 break
@@ -447,15 +478,34 @@ class TrainingRun:
                 )
                 epoch_loss_sum += float(chunk.loss_sum_by_block.sum())
                 epoch_rows += chunk.rows
+                epoch_sum_by_block += chunk.loss_sum_by_block
+                epoch_rows_by_block += chunk.rows_by_block
                 with self._lock:
                     self.history.add_online(self.history.rows_total, chunk.block, ema_all)
                 rss = rss_mb()
                 mem.append((self.history.rows_total, rss))
-                self._emit(self._stats(chunk, ema, ema_all, rss, mem, rate_rows, rate_t))
+                stats = self._stats(chunk, ema, ema_all, rss, mem, rate_rows, rate_t)
+                # a schedule change is an event of its own; a value that moves continuously
+                # (an annealed rate) only shows live
+                moved = tuple(p for p in stats.schedule if p[0] not in tr.schedule_live)
+                if moved != schedule_shown:
+                    if moved or schedule_shown:
+                        self._emit(ev.ScheduleChanged(stats.schedule))
+                    schedule_shown = moved
+                self._emit(stats)
             if tr.row >= tr.rows_per_epoch:
                 if epoch_rows:  # none when resumed from a snapshot taken at the epoch's end
-                    self._emit(ev.EpochDone(tr.epoch + 1, epoch_loss_sum / epoch_rows))
+                    by_block = tuple(
+                        float(s_ / n) if n else None
+                        for s_, n in zip(epoch_sum_by_block, epoch_rows_by_block, strict=True)
+                    )
+                    done = ev.EpochDone(tr.epoch + 1, epoch_loss_sum / epoch_rows, by_block)
+                    with self._lock:
+                        self.history.add_epoch(done.epoch, done.online_loss, by_block)
+                    self._emit(done)
                 epoch_loss_sum, epoch_rows = 0.0, 0
+                epoch_sum_by_block[:] = 0
+                epoch_rows_by_block[:] = 0
                 evals = self.history.evals
                 if not evals or evals[-1].rows_total != self.history.rows_total:
                     self._evaluate()  # (a snapshot may hold this epoch's evaluation already)
@@ -471,7 +521,18 @@ class TrainingRun:
         if self.save_on_end:
             self._save_quietly("end")
         self.status = ev.RunState.FINISHED if tr.finished else ev.RunState.STOPPED
-        self._emit(ev.Finished(self.history.rows_total, stopped=not tr.finished))
+        done = tr.finished
+        self._emit(
+            ev.Finished(
+                self.history.rows_total,
+                stopped=not done,
+                # a finished run reports its last epoch whole, as the progress bar does
+                epoch=tr.epoch if done else tr.epoch + 1,
+                epochs=cfg.epochs,
+                row=tr.rows_per_epoch if done else tr.row,
+                rows_per_epoch=tr.rows_per_epoch,
+            )
+        )
 
     def _evaluate(self) -> None:
         previous = self.status
@@ -497,7 +558,14 @@ class TrainingRun:
 
     def _stats(self, chunk, ema, ema_all, rss, mem, rate_rows, rate_t) -> ev.StepStats:
         tr, cfg = self.trainer, self.config
-        rate = sum(rate_rows) / max(sum(rate_t), 1e-9)
+        # rows/s over the newest RATE_WINDOW_S of training: a few chunks would swing the ETA
+        # with every change of step size (a clock horizon that grows)
+        rows = seconds = 0.0
+        for n, dt in zip(reversed(rate_rows), reversed(rate_t), strict=True):
+            rows, seconds = rows + n, seconds + dt
+            if seconds >= RATE_WINDOW_S:
+                break
+        rate = rows / max(seconds, 1e-9)
         left = (cfg.epochs - tr.epoch) * tr.rows_per_epoch - tr.row
         slope = 0.0
         if len(mem) >= 16 and mem[-1][0] > mem[0][0]:
@@ -530,6 +598,8 @@ class TrainingRun:
             live_t=tuple(float(v) for v in chunk.live_t),
             live_target=tuple(float(v) for v in chunk.live_target),
             live_output=tuple(float(v) for v in chunk.live_output),
+            schedule=tr.schedule(),
+            blocks_together=tr.blocks_together,
         )
 
 

@@ -26,8 +26,8 @@ from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import SessionInfo, list_sessions
-from freqtui.format import describe
+from engine.sessions import SessionInfo, list_sessions, sessions_dir
+from freqtui.format import describe, exit_message, fmt_rows
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -44,19 +44,19 @@ from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.hidden_panel import HiddenPanel
 from freqtui.widgets.loss_panel import LossPanel
 from freqtui.widgets.memory_panel import MemoryPanel
-from freqtui.widgets.plots_panel import PlotsPanel
+from freqtui.widgets.plots_panel import PLOT_TABS, PlotsPanel
 from freqtui.widgets.status_bar import StatusBar
 
 POLL_HZ = 10  # event drains per second (the issue allows up to 20)
 STATS_HZ = 5  # redraws of the live numbers: each screen update costs CPU the trainer wants
 STOP_TIMEOUT_S = 1.5  # q must end the app within 2 s even when the worker cannot stop
-PLOT_TABS = ("tab-freq", "tab-live", "tab-graph1")
 
 
 class FreqtuiApp(App[int]):
     TITLE = "freqtui"
     CSS_PATH = "app.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]
     ENABLE_COMMAND_PALETTE = False  # its footer slot is needed for the keys at 80 columns
     BINDINGS = [
         Binding("space", "toggle_pause", "pause"),
@@ -93,6 +93,7 @@ class FreqtuiApp(App[int]):
         self.exit_code = 0
         self.handle_signals = False  # run_app: SIGINT, SIGTERM, SIGHUP stop and save
         self.stop_signal: int | None = None
+        self.exit_message = ""  # the session and its resume command, printed after exit
 
     @property
     def config(self) -> RunConfig:
@@ -140,14 +141,22 @@ class FreqtuiApp(App[int]):
         """A resumed run redraws its history; every run says where it starts."""
         view = self.training.view()
         self.status_bar.set_position(view.epoch, view.row)
-        if view.online or view.evals:
-            self.loss_panel.load_history(view.online, view.evals)
+        if view.online or view.evals or view.epochs:
+            self.loss_panel.load_history(view.online, view.evals, view.epochs)
+        self.plots_panel.load_history(view.online, view.evals)
         cfg = view.config
         self.log_line(
             f"{cfg.method} ({view.backend}), {cfg.epochs} epoch(s) of "
-            f"{view.rows_per_epoch:,} rows, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
-            f"starting at epoch {view.epoch}, row {view.row:,}"
+            f"{fmt_rows(view.rows_per_epoch)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
+            f"starting at epoch {min(view.epoch, cfg.epochs)}, row {view.row:,}"
         )
+        run = self.training
+        where = "" if run.sessions_root == sessions_dir(None) else f" in {run.sessions_root}"
+        self.log_line(f"session {run.run_id}{where}")
+        if view.evals or view.rows_total:
+            # the plots need the model's outputs, which a snapshot does not keep: one frozen
+            # evaluation of the saved weights, recorded nowhere and changing no state
+            self._redraw_past_outputs(self.training)
 
     # ---- events (UI thread only) -----------------------------------------------------
     def poll(self) -> None:
@@ -173,6 +182,7 @@ class FreqtuiApp(App[int]):
                 self._stats, self._stats_shown_at = None, now
                 self.status_bar.set_stats(s)
                 self.loss_panel.add_online(s.online_loss, s.online_loss_by_block)
+                self.plots_panel.add_online(s.rows_total, s.online_loss)
                 self.memory_panel.set_stats(s)
                 self.hidden_panel.set_stats(s)
 
@@ -182,13 +192,19 @@ class FreqtuiApp(App[int]):
         elif isinstance(e, ev.EvalDone):
             self.loss_panel.add_eval(e.record)
             self.plots_panel.set_eval(e)
+        elif isinstance(e, ev.EpochDone):
+            self.loss_panel.add_epoch(e.epoch, e.online_loss, e.online_loss_by_block)
         elif isinstance(e, ev.Failed):
             self.failure = e.message
             self.exit_code = 1
         line = describe(e)
         if line is not None:
-            text = f"{line.text}; q quits" if isinstance(e, ev.Finished) else line.text
+            text = line.text
+            if isinstance(e, ev.Finished):
+                text += "; q quits"
             self.log_line(text, line.style)
+            if isinstance(e, ev.Finished) and self.failure is None:
+                self.log_line(self.farewell(), "bold")
         if isinstance(e, ev.RunWarning):
             self.notify(e.message, severity="warning")
         elif isinstance(e, ev.SaveFailed):  # once per outage; the status bar keeps saying it
@@ -236,11 +252,20 @@ class FreqtuiApp(App[int]):
     def action_next_plot(self) -> None:
         self.main.add_class("-plots")
         plots = self.plots_panel
+        if plots.next_osc():  # the oscillator's next diagnostic, where one fits at a time
+            return
         tabs = plots.query_one("#plot-tabs")
         i = PLOT_TABS.index(tabs.active) if tabs.active in PLOT_TABS else -1
         plots.show_tab(PLOT_TABS[(i + 1) % len(PLOT_TABS)])
 
     def action_toggle_view(self) -> None:
+        if self.main.has_class("-wide"):
+            self.notify(
+                "panels and plots are both on screen at this width; v switches between "
+                "them below 120 columns",
+                timeout=4,
+            )
+            return
         self.main.toggle_class("-plots")
 
     def action_help(self) -> None:
@@ -328,7 +353,32 @@ class FreqtuiApp(App[int]):
 
     async def action_quit(self) -> None:
         self.stop_and_save("quit")
+        self.exit_message = self.farewell()
         self.exit(self.exit_code)
+
+    async def action_help_quit(self) -> None:
+        """Ctrl-C (Textual's own binding): save and quit, as q does."""
+        await self.action_quit()
+
+    def farewell(self) -> str:
+        """The session and the exact command that resumes it."""
+        run = self.training
+        view = run.view()
+        return exit_message(
+            run.run_id,
+            run.sessions_root,
+            saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
+            finished=view.finished,
+            epochs=view.config.epochs,
+        )
+
+    @work(thread=True, exclusive=True, group="past-outputs")
+    def _redraw_past_outputs(self, run: TrainingRun) -> None:
+        outputs = run.frozen_test_outputs()
+        view = run.view()
+        label = f"saved weights, e{min(view.epoch, view.config.epochs)} r{view.row:,}"
+        if run is self.training:
+            self.call_from_thread(self.plots_panel.set_past_outputs, outputs, label)
 
     def stop_and_save(self, reason: str, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop the worker, then save its final state unless it failed, trained nothing,
@@ -373,9 +423,12 @@ def run_app(run: TrainingRun) -> NoReturn:
     if app.stop_signal is not None:
         say(*stop_lines(run, app.stop_signal, console=True), *save_failure_lines(run))
         code = exit_code(app.stop_signal)
-    elif save_failure_lines(run):
-        say(*save_failure_lines(run))
-        code = code or 1
+    else:
+        with contextlib.suppress(OSError):
+            print(app.exit_message or app.farewell())
+        if save_failure_lines(run):
+            say(*save_failure_lines(run))
+            code = code or 1
     # The worker is joined, the snapshot fsynced and the terminal restored. Python's own
     # teardown of torch and numba takes 1.5-3 s more on a loaded machine, which would make
     # `q` feel slow, so the process ends here.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -30,9 +31,40 @@ from freqtui.format import eval_json, eval_table, sessions_table
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("allow_abbrev", False)  # a typo of one flag must not become another
+        super().__init__(*args, **kw)
+
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         sys.stderr.write(f"freqtui: error: {message}\n")
         raise SystemExit(2)
+
+
+def _all_flags(p: argparse.ArgumentParser) -> set[str]:
+    """Every long option string of `p` and of its subcommands."""
+    flags = {s for s in p._option_string_actions if s.startswith("--")}
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= _all_flags(sub)
+    return flags
+
+
+def check_flags(p: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Name an unknown flag, with the closest known one, before argparse reads the rest
+    (which would take the flag's value for a subcommand: "invalid choice: '3'")."""
+    known = _all_flags(p)
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        flag = token.split("=", 1)[0]
+        if flag in known:
+            continue
+        close = difflib.get_close_matches(flag, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; `freqtui --help` lists the flags"
+        p.error(f"unknown flag {flag}{hint}")
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -214,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    check_flags(parser, argv)
+    args = parser.parse_args(argv)
     try:
         code = _dispatch(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush

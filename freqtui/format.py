@@ -4,6 +4,7 @@ session tables, and one `describe(event)` for every event both of them show."""
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,18 +12,63 @@ from typing import Any
 from engine import events as ev
 from engine.config import RunConfig
 from engine.evaluation import FrozenEval, FrozenMSE
-from engine.sessions import SessionInfo
+from engine.sessions import SessionInfo, sessions_dir
+
+
+def fmt_int(n: float) -> str:
+    """A count (rows, megabytes) with thousands separators: 18,000,000."""
+    return f"{round(n):,}"
+
+
+def fmt_rows(n: float) -> str:
+    """A row count as the one way rows are written everywhere: '18,000,000 rows'."""
+    return f"{fmt_int(n)} rows"
 
 
 def fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "--:--"
-    s = int(s)
-    return (
-        f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
-        if s >= 3600
-        else f"{s // 60:02d}:{s % 60:02d}"
-    )
+    """A duration, its units written: '33 s', '2 min 07 s', '1 h 02 min'; '-' if unknown."""
+    if not math.isfinite(s) or s < 0:
+        return "-"
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s // 60 % 60:02d} min"
+
+
+def fmt_loss(v: float | None) -> str:
+    """A loss or MSE: 4 decimals, or 2 significant digits below 0.001 (never a bare 0.0000)."""
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and abs(v) < 1e-3:
+        return f"{v:.1e}"
+    return f"{v:.4f}"
+
+
+def fmt_tick(v: float) -> str:
+    """An axis tick: an integer count short enough for a tick (400k, 1.5M), else the value."""
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if a >= 1e4:
+        return f"{v / 1e3:.3g}k"
+    if float(v).is_integer():
+        return f"{int(v):,}"
+    return f"{v:.3g}"
+
+
+def aligned(rows: list[list[str]], right: set[int], gap: int = 2) -> list[str]:
+    """Rows of cells as lines whose columns stay aligned however wide a value grows;
+    columns in `right` are right-aligned."""
+    widths = [max(len(r[k]) for r in rows if k < len(r)) for k in range(max(map(len, rows)))]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(widths[k]) if k in right else c.ljust(widths[k]) for k, c in enumerate(r)]
+        lines.append((" " * gap).join(cells).rstrip())
+    return lines
 
 
 def eval_table(train: FrozenMSE, test: FrozenMSE, frequencies: tuple[float, ...]) -> str:
@@ -53,25 +99,51 @@ def eval_json(
 def sessions_table(infos: list[SessionInfo]) -> str:
     """The session list; the MSE columns are the last frozen evaluation (weights fixed)."""
 
-    def mse(v: float | None) -> str:
-        return "-" if v is None else f"{v:.4f}"
-
-    width = max(24, *(len(i.id) for i in infos))
-    lines = [
-        f"{'id':{width}}  {'method':10} {'epoch':>7} {'row':>15}  "
-        f"{'frozen MSE train':>16} {'test':>8}  saved at"
-    ]
+    rows = [["id", "method", "epoch", "row", "frozen MSE train", "test", "saved at"]]
+    bad = []
     for i in infos:
         if i.error:
-            lines.append(f"{i.id:{width}}  unreadable: {i.error}")
+            bad.append(f"{i.id}  unreadable: {i.error}")
             continue
-        done = " done" if i.finished else ""
-        lines.append(
-            f"{i.id:{width}}  {i.method:10} {f'{i.epoch}/{i.epochs}':>7} "
-            f"{f'{i.row:,}/{i.rows_per_epoch:,}':>15}  {mse(i.frozen_mse_train):>16} "
-            f"{mse(i.frozen_mse_test):>8}  {i.saved_at}{done}"
+        rows.append(
+            [
+                i.id,
+                i.method,
+                f"{i.epoch}/{i.epochs}",
+                f"{i.row:,}/{i.rows_per_epoch:,}",
+                fmt_loss(i.frozen_mse_train),
+                fmt_loss(i.frozen_mse_test),
+                i.saved_at + (" done" if i.finished else ""),
+            ]
         )
-    return "\n".join(lines)
+    return "\n".join(aligned(rows, right={2, 3, 4, 5}) + bad)
+
+
+def resume_command(
+    run_id: str, root: Path, *, headless: bool = False, epochs: int | None = None
+) -> str:
+    """The exact command that continues session `run_id` saved under `root`: `--sessions`
+    only when `root` is not where a plain command looks, `--epochs` for a finished run."""
+    words = ["freqtui", "train", "--headless"] if headless else ["freqtui"]
+    words += ["--resume", run_id]
+    if Path(root).resolve() != sessions_dir(None).resolve():
+        words += ["--sessions", str(root)]
+    if epochs is not None:
+        words += ["--epochs", str(epochs)]
+    return shlex.join(words)
+
+
+def exit_message(
+    run_id: str, root: Path, *, saved: bool, finished: bool, epochs: int, headless: bool = False
+) -> str:
+    """What is printed when the console or a headless run ends: the session and the
+    command that resumes it (a finished run needs more epochs to train on)."""
+    if not saved:
+        return f"session {run_id}: nothing saved (no snapshot on disk), nothing to resume"
+    more = epochs + 1 if finished else None
+    cmd = resume_command(run_id, root, headless=headless, epochs=more)
+    what = "finished; to train further" if finished else "saved; to continue"
+    return f"session {run_id} {what}: {cmd}"
 
 
 @dataclass(frozen=True)
@@ -92,33 +164,49 @@ def describe(e: ev.Event) -> Line | None:
         )
     if isinstance(e, ev.Compiling):
         if e.done:
-            how = "loaded from cache" if e.cached else "compiled"
+            how = "loaded from the cache" if e.cached else "compiled"
             return Line(f"{e.backend} kernels {how} in {e.seconds:.1f} s")
-        return Line(f"compiling the {e.backend} kernels (first run only)...")
+        return Line(f"loading the {e.backend} kernels (compiled on the first run, then cached)...")
     if isinstance(e, ev.EvalStarted):
         return Line(f"frozen evaluation at epoch {e.epoch}, row {e.row:,}...")
     if isinstance(e, ev.EvalDone):
         return Line(
             f"frozen MSE (weights fixed) at epoch {e.epoch}, row {e.row:,}: "
-            f"train {e.train.overall:.4f}, test {e.test.overall:.4f}",
+            f"train {fmt_loss(e.train.overall)}, test {fmt_loss(e.test.overall)}",
             "bold cyan",
         )
     if isinstance(e, ev.EpochDone):
-        return Line(f"epoch {e.epoch} done: mean online loss (weights moving) {e.online_loss:.4f}")
+        each = ", ".join(
+            f"f{b + 1} {fmt_loss(v)}" for b, v in enumerate(e.online_loss_by_block) if v is not None
+        )
+        return Line(
+            f"epoch {e.epoch} done: mean online loss (weights moving) {fmt_loss(e.online_loss)}"
+            + (f" ({each})" if each else "")
+        )
+    if isinstance(e, ev.ScheduleChanged):
+        return Line("schedule: " + ", ".join(f"{k} {v}" for k, v in e.items), "magenta")
     if isinstance(e, ev.Paused):
         return Line(f"paused at row {e.row:,}", "yellow")
     if isinstance(e, ev.Resumed):
         return Line(f"resumed at row {e.row:,}", "green")
     if isinstance(e, ev.SnapshotSaved):
-        return Line(f"snapshot saved ({e.reason}): {e.path}", "green")
+        # the session folder was named when the run began; the run id and file name say
+        # which snapshot, short enough not to wrap mid-path
+        path = Path(e.path)
+        return Line(f"snapshot saved ({e.reason}): {path.parent.name}/{path.name}", "green")
     if isinstance(e, ev.RunWarning):
         return Line(f"warning: {e.message}", "yellow")
     if isinstance(e, ev.SaveFailed):
         return Line(f"NOT SAVED: {e.message}; training goes on, saves are retried", "bold red")
     if isinstance(e, ev.Finished):
-        return Line(
-            f"training {'stopped' if e.stopped else 'finished'} after {e.rows_total:,} rows", "bold"
-        )
+        how = "stopped" if e.stopped else "finished"
+        if e.rows_per_epoch:
+            return Line(
+                f"training {how} at epoch {min(e.epoch, e.epochs)}/{e.epochs}, row "
+                f"{e.row:,}/{e.rows_per_epoch:,}; {fmt_rows(e.rows_total)} trained in all",
+                "bold",
+            )
+        return Line(f"training {how}: {fmt_rows(e.rows_total)} trained in all", "bold")
     if isinstance(e, ev.Failed):
         return Line(f"FAILED: {e.message}", "bold red")
     return None

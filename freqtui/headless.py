@@ -17,7 +17,7 @@ from pathlib import Path
 from engine import events as ev
 from engine.errors import FreqtuiError
 from engine.run import RunView, TrainingRun
-from freqtui.format import describe, eval_table, fmt_seconds
+from freqtui.format import describe, eval_table, exit_message, fmt_int, fmt_rows, fmt_seconds
 from freqtui.shutdown import (
     STOP_WAIT_S,
     StopSignals,
@@ -44,7 +44,7 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
     preflight(run, out)  # own the session, prove its folder and --out's can take a file
     print(
         f"training: method {cfg.method}, backend {view.backend}, {cfg.epochs} epoch(s) of "
-        f"{view.rows_per_epoch} rows, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}",
+        f"{fmt_rows(view.rows_per_epoch)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}",
         flush=True,
     )
     where = run.sessions_root / run.run_id
@@ -118,6 +118,18 @@ def _follow(run: TrainingRun, cfg, progress, stopper: StopSignals) -> int:
         return 1
     lines = save_failure_lines(run)
     say(*lines)
+    end = run.view()
+    print(
+        exit_message(
+            run.run_id,
+            run.sessions_root,
+            saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
+            finished=end.finished,
+            epochs=cfg.epochs,
+            headless=True,
+        ),
+        flush=True,
+    )
     return 1 if lines else 0
 
 
@@ -154,24 +166,20 @@ def _plain(s: ev.StepStats) -> str:
 
 class _RichProgress:
     def __init__(self, view: RunView) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn
 
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("row {task.fields[row]}"),
             TextColumn("{task.fields[rate]} rows/s  online loss {task.fields[loss]}"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
         )
         self.console = self.progress.console
         total = view.config.epochs * view.rows_per_epoch
-        self.task = self.progress.add_task("train", total=total, epoch="1", rate="-", loss="-")
+        self.task = self.progress.add_task(
+            "train", total=total, epoch="1", row="-", rate="-", loss="-", eta="-"
+        )
         self.progress.start()
 
     def update(self, s: ev.StepStats) -> None:
@@ -180,6 +188,9 @@ class _RichProgress:
             self.task,
             completed=done,
             epoch=f"{s.epoch}/{s.epochs}",
+            # the epoch's position, as the console's status line counts it
+            row=f"{fmt_int(s.row)}/{fmt_int(s.rows_per_epoch)}",
+            eta=fmt_seconds(s.eta_s),
             rate=f"{s.rows_per_s:,.0f}",
             loss=f"{s.online_loss:.4f}",
         )

@@ -14,14 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import FreqtuiError
-from engine.evaluation import FrozenEval, evaluate
+from engine.evaluation import FrozenEval, evaluate, oscillator_diagnostics
 from engine.files import atomic_write_bytes, model_from, read_file, weights_note
 from engine.signals import SignalSet, test_set
 from freqtui.format import eval_json
 
 GRAPH1 = "graph1_test_f2.png"
 GRAPH2 = "graph2_test_all_frequencies.png"
+GRAPH2_ZOOM = "graph2_test_first_second.png"  # the second page: 5 and 7 Hz readable
+DIAGNOSTICS = "diagnostics_test_oscillator.png"
 METRICS = "metrics.json"
+COLORS = ("tab:red", "tab:green", "tab:blue", "tab:purple", "tab:orange", "tab:brown")
 
 
 def write_report(path: Path, out: Path) -> list[Path]:
@@ -34,7 +37,12 @@ def write_report(path: Path, out: Path) -> list[Path]:
         raise FreqtuiError(f"{out}: exists and is not a folder")
     result = evaluate(model, config)
     test = test_set(config)
-    figures = {GRAPH1: graph1(test, result), GRAPH2: graph2(test, result)}
+    figures = {
+        GRAPH1: graph1(test, result),
+        GRAPH2: graph2(test, result),
+        GRAPH2_ZOOM: graph2(test, result, seconds=1.0),
+        DIAGNOSTICS: diagnostics(test, result),
+    }
     metrics = eval_json(path, config, result, weights_note(obj))
     written = []
     try:
@@ -64,21 +72,28 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _plot_block(ax, test: SignalSet, outputs: np.ndarray, i: int, *, background: bool) -> None:
-    t = test.t
+def _plot_block(
+    ax, test: SignalSet, outputs: np.ndarray, i: int, *, background: bool, n: int | None = None
+) -> None:
+    """Target as a line drawn over the output's small translucent dots; S (if asked) as a
+    faint background under both. `n`: only the first n samples."""
+    n = test.n_samples if n is None else n
+    t = test.t[:n]
     if background:
-        ax.plot(t, test.S, color="0.6", lw=0.5, alpha=0.35, label="S (mixed input)", zorder=1)
-    ax.plot(t, test.targets[i], color="tab:blue", lw=1.4, label="target", zorder=2)
+        ax.plot(
+            t, test.S[:n], ".", color="0.55", ms=1.0, alpha=0.12, label="S (mixed input)", zorder=1
+        )
     ax.plot(
         t,
-        outputs[i],
+        outputs[i, :n],
         ".",
         color="tab:red",
-        ms=1.6,
-        alpha=0.7,
+        ms=1.2 if n > 2000 else 2.0,
+        alpha=0.35,
         label="model output (frozen weights)",
-        zorder=3,
+        zorder=2,
     )
+    ax.plot(t, test.targets[i, :n], color="tab:blue", lw=1.3, label="target", zorder=3)
     ax.set_xlim(t[0], t[-1])
     ax.grid(alpha=0.25)
 
@@ -110,13 +125,17 @@ def _legend(ax) -> None:
         handle.set_alpha(1.0)
 
 
-def graph2(test: SignalSet, result: FrozenEval) -> bytes:
-    """Graph 2 (SPEC §3): one panel per frequency, test set, target vs output."""
+def graph2(test: SignalSet, result: FrozenEval, seconds: float | None = None) -> bytes:
+    """Graph 2 (SPEC §3): one panel per frequency, test set, target vs output; with
+    `seconds`, only the first ones (the second page, where 5 and 7 Hz can be read)."""
     plt = _figure()
     n = test.n_blocks
+    samples = None
+    if seconds is not None:
+        samples = max(2, min(test.n_samples, int(round(seconds / (test.t[1] - test.t[0])))))
     fig, axes = plt.subplots(n, 1, figsize=(12, 2.3 * n + 0.8), sharex=True, squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
-        _plot_block(ax, test, result.test_outputs, i, background=False)
+        _plot_block(ax, test, result.test_outputs, i, background=False, n=samples)
         ax.set_title(
             f"f{i + 1} = {test.frequencies[i]:g} Hz: frozen MSE test "
             f"{result.test.per_block[i]:.4f}, train {result.train.per_block[i]:.4f}",
@@ -126,6 +145,60 @@ def graph2(test: SignalSet, result: FrozenEval) -> bytes:
     axes[-1, 0].set_xlabel("t (s)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, markerscale=6, fontsize=8)
-    fig.suptitle("Graph 2 - test set, every frequency: target vs model output (frozen weights)")
+    span = "" if seconds is None else f", first {seconds:g} s (the whole 10 s on the first page)"
+    fig.suptitle(
+        f"Graph 2 - test set, every frequency: target vs model output (frozen weights){span}"
+    )
     fig.tight_layout(rect=(0, 0.035, 1, 1))
+    return _png(fig)
+
+
+def diagnostics(test: SignalSet, result: FrozenEval) -> bytes:
+    """The oscillator's diagnostics on the test set, per frequency over time t: the frozen
+    squared error, and the phase and amplitude of the output against the target's
+    (sliding-window projection on sin/cos, engine.evaluation.oscillator_diagnostics)."""
+    plt = _figure()
+    d = oscillator_diagnostics(result.test_outputs, test, points=400)
+    fig, axes = plt.subplots(3, 1, figsize=(12, 8.5), sharex=True)
+    rows = (
+        (d.squared_error, "squared error\n(frozen, window mean)"),
+        (d.phase_error_deg, "phase error (degrees)\noutput minus target"),
+        (d.amplitude_error, "amplitude error\noutput minus 1"),
+    )
+    for ax, (values, label) in zip(axes, rows, strict=True):
+        for i, f in enumerate(test.frequencies):
+            mse = result.test.per_block[i]
+            ax.plot(
+                d.t[i],
+                values[i],
+                color=COLORS[i % len(COLORS)],
+                lw=1.1,
+                label=f"f{i + 1} = {f:g} Hz (frozen MSE {mse:.4f})",
+            )
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(alpha=0.25)
+    axes[0].set_yscale("log")
+    axes[0].axhline(0.5, color="0.4", ls="--", lw=0.8)
+    axes[0].annotate(
+        "0.5: predicting zero",
+        (0.005, 0.5),
+        xycoords=("axes fraction", "data"),
+        va="bottom",
+        fontsize=8,
+        color="0.3",
+    )
+    # symmetric about 0, at least ±5 degrees: a clock's small drift is what matters
+    r = min(180.0, max(5.0, 1.15 * float(np.nanmax(np.abs(d.phase_error_deg)))))
+    axes[1].set_ylim(-r, r)
+    axes[1].axhline(0, color="0.4", lw=0.6)
+    axes[2].axhline(0, color="0.4", lw=0.6)
+    axes[-1].set_xlabel("t (s)")
+    axes[-1].set_xlim(0, test.t[-1])
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.suptitle(
+        "Oscillator diagnostics - test set, frozen weights: where each clock drifts or fades "
+        "(windows of whole periods, at least 0.2 s)"
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _png(fig)

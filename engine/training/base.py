@@ -108,6 +108,12 @@ class Trainer(ABC):
     check_chunk: ClassVar[int] = 1
     # streams the carried (h, c) holds: 1, or one per frequency block
     state_batch: ClassVar[str] = "one"
+    # True when every step trains all frequency blocks at once (the status line then
+    # says "all blocks", not the block of the last row)
+    blocks_together: ClassVar[bool] = False
+    # schedule labels whose value moves continuously (a learning rate being annealed):
+    # shown live, but a change of theirs alone is not a ScheduleChanged event
+    schedule_live: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         self.model = model
@@ -158,6 +164,16 @@ class Trainer(ABC):
         emitting what takes time or what the user should know. Nothing by default."""
         if self.backend_note:
             emit(ev.RunWarning(self.backend_note))
+
+    def schedule(self) -> tuple[tuple[str, str], ...]:
+        """The method's schedule as it stands, as (label, value) pairs for the status line
+        and the event log (a horizon, a learning rate...); none by default."""
+        return ()
+
+    def length_change_note(self, old_epochs: int, new_epochs: int) -> str:
+        """What changes when a resume sets the run's length to `new_epochs`: empty for a
+        method whose schedule does not depend on it."""
+        return ""
 
     @classmethod
     def validate_options(cls, config: RunConfig) -> None:

@@ -103,6 +103,9 @@ class ClockTrainer(Trainer):
     }
     BACKENDS = ("torch", "fused")
     state_batch = "blocks"  # one carried stream per frequency block
+    blocks_together = True  # every step runs all the blocks as one batch
+    # shown live, without an event for each change: the annealed rate, the validation MSE
+    schedule_live = ("lr", "validation MSE", "best validation")
     INTS = (
         "t0", "min_steps", "patience", "first_steps", "block_tries", "draws", "noise_seed", "val_seed", "val_every",
         "select", "epoch_sets", "anneal",
@@ -214,6 +217,34 @@ class ClockTrainer(Trainer):
             probe.step()
         F, D = self.config.n_blocks, self.o["draws"]
         return Trainer.state_check(probe, max(rows, 5 * F * D * probe.horizon))
+
+    def length_change_note(self, old_epochs: int, new_epochs: int) -> str:
+        if not self.o["anneal"]:
+            return ""
+        if self.done_at is None:
+            return (
+                f"the final learning-rate anneal (from the end of the curriculum to 0) will "
+                f"end with epoch {new_epochs} instead of {old_epochs}"
+            )
+        now = self._lr_at(old_epochs)
+        # the anneal is linear from where the curriculum finished to the run's end: a new
+        # end moves the whole remaining ramp, so the rate jumps at the first step
+        then = self._lr_at(new_epochs)
+        return (
+            f"the final learning-rate anneal is under way: it now ends with epoch "
+            f"{new_epochs} instead of {old_epochs}, so the learning rate jumps from "
+            f"{now:.2e} to {then:.2e} and falls to 0 over the new length (a run of "
+            f"{new_epochs} epochs from the start would not follow this trajectory)"
+        )
+
+    def _lr_at(self, epochs: int) -> float:
+        """The learning rate `_set_lr` gives at the current position for a run of `epochs`."""
+        T = self.horizon
+        lr = self.config.lr * (min(self.o["t0"], T) / T) ** self.o["lr_pow"] * self.lr_mult
+        if self.o["anneal"] and self.done_at is not None:
+            end = epochs * self.rows_per_epoch
+            lr *= max(0, end - self.position) / max(1, end - self.done_at)
+        return lr
 
     @property
     def position(self) -> int:
@@ -428,13 +459,13 @@ class ClockTrainer(Trainer):
         items = [
             ("phase", self.phase),
             ("horizon", f"{self.horizon:,} rows"),
-            ("S amp", f"{self.amp:g}"),
-            ("lr", f"{self.lr:.2g}"),
+            ("S amplitude", f"{self.amp:.2g}"),
+            ("lr", f"{self.lr:.2e}"),  # as the optimizer holds it
         ]
         if self.val_last is not None:
-            items.append(("val MSE", f"{self.val_last:.4f}"))
+            items.append(("validation MSE", f"{self.val_last:.4f}"))
         if self.best_val is not None:
-            items.append(("best val", f"{self.best_val:.4f}"))
+            items.append(("best validation", f"{self.best_val:.4f}"))
         if self.restarts or self.block_restarts:
             items.append(("restarts", f"{self.restarts} run, {self.block_restarts} block"))
         return tuple(items)

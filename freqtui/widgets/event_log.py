@@ -1,7 +1,7 @@
 """The event log: state check, compiling, evaluations, pauses, snapshots, warnings, errors.
 
 Lines carry the row, not the wall clock, so a screen of it is reproducible. It shows the
-newest lines that fit, wrapped to its width. A plain repaint, not a scrolling RichLog: a
+newest whole messages that fit, wrapped to its width. A plain repaint, not a scrolling RichLog: a
 RichLog write changes its virtual size, which relayouts the whole screen and rebuilds
 every plot, a cost the trainer would feel at every epoch end.
 """
@@ -35,10 +35,12 @@ class EventLog(Widget):
     def render(self) -> Text:
         width, height = max(1, self.size.width), max(1, self.size.height)
         lines: list[Text] = []
-        # newest first, until the box is full
+        # newest first, whole messages only (but the newest, whatever its length)
         for message, style in zip(reversed(self.messages), reversed(self._styles), strict=True):
-            wrapped = Text(message, style=style).wrap(self._wrapper, width)
-            lines[:0] = list(wrapped)
+            wrapped = list(Text(message, style=style).wrap(self._wrapper, width))
+            if lines and len(lines) + len(wrapped) > height:
+                break
+            lines[:0] = wrapped
             if len(lines) >= height:
                 break
         return Text("\n").join(lines[-height:])

@@ -1,20 +1,32 @@
-"""Loss: the smoothed online loss (weights moving) as sparklines, and every frozen MSE
-(weights fixed) with its numbers. The two are labelled apart and never share a line."""
+"""Loss: one table per frequency (and overall) that puts side by side the online loss
+(weights moving: its trend, its smoothed value now, the mean of the last epoch) and the
+frozen MSE (weights fixed) on train and test of the last evaluation, with the 0.5 of
+predicting zero as a row of its own.
+
+The trends are sparklines on one shared scale (logarithmic when the values span more
+than a decade and a half), its min and max written under them: a flat series draws flat,
+and two lines can be compared with each other and with the frozen numbers.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Label, Sparkline
 
 from engine.config import RunConfig
 from engine.history import EvalRecord
+from freqtui.format import fmt_loss
 
 MAX_POINTS = 600  # a trace is thinned (every other point kept) beyond this
+LEVELS = "▁▂▃▄▅▆▇█"
+LOG_RATIO = 30.0  # max/min above this: the shared scale is logarithmic
+ZERO_MSE = 0.5  # predicting zero: the variance of a sine
+NEAR_ZERO = 0.45  # a frozen MSE at or above this is no better than predicting zero
+NAME_W, NUM_W, MIN_SPARK = 8, 8, 6
+ROWS = 9  # lines the table takes: 2 headers, overall + 4 frequencies, zero row, scale
 
 
 class Trace:
@@ -29,125 +41,190 @@ class Trace:
             self.values = self.values[::2]
 
 
-class FrozenTable(Widget):
-    """One line per frozen evaluation, newest last; as many as fit, per frequency if wide."""
+class Scale:
+    """One scale for every sparkline: linear, or log when the range calls for it."""
 
-    DEFAULT_CSS = "FrozenTable { height: 1fr; min-height: 2; }"
+    def __init__(self, values: Iterable[float]) -> None:
+        finite = [v for v in values if math.isfinite(v)]
+        self.lo = min(finite) if finite else 0.0
+        self.hi = max(finite) if finite else 0.0
+        self.log = self.lo > 0 and self.hi / self.lo > LOG_RATIO
 
-    def __init__(self, frequencies: tuple[float, ...], **kw) -> None:
-        super().__init__(**kw)
-        self.frequencies = frequencies
-        self.evals: list[EvalRecord] = []
+    def _f(self, v: float) -> float:
+        return math.log10(max(v, 1e-30)) if self.log else v
 
-    def set_evals(self, evals: Iterable[EvalRecord]) -> None:
-        self.evals = list(evals)
-        self.refresh()
+    def level(self, v: float) -> int:
+        """0..7; a scale with no range puts everything at the middle (flat stays flat)."""
+        if not math.isfinite(v):
+            return 7
+        span = self._f(self.hi) - self._f(self.lo)
+        if span <= 0:
+            return 3
+        x = (self._f(v) - self._f(self.lo)) / span
+        return min(7, max(0, round(x * 7)))
 
-    def add(self, entry: EvalRecord) -> None:
-        self.evals.append(entry)
-        self.refresh()
-
-    def lines(self, width: int) -> list[str]:
-        per_f = width >= 34 + 8 * len(self.frequencies)
-        head = f"{'at':<14}{'train':>8}{'test':>8}"
-        if per_f:
-            head += "".join(f"{f'f{i + 1} test':>8}" for i in range(len(self.frequencies)))
-        out = [head]
-        for e in self.evals:
-            line = f"e{e.epoch} r{e.row:<,}".ljust(14)
-            line += f"{e.train.overall:8.4f}{e.test.overall:8.4f}"
-            if per_f:
-                line += "".join(f"{v:8.4f}" for v in e.test.per_block)
-            out.append(line)
-        return out
-
-    def render(self) -> Text:
-        if not self.evals:
-            return Text("no frozen evaluation yet: press e, or wait for the epoch end", "dim")
-        lines = self.lines(self.size.width)
-        keep = max(1, self.size.height - 1)
-        text = Text(lines[0], style="bold")
-        for line in lines[1:][-keep:]:
-            text += Text("\n" + line)
-        return text
+    def describe(self) -> str:
+        kind = "log" if self.log else "linear"
+        return (
+            f"{LEVELS[0]} {fmt_loss(self.lo)}  {LEVELS[-1]} {fmt_loss(self.hi)}  ({kind}, shared)"
+        )
 
 
-class Value(Widget):
-    """A right-aligned number that repaints in place (a Label would relayout the screen)."""
-
-    DEFAULT_CSS = "Value { width: 8; height: 1; }"
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.text = "-"
-
-    def set(self, text: str) -> None:
-        if text != self.text:
-            self.text = text
-            self.refresh()
-
-    def render(self) -> Text:
-        return Text(self.text.rjust(self.size.width))
+def resample(values: list[float], width: int) -> list[float]:
+    """`width` points over the whole trace, oldest left: the mean of equal slices, or each
+    point repeated when there are fewer points than cells."""
+    n = len(values)
+    if n == 0:
+        return []
+    if n <= width:
+        return [values[k * n // width] for k in range(width)]
+    out = []
+    for k in range(width):
+        a, b = k * n // width, (k + 1) * n // width
+        out.append(sum(values[a:b]) / max(1, b - a))
+    return out
 
 
-class LossPanel(Vertical):
-    DEFAULT_CSS = """
-    LossPanel .row { height: 1; }
-    LossPanel .name { width: 7; }
-    LossPanel Sparkline { width: 1fr; }
-    LossPanel .caption { color: $text-muted; text-style: bold; }
-    """
+def sparkline(values: list[float], width: int, scale: Scale) -> Text:
+    points = resample(values, width)
+    return Text("".join(LEVELS[scale.level(v)] for v in points).ljust(width), style="cyan")
+
+
+class LossPanel(Widget):
+    """The per-frequency table of online loss and frozen MSE (see the module's docstring)."""
+
+    DEFAULT_CSS = f"LossPanel {{ height: {ROWS + 2}; }}"
 
     def __init__(self, config: RunConfig, **kw) -> None:
         super().__init__(**kw)
         self.config = config
+        nb = config.n_blocks
         self.overall = Trace()
-        self.by_block = [Trace() for _ in config.frequencies]
-
-    def compose(self) -> ComposeResult:
-        yield Label("online loss (weights moving), EMA", classes="caption")
-        names = ["all"] + [f"f{i + 1} {f:g}Hz" for i, f in enumerate(self.config.frequencies)]
-        for i, name in enumerate(names):
-            with Horizontal(classes="row"):
-                yield Label(name, classes="name")
-                yield Sparkline([], id=f"spark-{i}", summary_function=_mean)
-                yield Value(id=f"value-{i}")
-        yield Label("frozen MSE (weights fixed)", classes="caption")
-        yield FrozenTable(self.config.frequencies, id="frozen")
+        self.by_block = [Trace() for _ in range(nb)]
+        self.now: list[float | None] = [None] * (nb + 1)  # overall first, then each block
+        self.epoch_mean: list[float | None] = [None] * (nb + 1)
+        self.epoch_label = ""
+        self.evals: list[EvalRecord] = []
 
     def on_mount(self) -> None:
-        self.border_title = "loss"
+        self.border_title = "loss per frequency"
 
+    # ---- data in -----------------------------------------------------------------------
     def add_online(self, overall: float, by_block: tuple[float | None, ...]) -> None:
         """One smoothed online-loss reading; a block's trace moves only while it trains."""
         self.overall.add(overall)
-        self._show(0, self.overall, overall)
+        self.now[0] = overall
         for b, value in enumerate(by_block[: len(self.by_block)]):
             trace = self.by_block[b]
             if value is not None and (not trace.values or trace.values[-1] != value):
                 trace.add(value)
-                self._show(b + 1, trace, value)
+                self.now[b + 1] = value
+        self.refresh()
+
+    def add_epoch(self, epoch: int, online: float, by_block: tuple[float | None, ...]) -> None:
+        self.epoch_mean = [online, *by_block[: len(self.by_block)]]
+        self.epoch_mean += [None] * (len(self.by_block) + 1 - len(self.epoch_mean))
+        self.epoch_label = f"e{epoch}"
+        self.refresh()
+
+    def add_eval(self, entry: EvalRecord) -> None:
+        self.evals.append(entry)
+        self.refresh()
 
     def load_history(
-        self, online: Iterable[tuple[int, int, float]], evals: Iterable[EvalRecord]
+        self,
+        online: Iterable[tuple[int, int, float]],
+        evals: Iterable[EvalRecord],
+        epochs: Iterable[tuple[int, float, tuple[float | None, ...]]] = (),
     ) -> None:
         """Redraw a resumed run's past from its History."""
         for _, block, loss in online:
             self.overall.add(loss)
+            self.now[0] = loss
             if 0 <= block < len(self.by_block):
                 self.by_block[block].add(loss)
-        for i, trace in enumerate([self.overall, *self.by_block]):
-            if trace.values:
-                self._show(i, trace, trace.values[-1])
-        self.query_one(FrozenTable).set_evals(evals)
+                self.now[block + 1] = loss
+        self.evals = list(evals)
+        for epoch, mean, by_block in epochs:
+            self.add_epoch(epoch, mean, by_block)
+        self.refresh()
 
-    def add_eval(self, entry: EvalRecord) -> None:
-        self.query_one(FrozenTable).add(entry)
+    # ---- drawing -----------------------------------------------------------------------
+    def scale(self) -> Scale:
+        return Scale(v for t in (self.overall, *self.by_block) for v in t.values)
 
-    def _show(self, i: int, trace: Trace, value: float) -> None:
-        self.query_one(f"#spark-{i}", Sparkline).data = list(trace.values)
-        self.query_one(f"#value-{i}", Value).set(f"{value:.4f}")
+    def lines(self, width: int) -> list[Text]:
+        """The table, fitted to `width` cells."""
+        cfg = self.config
+        spark_w = max(MIN_SPARK, width - NAME_W - 4 * NUM_W)
+        last = self.evals[-1] if self.evals else None
+        online_head = "online loss (weights moving)"
+        frozen_head = "frozen MSE (weights fixed)"
+        left_w = NAME_W + spark_w + 2 * NUM_W
+        if left_w + len(frozen_head) + 1 > width:
+            frozen_head = "frozen MSE"
+        head1 = Text(" " * NAME_W + online_head.ljust(left_w - NAME_W), style="bold")
+        head1 += Text("│" + frozen_head.rjust(2 * NUM_W - 1), style="bold")
+        at = f"frozen at e{last.epoch} r{last.row:,}" if last else ""
+        if self.epoch_label:
+            at = f"epoch = {self.epoch_label} mean" + (f", {at}" if at else "")
+        head2 = Text(
+            " " * NAME_W
+            + "trend (EMA)".ljust(spark_w)
+            + "now".rjust(NUM_W)
+            + "epoch".rjust(NUM_W)
+            + "│"
+            + "train".rjust(NUM_W - 1)
+            + "test".rjust(NUM_W),
+            style="bold",
+        )
+        out = [head1, head2]
+        scale = self.scale()
+        names = ["all"] + [f"f{i + 1} {f:g}Hz" for i, f in enumerate(cfg.frequencies)]
+        traces = [self.overall, *self.by_block]
+        for k, (name, trace) in enumerate(zip(names, traces, strict=True)):
+            line = Text(name[: NAME_W - 1].ljust(NAME_W))
+            line += sparkline(trace.values, spark_w, scale)
+            line += Text(fmt_loss(self.now[k]).rjust(NUM_W))
+            line += Text(fmt_loss(self.epoch_mean[k]).rjust(NUM_W))
+            line += Text("│", style="dim")
+            if last is None:
+                line += Text("-".rjust(NUM_W - 1) + "-".rjust(NUM_W), style="dim")
+            else:
+                tr = last.train.overall if k == 0 else last.train.per_block[k - 1]
+                te = last.test.overall if k == 0 else last.test.per_block[k - 1]
+                line += _frozen(tr, NUM_W - 1) + _frozen(te, NUM_W)
+            out.append(line)
+        zero = Text("0.5".ljust(NAME_W), style="yellow")
+        room = spark_w + 2 * NUM_W
+        words = next(
+            w
+            for w in ("predicting zero (the variance of a sine)", "predicting zero", "zero", "")
+            if len(w) <= room
+        )
+        zero += Text(words.ljust(room), style="yellow")
+        zero += Text("│", style="dim") + Text(
+            fmt_loss(ZERO_MSE).rjust(NUM_W - 1) + fmt_loss(ZERO_MSE).rjust(NUM_W), style="yellow"
+        )
+        out.append(zero)
+        if any(t.values for t in traces):
+            foot = "scale " + scale.describe()
+        else:
+            foot = "trend: waiting for the first rows"
+        if len(foot) + len(at) + 1 > width:  # the scale first; where it stands if room
+            at = ""
+        foot_line = Text(foot.ljust(width - len(at)), style="dim")
+        foot_line += Text(at, style="dim")
+        out.append(foot_line)
+        for line in out:
+            line.truncate(width)
+        return out
+
+    def render(self) -> Text:
+        return Text("\n").join(self.lines(max(20, self.size.width)))
 
 
-def _mean(values) -> float:
-    return sum(values) / len(values)
+def _frozen(v: float, width: int) -> Text:
+    """A frozen MSE, red when it is no better than predicting zero."""
+    style = "bold red" if v >= NEAR_ZERO else "bold green"
+    return Text(fmt_loss(v).rjust(width), style=style)

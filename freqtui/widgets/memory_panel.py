@@ -1,5 +1,5 @@
-"""Memory: the process RSS as a gauge, its slope per 10,000 rows, the leak warning and
-the result of the hand-off's state check."""
+"""Memory: the process RSS as a gauge, its slope per 10,000 rows with the leak warning,
+and the result of the hand-off's state check (three lines)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from freqtui.widgets.gauge import gauge_line
 
 
 class MemoryPanel(Widget):
-    DEFAULT_CSS = "MemoryPanel { height: auto; }"
+    DEFAULT_CSS = "MemoryPanel { height: 3; }"
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
@@ -21,9 +21,6 @@ class MemoryPanel(Widget):
         self.slope = 0.0
         self.leak = False
         self.check: ev.StateCheckDone | None = None
-
-    def on_mount(self) -> None:
-        self.border_title = "memory"
 
     def set_stats(self, s: ev.StepStats) -> None:
         old = (self.rss_mb, self.slope, self.leak)
@@ -35,28 +32,25 @@ class MemoryPanel(Widget):
         self.check = check
         self.refresh()
 
-    def get_content_height(self, container, viewport, width: int) -> int:
-        return 4
-
     def render(self) -> Text:
         w = self.size.width
         if self.rss_mb is None:
             text = Text("RSS    -\n")
-            text += Text("slope  - MB / 10k rows\n")
+            text += Text("slope  - MB/10k rows\n")
         else:
             frac = self.rss_mb / self.total_mb
             text = gauge_line(
                 "RSS", frac, f"{self.rss_mb:,.0f} MB", w, "red" if self.leak else "green"
             )
-            text += Text(f"\nslope  {self.slope:+.1f} MB / 10k rows\n")
-        if self.leak:
-            text += Text("LEAK: RSS keeps growing: is the state detached?\n", style="bold red")
-        else:
-            text += Text("no leak seen\n", style="dim")
+            text += Text(f"\nslope  {self.slope:+.1f} MB/10k rows")
+            if self.leak:
+                text += Text("  LEAK: state detached?\n", style="bold red")
+            else:
+                text += Text("  no leak\n", style="dim")
         if self.check is None:
             text += Text("state check: pending", style="dim")
         elif self.check.passed:
-            text += Text(f"state check passed ({self.check.rows} rows)", style="green")
+            text += Text(f"state check ok: {self.check.rows:,} rows", style="green")
         else:
             text += Text(f"state check FAILED: {self.check.detail}", style="bold red")
         return text

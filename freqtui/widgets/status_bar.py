@@ -1,4 +1,6 @@
-"""Status: method, epoch, row and frequency block, rows/s, elapsed, ETA, and the run state."""
+"""Status: method, epoch, row and frequency block (or "all blocks" when every step trains
+them together), the method's schedule (horizon, S amplitude, learning rate ...), rows/s,
+elapsed, ETA, and the run state. Items that do not fit are left out whole, never cut."""
 
 from __future__ import annotations
 
@@ -24,16 +26,44 @@ STATE_STYLES = {
 }
 
 
+def fit(items: list[tuple[int, Text]], width: int, sep: str = "  ") -> Text:
+    """The items (priority, text) that fit in `width`, kept whole and in their order;
+    the lowest priorities are dropped first."""
+    keep = set(range(len(items)))
+    for k in sorted(range(len(items)), key=lambda k: items[k][0]):
+        total = sum(len(items[j][1]) for j in keep) + len(sep) * (len(keep) - 1)
+        if total <= width:
+            break
+        keep.discard(k)
+    out = Text()
+    for j in sorted(keep):
+        if out.plain:
+            out += Text(sep)
+        out += items[j][1]
+    return out
+
+
 class StatusBar(Widget):
     """Two lines at the top of the screen; `state` comes from the run, numbers from StepStats."""
 
     DEFAULT_CSS = "StatusBar { height: 2; }"
 
-    def __init__(self, config: RunConfig, rows_per_epoch: int, backend: str, **kw) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        rows_per_epoch: int,
+        backend: str,
+        *,
+        blocks_together: bool = False,
+        schedule: tuple[tuple[str, str], ...] = (),
+        **kw,
+    ) -> None:
         super().__init__(**kw)
         self.config = config
         self.rows_per_epoch = rows_per_epoch
         self.backend = backend  # the path that trains, not only the one asked for
+        self.blocks_together = blocks_together
+        self.schedule = schedule
         self.state = "ready"
         self.stats: ev.StepStats | None = None
         self.epoch = 1
@@ -52,28 +82,41 @@ class StatusBar(Widget):
     def set_stats(self, stats: ev.StepStats) -> None:
         self.stats = stats
         self.epoch, self.row = stats.epoch, stats.row
+        self.schedule = stats.schedule
+        self.blocks_together = stats.blocks_together
         self.refresh()
 
     def render(self) -> Text:
         cfg, s = self.config, self.stats
-        n = cfg.n_samples
-        block = min(self.row // n, cfg.n_blocks - 1) if s is None else s.block
-        freq = cfg.frequencies[block]
-        line1 = Text(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, "reverse"))
-        line1 += Text(
-            f"  {cfg.method} ({self.backend})  epoch {self.epoch}/{cfg.epochs}  "
-            f"row {self.row:,}/{self.rows_per_epoch:,}  block f{block + 1} = {freq:g} Hz"
-        )
-        if s is None:
-            rate, elapsed, eta = "-", "--:--", "--:--"
+        width = max(20, self.size.width)
+        if self.blocks_together:
+            where = "all blocks"
         else:
-            rate, elapsed, eta = (
-                f"{s.rows_per_s:,.0f}",
-                fmt_seconds(s.elapsed_s),
-                fmt_seconds(s.eta_s),
-            )
-        tail = f"  {rate} rows/s  elapsed {elapsed}  ETA {eta}"
-        width = max(10, self.size.width - len(tail) - 1)
-        line2 = Text(" ") + bar(self.row / max(1, self.rows_per_epoch), width, "blue") + Text(tail)
-        line1.truncate(self.size.width)
-        return line1 + Text("\n") + line2
+            n = cfg.n_samples
+            block = min(self.row // n, cfg.n_blocks - 1) if s is None else s.block
+            where = f"block f{block + 1} = {cfg.frequencies[block]:g} Hz"
+        epochs = cfg.epochs
+        line1 = fit(
+            [
+                (9, Text(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, "reverse"))),
+                (5, Text(f"{cfg.method} ({self.backend})")),
+                (8, Text(f"epoch {min(self.epoch, epochs)}/{epochs}")),
+                (7, Text(f"row {self.row:,}/{self.rows_per_epoch:,}")),
+                (6, Text(where)),
+                (2, Text(f"elapsed {fmt_seconds(s.elapsed_s)}" if s else "elapsed -")),
+            ],
+            width - 1,
+        )
+        rate = f"{s.rows_per_s:,.0f} rows/s" if s else "- rows/s"
+        eta = f"ETA {fmt_seconds(s.eta_s)}" if s else "ETA -"
+        items: list[tuple[int, Text]] = [
+            (9 - k, Text(f"{k_}: {v}" if k_ == "validation MSE" else f"{k_} {v}", style="magenta"))
+            for k, (k_, v) in enumerate(self.schedule)
+        ]
+        items += [(8, Text(rate)), (7, Text(eta))]
+        line2 = fit(items, width - 1)
+        room = width - 1 - len(line2) - 2
+        if room >= 8:  # the epoch's progress as a bar in what is left
+            frac = self.row / max(1, self.rows_per_epoch)
+            line2 = bar(frac, room, "blue") + Text("  ") + line2
+        return Text(" ") + line1 + Text("\n ") + line2

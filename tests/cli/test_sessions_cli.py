@@ -67,7 +67,7 @@ def test_resume_by_id_trains_further_and_refuses_other_changes(session, capfd):
     )
     assert rc == 0, err
     assert f"resuming session {run_id} at epoch 2, row 0" in out
-    assert "finished after 400 rows" in out  # rows counted over both sessions
+    assert "400 rows trained in all" in out  # rows counted over both sessions
     (info,) = list_sessions(root)  # the same session, not a new one
     assert info.id == run_id and (info.epoch, info.epochs, info.finished) == (2, 2, True)
     assert read_file(root / run_id / "latest.pt")["history"]["rows_total"] == 400
@@ -90,7 +90,7 @@ def test_the_environment_variable_moves_the_sessions_folder(tmp_path):
     assert not (tmp_path / "sessions").exists()  # nothing in the default place
 
 
-def test_report_writes_two_pngs_and_metrics_equal_to_eval(session, capfd, tmp_path):
+def test_report_writes_the_pngs_and_metrics_equal_to_eval(session, capfd, tmp_path):
     import matplotlib.image
 
     root, run_id = session
@@ -98,8 +98,14 @@ def test_report_writes_two_pngs_and_metrics_equal_to_eval(session, capfd, tmp_pa
     rc, out, err = cli(capfd, "report", run_id, "--sessions", root, "--out", out_dir)
     assert rc == 0, err
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == ["graph1_test_f2.png", "graph2_test_all_frequencies.png", "metrics.json"]
-    for name in names[:2]:
+    assert names == [
+        "diagnostics_test_oscillator.png",
+        "graph1_test_f2.png",
+        "graph2_test_all_frequencies.png",
+        "graph2_test_first_second.png",
+        "metrics.json",
+    ]
+    for name in names[:4]:  # Graph 1, both pages of Graph 2, the diagnostics
         img = matplotlib.image.imread(out_dir / name)
         assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 600
         assert np.unique(img.reshape(-1, img.shape[2]), axis=0).shape[0] > 20  # not blank

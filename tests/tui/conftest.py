@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from engine import events as ev
 from engine.config import RunConfig
 from engine.run import TrainingRun
 from freqtui.app import FreqtuiApp
@@ -59,3 +60,35 @@ async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: flo
 
 def trainer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "freqtui-trainer" and t.is_alive()]
+
+
+def step_stats(
+    config: RunConfig, *, row: int, loss: float, by_block: tuple[float | None, ...], **kw
+) -> ev.StepStats:
+    """A StepStats with fixed, machine-independent gauges, as a live run would send it."""
+    rows = config.rows_per_set
+    block = min(row // config.n_samples, config.n_blocks - 1)
+    fields = dict(
+        epoch=1,
+        epochs=config.epochs,
+        row=row,
+        rows_per_epoch=rows,
+        block=block,
+        rows_total=row,
+        rows_per_s=500.0,
+        elapsed_s=row / 500,
+        eta_s=(rows - row) / 500,
+        online_loss=loss,
+        online_loss_by_block=by_block,
+        rss_mb=512.0,
+        rss_slope_mb_per_10k=0.5,
+        leak_warning=False,
+        h_norm=2.0,
+        c_norm=4.0,
+        saturated=0.125,
+        gate_i=0.5,
+        gate_f=0.625,
+        gate_o=0.375,
+    )
+    fields.update(kw)
+    return ev.StepStats(**fields)

@@ -7,8 +7,9 @@ import math
 import torch
 from textual.widgets import TabbedContent
 
+from freqtui.format import fmt_loss
 from freqtui.widgets.event_log import EventLog
-from freqtui.widgets.loss_panel import FrozenTable
+from freqtui.widgets.loss_panel import LossPanel
 from freqtui.widgets.plots_panel import PlotsPanel
 from freqtui.widgets.status_bar import StatusBar
 from tests.tui.conftest import trainer_threads, wait_for
@@ -38,14 +39,19 @@ async def test_e_shows_a_frozen_mse_entry(app):
     run = app.training
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: run.history.rows_total > 0, "the first rows")
-        table = app.query_one(FrozenTable)
-        assert "no frozen evaluation" in table.render().plain
+        table = app.query_one(LossPanel)
+        assert "frozen at" not in table.render().plain  # no evaluation yet
         await pilot.press("e")
         await wait_for(pilot, lambda: len(table.evals) == 1, "a frozen-MSE row on screen")
         entry = run.history.evals[0]
-        shown = table.render().plain
-        assert f"{entry.train.overall:.4f}" in shown
-        assert f"{entry.test.overall:.4f}" in shown
+        lines = [line.plain for line in table.lines(76)]
+        overall = next(line for line in lines if line.startswith("all"))
+        frozen = overall.split("│")[1].split()
+        assert frozen == [fmt_loss(entry.train.overall), fmt_loss(entry.test.overall)]
+        for b, v in enumerate(entry.test.per_block):
+            row = next(line for line in lines if line.startswith(f"f{b + 1} "))
+            assert row.split("│")[1].split()[1] == fmt_loss(v)
+        assert f"frozen at e{entry.epoch} r{entry.row:,}" in lines[-1]
         assert any(
             m.startswith("frozen MSE (weights fixed)") for m in app.query_one(EventLog).messages
         )
@@ -85,7 +91,7 @@ async def test_focus_keys_show_one_frequency_then_all(app):
         assert big.area > 2 * small.area
         await pilot.press("p")
         await pilot.pause()
-        assert plots.query_one(TabbedContent).active == "tab-live"
+        assert plots.query_one(TabbedContent).active == "tab-osc"
         await pilot.press("q")
 
 
@@ -120,7 +126,7 @@ async def test_plots_redraw_only_when_their_data_changes(app):
         # new rows are no new frozen evaluation, and the hidden live tab is not rebuilt
         assert plots.redraws["freq"] == frozen
         assert plots.redraws["live"] == live
-        await pilot.press("p")  # show the live rows
+        plots.show_tab("tab-live")  # show the live rows
         await wait_for(pilot, lambda: plots.redraws["live"] > live, "the live plot to redraw")
         await pilot.press("e")
         await wait_for(pilot, lambda: plots.redraws["freq"] > frozen, "the frozen plots")

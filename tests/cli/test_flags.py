@@ -1,0 +1,94 @@
+"""Flags as a user mistypes them, and resuming with another --epochs."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import RunConfig
+from engine.errors import FreqtuiError
+from engine.run import TrainingRun
+from tests.cli.test_cli import run
+
+
+@pytest.mark.parametrize(
+    "args, named, suggested",
+    [
+        (["train", "--headles"], "--headles", "--headless"),  # not taken as --headless
+        (["--epcohs", "3"], "--epcohs", "--epochs"),  # not "invalid choice: '3'"
+        (["train", "--headless", "--phase-scal", "0.1"], "--phase-scal", "--phase-scale"),
+    ],
+)
+def test_an_unknown_flag_is_named_with_the_closest_one(tmp_path, args, named, suggested):
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f"unknown flag {named}" in lines[0] and f"did you mean {suggested}?" in lines[0]
+    assert not r.stdout  # nothing trained
+
+
+def test_abbreviations_are_off():
+    from freqtui.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--head"])
+
+
+def _finished_handoff(root, epochs: int = 2) -> TrainingRun:
+    cfg = RunConfig(method="handoff", backend="torch", duration=0.05, epochs=epochs).validated()
+    r = TrainingRun(cfg, sessions_root=root, state_check=False, save_on_end=True)
+    r.start()
+    r.join(60)
+    assert r.finished
+    return r
+
+
+def test_resume_refuses_epochs_not_above_those_done(tmp_path):
+    done = _finished_handoff(tmp_path)
+    for n in (1, 2):
+        with pytest.raises(FreqtuiError, match=f"--epochs {n}: .*completed 2 of its 2"):
+            TrainingRun.resume(done.run_id, n, root=tmp_path)
+    assert TrainingRun.resume(done.run_id, 3, root=tmp_path).config.epochs == 3
+
+
+def test_resume_with_other_epochs_says_what_changes_in_the_clocks_anneal(tmp_path):
+    cfg = RunConfig(method="clock", duration=0.05, epochs=4, options={"epoch_sets": 1})
+    first = TrainingRun(cfg.validated(), sessions_root=tmp_path, state_check=False)
+    tr = first.trainer
+    tr.epoch, tr.done_at = 2, 0  # two epochs done, curriculum finished at the start
+    tr.horizon, tr.amp = cfg.n_samples, 1.0
+    first.save_snapshot()
+    resumed = TrainingRun.resume(first.run_id, 8, root=tmp_path)
+    note = resumed.resume_note
+    assert "--epochs 8 (was 4)" in note and "anneal" in note
+    # linear from the curriculum's end (row 0) to the run's end: half left of 4 epochs,
+    # three quarters left of 8, so the rate jumps from lr/2 to 3 lr/4
+    lr = cfg.validated().lr
+    assert f"from {lr * 2 / 4:.2e} to {lr * 6 / 8:.2e}" in note
+    same = TrainingRun.resume(first.run_id, None, root=tmp_path)
+    assert same.resume_note == ""  # the same length: nothing changes
+    handoff = _finished_handoff(tmp_path / "h")
+    assert TrainingRun.resume(handoff.run_id, 3, root=tmp_path / "h").resume_note == ""
+
+
+def test_headless_ends_with_the_resume_command(tmp_path):
+    r = run(
+        "train",
+        "--headless",
+        "--method",
+        "handoff",
+        "--backend",
+        "torch",
+        "--duration",
+        "0.05",
+        "--epochs",
+        "1",
+        "--sessions",
+        str(tmp_path / "s"),
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("session ") and "finished; to train further:" in last
+    assert "freqtui train --headless --resume" in last and "--epochs 2" in last
+    assert f"--sessions {tmp_path / 's'}" in last
