@@ -122,6 +122,7 @@ class ClockTrainer(Trainer):
         self.horizon = min(N, o["t0"])
         self.amp = float(o["amp0"])
         self.ema: np.ndarray | None = None
+        self.ema_mark: np.ndarray | None = None  # ema at the last stall check (progress)
         self.steps_here = 0  # steps since the curriculum last moved
         self.done_at: int | None = None  # run position (rows) when the curriculum finished
         self.steps = 0
@@ -352,20 +353,7 @@ class ClockTrainer(Trainer):
             if first and self.o["first_steps"] and self.steps_here >= self.o["first_steps"]:
                 self._restart()  # no oscillation found from this start
             elif not first and self.o["patience"] and self.steps_here >= self.o["patience"]:
-                trapped = np.flatnonzero(self.ema > self.o["trap"])
-                if trapped.size and self.block_restarts < self.o["block_tries"]:
-                    # a block sits far above the rest: caught in a local minimum (a
-                    # transient that fits the last horizon but does not keep oscillating);
-                    # a lower rate only digs it in. Its own input column (C is one-hot, so
-                    # it acts on that block alone) starts afresh; the others keep theirs
-                    self._restart_blocks(trapped)
-                elif trapped.size:
-                    self._restart()
-                else:  # close to passing: a lower rate refines
-                    if self.lr_mult > self.o["min_lr_mult"]:
-                        self.lr_mult = max(self.o["min_lr_mult"], self.lr_mult / 2)
-                        self._set_lr()
-                    self.steps_here = 0
+                self._stalled()
             return
         if self.horizon < N:
             self.horizon = min(N, int(self.horizon * self.o["grow"]))
@@ -375,7 +363,29 @@ class ClockTrainer(Trainer):
                 self.done_at = self.position
                 self.lr_mult = 1.0  # the polish starts from the full-horizon rate
         self._set_lr()
-        self.ema, self.steps_here = None, 0
+        self.ema, self.ema_mark, self.steps_here = None, None, 0
+
+    def _stalled(self) -> None:
+        """`patience` steps at this horizon without passing. A block whose loss is above
+        `trap` and fell by less than a tenth over the last `patience` steps is caught in a
+        local minimum (typically a transient that fits one period of the slowest frequency
+        but does not keep oscillating), where a lower rate only digs it in: its one-hot
+        input column starts afresh (C is one-hot, so that column acts on that block
+        alone), or, after `block_tries` such starts, the whole run. When every block is
+        close to passing, the rate halves instead (down to `min_lr_mult`)."""
+        assert self.ema is not None
+        mark, self.ema_mark = self.ema_mark, self.ema.copy()
+        self.steps_here = 0
+        if mark is None:
+            return  # the first window at this horizon: measure progress over the next
+        trapped = np.flatnonzero((self.ema > self.o["trap"]) & (self.ema > 0.9 * mark))
+        if trapped.size and self.block_restarts < self.o["block_tries"]:
+            self._restart_blocks(trapped)
+        elif trapped.size:
+            self._restart()
+        elif float(self.ema.max()) <= self.o["trap"] and self.lr_mult > self.o["min_lr_mult"]:
+            self.lr_mult = max(self.o["min_lr_mult"], self.lr_mult / 2)
+            self._set_lr()
 
     def _restart_blocks(self, blocks: np.ndarray) -> None:
         """Fresh input weights (and Adam moments) for the one-hot columns of `blocks`,
@@ -394,7 +404,7 @@ class ClockTrainer(Trainer):
                 for key in ("exp_avg", "exp_avg_sq"):
                     if key in state:
                         state[key][:, col] = 0.0
-        self.ema, self.steps_here = None, 0
+        self.ema, self.ema_mark, self.steps_here = None, None, 0
 
     def _restart(self) -> None:
         """A fresh start: new initial weights (from a seed derived from the torch seed and
@@ -410,7 +420,7 @@ class ClockTrainer(Trainer):
         self.horizon = min(self.config.n_samples, self.o["t0"])
         self.amp = float(self.o["amp0"])
         self.lr_mult = 1.0
-        self.ema, self.steps_here = None, 0
+        self.ema, self.ema_mark, self.steps_here = None, None, 0
         self._set_lr()
 
     def _validate(self) -> None:
@@ -497,6 +507,7 @@ class ClockTrainer(Trainer):
             horizon=self.horizon,
             amp=self.amp,
             ema=None if self.ema is None else [float(v) for v in self.ema],
+            ema_mark=None if self.ema_mark is None else [float(v) for v in self.ema_mark],
             steps_here=self.steps_here,
             done_at=-1 if self.done_at is None else self.done_at,
             steps=self.steps,
@@ -526,6 +537,8 @@ class ClockTrainer(Trainer):
         self.horizon = int(d["horizon"])
         self.amp = float(d["amp"])
         self.ema = None if d["ema"] is None else np.array(d["ema"], dtype=np.float64)
+        mark = d["ema_mark"]
+        self.ema_mark = None if mark is None else np.array(mark, dtype=np.float64)
         self.steps_here = int(d["steps_here"])
         self.done_at = None if int(d["done_at"]) < 0 else int(d["done_at"])
         self.steps = int(d["steps"])

@@ -228,17 +228,73 @@ def test_a_step_that_falls_off_goes_back_to_the_best_weights_and_halves_the_rate
         assert torch.equal(v, best[k])
 
 
-def test_a_stalled_horizon_halves_the_rate_after_patience_steps():
-    tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=10.0)
-    tr.horizon = 40  # past the first horizon, where the start may take its time
+def stalled(**options):
+    """A clock past its first horizon, at a stall check: ema and ema_mark set by hand."""
+    tr = trainer(duration=0.2, t0=20, thr=0.0, **options)
+    tr.horizon = 40
     tr._set_lr()
+    tr.step()
+    return tr
+
+
+def test_a_stalled_horizon_close_to_passing_halves_the_rate():
+    tr = stalled()
     lr0 = tr.lr
+    tr.ema = np.full(4, 0.05)  # every block below trap (0.1), none passing thr (0.04)
+    tr.ema_mark = np.full(4, 0.05)
+    tr._stalled()
+    assert tr.lr_mult == 0.5 and tr.lr == pytest.approx(lr0 / 2) and tr.block_restarts == 0
+    for _ in range(10):
+        tr.ema, tr.ema_mark = np.full(4, 0.05), np.full(4, 0.05)
+        tr._stalled()
+    assert tr.lr_mult == tr.o["min_lr_mult"]  # never below the floor
+
+
+def test_the_first_stall_check_at_a_horizon_only_takes_a_mark():
+    tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1)
+    tr.horizon = 40
     for _ in range(3):
         tr.step()
-    assert tr.lr_mult == 0.5 and tr.lr == pytest.approx(lr0 / 2)
-    for _ in range(3 * 10):
-        tr.step()
-    assert tr.lr_mult == tr.o["min_lr_mult"]  # never below the floor
+    assert tr.ema_mark is not None and tr.block_restarts == 0 and tr.lr_mult == 1.0
+
+
+def test_a_block_still_improving_is_left_alone():
+    tr = stalled()
+    tr.ema = np.array([0.3, 0.01, 0.2, 0.01])
+    tr.ema_mark = np.array([0.6, 0.01, 0.4, 0.01])  # f1 and f3 halved their loss: learning
+    before = tr.model.lstm.weight_ih_l0.detach().clone()
+    tr._stalled()
+    assert tr.block_restarts == 0 and tr.lr_mult == 1.0
+    assert torch.equal(tr.model.lstm.weight_ih_l0, before)
+
+
+def test_a_block_caught_in_a_trap_gets_a_fresh_input_column():
+    tr = stalled()
+    tr.ema = np.array([0.33, 0.01, 0.01, 0.01])
+    tr.ema_mark = np.array([0.34, 0.01, 0.01, 0.01])  # f1 stuck above trap, no progress
+    before = tr.model.lstm.weight_ih_l0.detach().clone()
+    tr._stalled()
+    w = tr.model.lstm.weight_ih_l0.detach()
+    assert tr.block_restarts == 1 and tr.restarts == 0 and tr.horizon == 40
+    assert not torch.allclose(w[:, 1], before[:, 1], atol=0.02)  # f1's column drawn afresh
+    others = [0, 2, 3, 4]  # S and the other blocks' columns untouched
+    assert torch.equal(w[:, others], before[:, others])
+    state = tr.optimizer.state[tr.model.lstm.weight_ih_l0]
+    assert torch.all(state["exp_avg"][:, 1] == 0) and torch.all(state["exp_avg_sq"][:, 1] == 0)
+
+
+def test_a_trap_that_persists_starts_the_run_afresh_reproducibly():
+    def fresh_start():
+        tr = stalled(block_tries=0)
+        tr.ema, tr.ema_mark = np.array([0.33, 0.01, 0.01, 0.01]), np.full(4, 0.34)
+        tr._stalled()
+        return tr
+
+    tr, twin = fresh_start(), fresh_start()
+    assert tr.restarts == 1 and tr.horizon == 20 and tr.lr_mult == 1.0
+    for a, b in zip(tr.model.state_dict().values(), twin.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the fresh start is the same for the same torch seed
+    assert tr.state_dict()["restarts"] == 1
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -277,36 +333,6 @@ def test_an_earlier_clock_schedule_evaluates_but_does_not_resume():
     d.pop("schedule_version")
     with pytest.raises(FreqtuiError, match="earlier clock schedule"):
         trainer().load_state_dict(d)
-
-
-def test_a_block_caught_in_a_trap_gets_a_fresh_input_column():
-    tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=0.0)
-    tr.horizon = 40  # past the first horizon
-    before = tr.model.lstm.weight_ih_l0.detach().clone()
-    for _ in range(3):
-        tr.step()
-    w = tr.model.lstm.weight_ih_l0.detach()
-    assert tr.block_restarts == 1 and tr.restarts == 0 and tr.horizon == 40
-    # every block was above trap=0: each one-hot column was drawn afresh, nothing else
-    assert not torch.allclose(w[:, 1:], before[:, 1:], atol=0.02)
-    state = tr.optimizer.state[tr.model.lstm.weight_ih_l0]
-    assert torch.all(state["exp_avg"][:, 1:] == 0) and torch.all(state["exp_avg_sq"][:, 1:] == 0)
-
-
-def test_a_trap_that_persists_starts_the_run_afresh_reproducibly():
-    def stalled():
-        tr = trainer(duration=0.2, t0=20, thr=0.0, patience=3, min_steps=1, trap=0.0,
-                     block_tries=0)  # fmt: skip
-        tr.horizon = 40
-        for _ in range(3):
-            tr.step()
-        return tr
-
-    tr, twin = stalled(), stalled()
-    assert tr.restarts == 1 and tr.horizon == 20 and tr.lr_mult == 1.0
-    for a, b in zip(tr.model.state_dict().values(), twin.model.state_dict().values(), strict=True):
-        assert torch.equal(a, b)  # the fresh start is the same for the same torch seed
-    assert tr.state_dict()["restarts"] == 1
 
 
 def test_a_start_without_an_oscillation_starts_afresh():
