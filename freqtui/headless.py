@@ -64,7 +64,8 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
             say(f"freqtui: error: {out}: weights not saved ({exc.strerror or exc})")
             code = code or 1
         else:
-            print(f"saved weights to {out}", flush=True)
+            with contextlib.suppress(OSError):  # stdout may be gone (a closed pipe, SIGHUP)
+                print(f"saved weights to {out}", flush=True)
     return code
 
 

@@ -28,3 +28,23 @@ def test_a_closed_stdout_ends_quietly(tmp_path, args):
     err = p.stderr.read().decode()
     assert p.wait(120) == 141, err
     assert err == ""
+
+
+def test_a_reader_gone_mid_run_stops_it_like_a_signal_and_saves(tmp_path):
+    sessions = tmp_path / "s"
+    p = subprocess.Popen(
+        [*CLI, "train", "--headless", "--sessions", str(sessions), "--duration", "0.2"]
+        + ["--method", "handoff", "--backend", "torch", "--epochs", "50", "--autosave", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in p.stdout:  # read until training has begun, then stop reading for good
+        if "state check passed" in line:
+            break
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(300) == 141, err
+    assert "Traceback" not in err and "stopped by SIGPIPE" in err
+    (folder,) = sessions.iterdir()
+    assert (folder / "latest.pt").exists()  # --autosave 0: the stop wrote it
