@@ -167,8 +167,12 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
-def seed_cell(method: str, ps: float, seed: int, threads: int | None, extra: list[str]) -> dict:
-    """One run of the default command in its own process; results from its snapshot."""
+def seed_cell(
+    method: str, ps: float, seed: int, threads: int | None, extra: list[str], keep: Path | None
+) -> dict:
+    """One run of the default command in its own process; results from its snapshot
+    (kept under `keep` when given, else in a temporary folder)."""
+    import contextlib
     import os
     import subprocess
     import tempfile
@@ -179,7 +183,13 @@ def seed_cell(method: str, ps: float, seed: int, threads: int | None, extra: lis
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    with tempfile.TemporaryDirectory(prefix="freqtui-quality-") as root:
+    if keep is not None:
+        folder = keep / f"{method}-phase{ps:g}-seed{seed}"
+        folder.mkdir(parents=True, exist_ok=False)
+        where = contextlib.nullcontext(str(folder))
+    else:
+        where = tempfile.TemporaryDirectory(prefix="freqtui-quality-")
+    with where as root:
         cmd = [
             sys.executable, "-m", "freqtui.cli", "train", "--headless", "--autosave", "0",
             "--method", method, "--phase-scale", f"{ps:g}", "--seed", str(seed),
@@ -225,7 +235,7 @@ def seeds_main(args: argparse.Namespace, methods: list[str], scales: list[float]
         for ps in scales:
             group = []
             for sd in seeds:
-                c = seed_cell(m, ps, sd, args.threads, args.extra)
+                c = seed_cell(m, ps, sd, args.threads, args.extra, args.keep)
                 group.append(c)
                 cells.append(c)
                 per = " ".join(f"{v:.4f}" for v in c["test"]["per_frequency"])
@@ -268,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
     p.add_argument("--seeds", help="run the default command for these torch seeds (0-4)")
     p.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the --seeds runs")
+    p.add_argument("--keep", type=Path, help="keep the --seeds runs' sessions under this folder")
     p.add_argument("extra", nargs="*", help="after --: more train flags for the --seeds runs")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
