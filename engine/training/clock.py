@@ -85,7 +85,6 @@ class ClockTrainer(Trainer):
         "min_lr_mult": 0.0625,
         "trap": 0.1,
         "first_steps": 2500,
-        "block_tries": 3,
         "lr_pow": 1.0,
         "draws": 2,
         "amp0": 0.0,
@@ -107,7 +106,7 @@ class ClockTrainer(Trainer):
     # shown live, without an event for each change: the annealed rate, the validation MSE
     schedule_live = ("lr", "validation MSE", "best validation")
     INTS = (
-        "t0", "min_steps", "patience", "first_steps", "block_tries", "draws", "noise_seed", "val_seed", "val_every",
+        "t0", "min_steps", "patience", "first_steps", "draws", "noise_seed", "val_seed", "val_every",
         "select", "epoch_sets", "anneal",
     )  # fmt: skip
 
@@ -122,7 +121,6 @@ class ClockTrainer(Trainer):
         self.horizon = min(N, o["t0"])
         self.amp = float(o["amp0"])
         self.ema: np.ndarray | None = None
-        self.ema_mark: np.ndarray | None = None  # ema at the last stall check (progress)
         self.steps_here = 0  # steps since the curriculum last moved
         self.done_at: int | None = None  # run position (rows) when the curriculum finished
         self.steps = 0
@@ -134,8 +132,7 @@ class ClockTrainer(Trainer):
         self.best_model: dict[str, torch.Tensor] | None = None
         self.best_optimizer: dict[str, Any] | None = None
         self.rollbacks = 0
-        self.restarts = 0  # fresh starts (all weights) after a start found nothing
-        self.block_restarts = 0  # fresh input columns for blocks caught in a trap
+        self.restarts = 0  # fresh starts (all weights) after a trap or a start with nothing
         self.selected = ""  # what the model holds once the run has ended: "", "best", "final"
         self._last_x = torch.zeros(config.n_blocks, 1 + config.n_blocks)
         self._stepper = self.fused_window()
@@ -179,7 +176,7 @@ class ClockTrainer(Trainer):
         if not 0 < o["min_lr_mult"] <= 1:
             raise FreqtuiError(f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}")
         for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
-                  "patience", "rollback", "forget_bias", "trap", "first_steps", "block_tries"):  # fmt: skip
+                  "patience", "rollback", "forget_bias", "trap", "first_steps"):  # fmt: skip
             if o[k] < 0:
                 raise FreqtuiError(f"clock option {k} must be >= 0, got {o[k]}")
         if o["amp_step"] <= 0:
@@ -363,48 +360,22 @@ class ClockTrainer(Trainer):
                 self.done_at = self.position
                 self.lr_mult = 1.0  # the polish starts from the full-horizon rate
         self._set_lr()
-        self.ema, self.ema_mark, self.steps_here = None, None, 0
+        self.ema, self.steps_here = None, 0
 
     def _stalled(self) -> None:
-        """`patience` steps at this horizon without passing. A block whose loss is above
-        `trap` and fell by less than a tenth over the last `patience` steps is caught in a
-        local minimum (typically a transient that fits one period of the slowest frequency
-        but does not keep oscillating), where a lower rate only digs it in: its one-hot
-        input column starts afresh (C is one-hot, so that column acts on that block
-        alone), or, after `block_tries` such starts, the whole run. When every block is
-        close to passing, the rate halves instead (down to `min_lr_mult`)."""
+        """`patience` steps at this horizon without passing. A block still above `trap`
+        is caught in a local minimum (typically a transient that fits one period of the
+        slowest frequency but does not keep oscillating), where a lower rate only digs it
+        in: the run starts afresh. When every block is close to passing, the rate halves
+        instead (down to `min_lr_mult`)."""
         assert self.ema is not None
-        mark, self.ema_mark = self.ema_mark, self.ema.copy()
-        self.steps_here = 0
-        if mark is None:
-            return  # the first window at this horizon: measure progress over the next
-        trapped = np.flatnonzero((self.ema > self.o["trap"]) & (self.ema > 0.9 * mark))
-        if trapped.size and self.block_restarts < self.o["block_tries"]:
-            self._restart_blocks(trapped)
-        elif trapped.size:
+        if float(self.ema.max()) > self.o["trap"]:
             self._restart()
-        elif float(self.ema.max()) <= self.o["trap"] and self.lr_mult > self.o["min_lr_mult"]:
+            return
+        if self.lr_mult > self.o["min_lr_mult"]:
             self.lr_mult = max(self.o["min_lr_mult"], self.lr_mult / 2)
             self._set_lr()
-
-    def _restart_blocks(self, blocks: np.ndarray) -> None:
-        """Fresh input weights (and Adam moments) for the one-hot columns of `blocks`,
-        drawn like nn.LSTM's init from a generator seeded by the torch seed and the count."""
-        self.block_restarts += 1
-        g = torch.Generator().manual_seed(
-            ((self.config.torch_seed + 1) * 7_000_003 + self.block_restarts) % 2**32
-        )
-        w = self.model.lstm.weight_ih_l0
-        bound = 1.0 / math.sqrt(self.model.hidden_size)
-        state = self.optimizer.state.get(w, {})
-        with torch.no_grad():
-            for b in blocks:
-                col = 1 + int(b)
-                w[:, col] = (torch.rand(w.shape[0], generator=g, dtype=w.dtype) * 2 - 1) * bound
-                for key in ("exp_avg", "exp_avg_sq"):
-                    if key in state:
-                        state[key][:, col] = 0.0
-        self.ema, self.ema_mark, self.steps_here = None, None, 0
+        self.steps_here = 0
 
     def _restart(self) -> None:
         """A fresh start: new initial weights (from a seed derived from the torch seed and
@@ -420,7 +391,7 @@ class ClockTrainer(Trainer):
         self.horizon = min(self.config.n_samples, self.o["t0"])
         self.amp = float(self.o["amp0"])
         self.lr_mult = 1.0
-        self.ema, self.ema_mark, self.steps_here = None, None, 0
+        self.ema, self.steps_here = None, 0
         self._set_lr()
 
     def _validate(self) -> None:
@@ -476,8 +447,8 @@ class ClockTrainer(Trainer):
             items.append(("validation MSE", f"{self.val_last:.4f}"))
         if self.best_val is not None:
             items.append(("best validation", f"{self.best_val:.4f}"))
-        if self.restarts or self.block_restarts:
-            items.append(("restarts", f"{self.restarts} run, {self.block_restarts} block"))
+        if self.restarts:
+            items.append(("restarts", str(self.restarts)))
         return tuple(items)
 
     def train_rows(self, max_rows: int) -> Chunk:
@@ -507,7 +478,6 @@ class ClockTrainer(Trainer):
             horizon=self.horizon,
             amp=self.amp,
             ema=None if self.ema is None else [float(v) for v in self.ema],
-            ema_mark=None if self.ema_mark is None else [float(v) for v in self.ema_mark],
             steps_here=self.steps_here,
             done_at=-1 if self.done_at is None else self.done_at,
             steps=self.steps,
@@ -522,7 +492,6 @@ class ClockTrainer(Trainer):
             best_optimizer=self.best_optimizer,
             rollbacks=self.rollbacks,
             restarts=self.restarts,
-            block_restarts=self.block_restarts,
             selected=self.selected,
         )
         return d
@@ -537,8 +506,6 @@ class ClockTrainer(Trainer):
         self.horizon = int(d["horizon"])
         self.amp = float(d["amp"])
         self.ema = None if d["ema"] is None else np.array(d["ema"], dtype=np.float64)
-        mark = d["ema_mark"]
-        self.ema_mark = None if mark is None else np.array(mark, dtype=np.float64)
         self.steps_here = int(d["steps_here"])
         self.done_at = None if int(d["done_at"]) < 0 else int(d["done_at"])
         self.steps = int(d["steps"])
@@ -553,5 +520,4 @@ class ClockTrainer(Trainer):
         self.best_optimizer = d["best_optimizer"]
         self.rollbacks = int(d["rollbacks"])
         self.restarts = int(d["restarts"])
-        self.block_restarts = int(d["block_restarts"])
         self.selected = str(d["selected"])
