@@ -143,7 +143,8 @@ def test_a_save_failing_mid_run_warns_once_trains_on_and_names_the_survivor(tmp_
         out.append(lines.get())
     stdout = "".join(out)
     assert rc == 1, err
-    assert "finished after 2,400 rows" in stdout  # the run went on to its end
+    assert "training finished at epoch 3/3" in stdout  # the run went on to its end
+    assert "2,400 rows trained in all" in stdout
     warnings = [x for x in err.splitlines() if "not saved" in x and "warning" in x]
     assert len(warnings) == 1, err  # about ten saves failed: one warning
     assert "Traceback" not in err
