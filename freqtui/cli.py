@@ -8,6 +8,7 @@ freqtui sessions [--json]            list the saved sessions
 freqtui data --out DIR               write train.csv and test.csv
 freqtui eval PATH|ID [--json]        frozen MSE of saved weights or a snapshot
 freqtui report PATH|ID --out DIR     Graph 1, Graph 2 (PNG) and metrics.json
+freqtui compare ID|PATH ... [--png F]  compare sessions' frozen MSE (table, overlay PNG)
 
 Sessions live in ./sessions/<run-id>/ unless --sessions DIR or $FREQTUI_SESSIONS says
 otherwise.
@@ -241,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="folder for the report files")
     add_sessions_flag(r)
 
+    c = sub.add_parser("compare", help="compare sessions: frozen MSE table and overlay PNG")
+    c.add_argument("items", nargs="+", metavar="ID|PATH", help="sessions, folders or snapshots")
+    c.add_argument("--png", type=Path, metavar="FILE", help="write the overlaid histories here")
+    add_sessions_flag(c)
+
     sub.add_parser("methods", help="list the training methods, their defaults and their -O options")
     return p
 
@@ -279,6 +285,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_sessions(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "compare":
+        from freqtui.compare import cmd_compare
+
+        return cmd_compare(args)
     if args.command == "methods":
         print(methods_text())
         return 0
