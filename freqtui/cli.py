@@ -10,6 +10,7 @@ freqtui eval PATH|ID [--json]        frozen MSE of saved weights or a snapshot
 freqtui report PATH|ID --out DIR     Graph 1, Graph 2 (PNG) and metrics.json
 freqtui compare ID|PATH ... [--png F]  compare sessions' frozen MSE (table, overlay PNG)
 freqtui sweep --grid KEY=V1,V2 ... --seeds 0-4 [flags]  a grid of sessions on Dask
+freqtui serve [--host H --port P] [flags]   the console in a web browser
 
 Sessions live in ./sessions/<run-id>/ unless --sessions DIR or $FREQTUI_SESSIONS says
 otherwise.
@@ -271,8 +272,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sessions_flag(w)
 
+    v = sub.add_parser("serve", help="the console in a web browser (textual-serve)")
+    add_config_flags(v)
+    v.add_argument("--resume", metavar="ID|PATH", help="open the console on a saved session")
+    v.add_argument("--host", default="localhost", help="address to serve on (default localhost)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_sessions_flag(v)
+    add_autosave_flag(v)
+
     sub.add_parser("methods", help="list the training methods, their defaults and their -O options")
     return p
+
+
+def console_argv(args: argparse.Namespace) -> list[str]:
+    """The flags of `freqtui serve` that the console it serves takes, as argv."""
+    argv: list[str] = []
+    for field, flag, *_ in FLAGS:
+        value = getattr(args, field, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    for key, value in getattr(args, "option", None) or []:
+        argv += ["-O", f"{key}={value}"]
+    if getattr(args, "resume", None):
+        argv += ["--resume", args.resume]
+    if getattr(args, "sessions", None) is not None:
+        argv += ["--sessions", str(Path(args.sessions).absolute())]
+    if getattr(args, "autosave", None) is not None:
+        argv += ["--autosave", str(args.autosave)]
+    return argv
 
 
 def sweep_config_for(args: argparse.Namespace):
@@ -343,6 +370,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from freqtui.sweep import cmd_sweep
 
         return cmd_sweep(args, sweep_config_for(args))
+    if args.command == "serve":
+        from freqtui.serve import serve
+
+        if not args.resume:
+            config_from(args)  # bad flags fail here, before the server starts
+        return serve(console_argv(args), args.host, args.port)
     if args.command == "compare":
         from freqtui.compare import cmd_compare
 

@@ -97,7 +97,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", text)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 def make_cells(
@@ -112,7 +112,8 @@ def make_cells(
     cells = []
     for combo in combos:
         for seed in seeds:
-            name = "_".join([*(f"{_slug(k)}-{_slug(v)}" for k, v in combo.items()), f"seed-{seed}"])
+            pairs = [f"{_slug(k)}={_slug(v)}" for k, v in combo.items()]
+            name = "_".join([*pairs, f"seed={seed}"])
             cells.append(Cell(name, combo, seed, config_for(combo, seed)))
     return cells
 
@@ -193,14 +194,17 @@ def cell_task(
     budget_s: float,
     topic: str,
     stop_name: str,
+    key: str,
 ):
     """Runs on a Dask worker: train the cell for a while, report progress as worker
-    events on `topic`, stop early once the sweep's Event `stop_name` is set."""
+    events on `topic` (each tagged with this stretch's `key`), stop early once the sweep's
+    Event `stop_name` is set."""
     from distributed import Event, get_worker
 
     from engine.cells import train_cell
 
     worker = get_worker()
+    worker.log_event(topic, {"cell": cell, "key": key, "started": True})
     stop = Event(stop_name)
     checked = [0.0, False]
 
@@ -217,7 +221,7 @@ def cell_task(
         snapshot,
         budget_s=budget_s,
         should_stop=should_stop,
-        progress=lambda msg: worker.log_event(topic, msg),
+        progress=lambda msg: worker.log_event(topic, {**msg, "key": key}),
     )
 
 
@@ -307,6 +311,7 @@ class _Progress:
         self.states = {s.cell.name: s for s in states}
         self.lines: dict[str, dict[str, Any]] = {}
         self.running: set[str] = set()
+        self.started: set[str] = set()  # keys of the stretches a worker has begun
         self.lock = threading.Lock()
         self.t0 = time.monotonic()
         self.start_fraction = self.fraction()
@@ -321,7 +326,9 @@ class _Progress:
     def on_event(self, event) -> None:  # Dask calls this on its own thread
         _, msg = event
         with self.lock:
-            self.lines[msg["cell"]] = msg
+            self.started.add(msg["key"])
+            if "epoch" in msg:
+                self.lines[msg["cell"]] = msg
 
     def fraction(self) -> float:
         parts = []
@@ -406,6 +413,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
 
     def submit(s: CellState) -> None:
         chunks[s.cell.name] += 1
+        key = f"freqtui-{s.cell.name}-{token}-{chunks[s.cell.name]}"
         fut = client.submit(
             cell_task,
             s.cell.config.to_dict(),
@@ -414,7 +422,8 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
             float(args.snapshot_every),
             topic,
             stop_name,
-            key=f"freqtui-{s.cell.name}-{token}-{chunks[s.cell.name]}",
+            key,
+            key=key,
             pure=False,
         )
         futures[fut] = s
@@ -428,6 +437,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
             return f"{type(exc).__name__}: {exc}"
         if chunk.failed:
             return chunk.failed
+        trained[0] += chunk.rows
         if chunk.snapshot is not None and chunk.snapshot != s.snapshot:
             store(s, chunk.snapshot)
         if s.finished:
@@ -443,7 +453,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
 
     failures: dict[str, str] = {}
     stopping = False
-    asked = 0.0
+    trained = [0]  # rows trained by this run, all cells
     try:
         for s in todo:
             submit(s)
@@ -454,11 +464,10 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
                 if error:
                     failures[s.cell.name] = error
                     progress.say(f"cell {s.cell.name} failed: {error}")
-            if time.monotonic() - asked >= 1.0:  # which cells a worker is training now
-                asked = time.monotonic()
-                with contextlib.suppress(Exception):
-                    busy = {k for keys in client.processing().values() for k in keys}
-                    progress.running = {s.cell.name for f, s in futures.items() if f.key in busy}
+            with progress.lock:  # the cells whose current stretch a worker has begun
+                progress.running = {
+                    s.cell.name for f, s in futures.items() if f.key in progress.started
+                }
             progress.refresh()
             time.sleep(0.25)
     except KeyboardInterrupt:
@@ -483,6 +492,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+    print(f"this run trained {trained[0]:,} rows in {_fmt(time.monotonic() - progress.t0)}")
     for name, error in failures.items():
         sys.stderr.write(f"freqtui: cell {name} failed: {error}\n")
     if stopping:
