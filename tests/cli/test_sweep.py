@@ -271,3 +271,42 @@ def test_a_bad_grid_is_one_line_and_exit_2(tmp_path, args, words):
     )
     assert r.returncode == 2, r.stdout
     assert r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
+    sessions = tmp_path / "sessions"
+    log = tmp_path / "out.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*CLI, "sweep", "--grid", "method=handoff,tbptt", "--seeds", "0-1"]
+            + ["--duration", "1", "--epochs", "3", "--backend", "torch"]
+            + ["--sessions", str(sessions), "--workers", "2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # a terminal's Ctrl-C reaches the whole group
+        )
+        deadline = time.monotonic() + 300
+        while " rows/s " not in log.read_text():  # cells are training
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(120) == 130, log.read_text()
+    text = log.read_text()
+    assert "stopping: the running cells save their snapshots" in text
+    snaps = [read_file(p) for p in sessions.glob("sweep-*/*/latest.pt")]
+    assert snaps, text
+    assert all(0 < s["history"]["rows_total"] < 3 * 4_000 for s in snaps)
+    # what the cells trained up to Ctrl-C is on disk, nothing lost
+    assert trained_rows(text) == sum(s["history"]["rows_total"] for s in snaps)
+    # no worker process left behind (multiprocessing's resource tracker takes a moment)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("processes of the sweep are still running after 30 s")
