@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,14 +291,18 @@ def _cluster(args):
     # the driver asks their cells to stop and save instead
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():
+            # the scheduler's small HTTP server (health checks, no dashboard; on 127.0.0.1
+            # too) moves to a free port when another cluster holds 8787, and would warn
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
     finally:
         signal.signal(signal.SIGINT, old)
     return Client(cluster), cluster, f"local cluster of {n} worker process(es)"

@@ -69,7 +69,9 @@ class CompareScreen(ModalScreen[None]):
                 id="compare-help",
             )
             yield PlotextPlot(id="compare-plot")
-            yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
+            yield DataTable(
+                id="compare-table", cursor_type="none", zebra_stripes=True, header_height=2
+            )
 
     def on_mount(self) -> None:
         self.query_one(Vertical).border_title = f"compare {len(self.histories)} sessions"
@@ -86,7 +88,7 @@ class CompareScreen(ModalScreen[None]):
         table.add_column("id")
         table.add_column("method")
         for label, name in data.columns:
-            table.add_column(f"{label} {name}")
+            table.add_column(f"{label}\n{name}")  # two header rows keep the columns narrow
         for r, h in enumerate(data.sessions):
             cells: list[Text | str] = [Text(h.id, style=COLOURS[r % len(COLOURS)]), h.method]
             for c, v in enumerate(data.values[r]):

@@ -167,6 +167,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def http_host(dask_scheduler=None, dask_worker=None) -> str:
+    return (dask_scheduler or dask_worker).http_server.address
+
+
 def dask_cli() -> list[str]:
     beside = Path(sys.executable).with_name("dask")
     return [str(beside)] if beside.exists() else [shutil.which("dask") or "dask"]
@@ -187,9 +191,10 @@ def test_a_sweep_on_a_separate_dask_cluster_matches_the_local_run(tmp_path, refe
             procs.append(subprocess.Popen([*dask_cli(), *args], stdout=out, stderr=out))
 
     try:
-        start(
-            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"
-        )
+        # --no-dashboard still leaves a small HTTP server (health checks), on 0.0.0.0
+        # unless --dashboard-address says otherwise: everything here stays on loopback
+        http = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port), *http)
         for i in range(2):
             start(
                 f"worker{i}",
@@ -199,7 +204,7 @@ def test_a_sweep_on_a_separate_dask_cluster_matches_the_local_run(tmp_path, refe
                 "127.0.0.1",
                 "--nthreads",
                 "1",
-                "--no-dashboard",
+                *http,
             )
         client = None
         deadline = time.monotonic() + 120
@@ -216,6 +221,9 @@ def test_a_sweep_on_a_separate_dask_cluster_matches_the_local_run(tmp_path, refe
             for addr, info in workers.items():  # loopback only, workers and their nannies
                 assert addr.startswith("tcp://127.0.0.1:")
                 assert info["nanny"].startswith("tcp://127.0.0.1:")
+            # and their HTTP servers (health checks) too
+            assert client.run_on_scheduler(http_host) == "127.0.0.1"
+            assert set(client.run(http_host).values()) == {"127.0.0.1"}
         sessions = tmp_path / "sessions"
         r = sweep(sessions, "--address", address)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -310,3 +318,23 @@ def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
         time.sleep(0.2)
     else:
         raise AssertionError("processes of the sweep are still running after 30 s")
+
+
+def test_the_default_local_cluster_listens_on_loopback_only():
+    import argparse
+
+    from freqtui.sweep import _cluster
+
+    client, cluster, where = _cluster(argparse.Namespace(address=None, workers=2))
+    try:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        # its HTTP server (health checks; the dashboard is off) listens on loopback too
+        assert cluster.scheduler.http_server.address == "127.0.0.1"
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 2 and where == "local cluster of 2 worker process(es)"
+        for addr, info in workers.items():
+            assert addr.startswith("tcp://127.0.0.1:") and info["nthreads"] == 1
+            assert info["nanny"].startswith("tcp://127.0.0.1:")
+    finally:
+        client.close()
+        cluster.close()
