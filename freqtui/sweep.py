@@ -459,6 +459,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
     failures: dict[str, str] = {}
     stopping = False
     trained = [0]  # rows trained by this run, all cells
+    watch = _WorkerWatch()
     try:
         for s in todo:
             submit(s)
@@ -474,6 +475,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
                     s.cell.name for f, s in futures.items() if f.key in progress.started
                 }
             progress.refresh()
+            watch(client, progress.say)
             time.sleep(0.25)
     except KeyboardInterrupt:
         stopping = True
@@ -505,6 +507,37 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
         print(f"stopped: {left} cell(s) not finished; run the same command again to continue")
         return 130
     return 1 if failures else 0
+
+
+class _WorkerWatch:
+    """Says so, once a minute, while the cluster has no worker at all (they died, or the
+    cluster has not started them yet): the cells wait for one."""
+
+    def __init__(self) -> None:
+        self.checked = 0.0
+        self.empty_since: float | None = None
+        self.said = 0.0
+
+    def __call__(self, client, say: Callable[[str], None]) -> None:
+        now = time.monotonic()
+        if now - self.checked < 5.0:
+            return
+        self.checked = now
+        try:
+            workers = len(client.nthreads())
+        except Exception:  # the scheduler is busy or gone: the next look tells
+            return
+        if workers:
+            self.empty_since = None
+            return
+        if self.empty_since is None:
+            self.empty_since = self.said = now
+        elif now - self.said >= 60.0:
+            self.said = now
+            say(
+                f"no Dask workers for {_fmt(now - self.empty_since)}: the cells wait for one "
+                "(start `dask worker ADDRESS`, or Ctrl-C to stop)"
+            )
 
 
 # ---- results ---------------------------------------------------------------------------
