@@ -439,7 +439,8 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
         try:
             chunk = fut.result()
         except Exception as exc:  # a worker error: say which cell, keep the others going
-            return f"{type(exc).__name__}: {exc}"
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return f"{type(exc).__name__}: {first}"
         if chunk.failed:
             return chunk.failed
         trained[0] += chunk.rows
@@ -482,6 +483,14 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
         progress.say("stopping: the running cells save their snapshots (Ctrl-C again: leave now)")
         try:
             Event(stop_name, client=client).set()
+            # a stretch no worker has begun has nothing to save: cancel it (one that begins
+            # anyway sees the stop first and returns at once)
+            with progress.lock:
+                waiting = [f for f in futures if f.key not in progress.started]
+            if waiting:
+                client.cancel(waiting)
+                for f in waiting:
+                    futures.pop(f)
             deadline = time.monotonic() + STOP_WAIT_S
             while futures and time.monotonic() < deadline:
                 for fut in [f for f in futures if f.done()]:
