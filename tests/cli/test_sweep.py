@@ -167,10 +167,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_host(dask_scheduler=None, dask_worker=None) -> str:
-    return (dask_scheduler or dask_worker).http_server.address
-
-
 def dask_cli() -> list[str]:
     beside = Path(sys.executable).with_name("dask")
     return [str(beside)] if beside.exists() else [shutil.which("dask") or "dask"]
@@ -221,7 +217,11 @@ def test_a_sweep_on_a_separate_dask_cluster_matches_the_local_run(tmp_path, refe
             for addr, info in workers.items():  # loopback only, workers and their nannies
                 assert addr.startswith("tcp://127.0.0.1:")
                 assert info["nanny"].startswith("tcp://127.0.0.1:")
-            # and their HTTP servers (health checks) too
+
+            # and their HTTP servers (health checks) too; a local function travels by value
+            def http_host(dask_scheduler=None, dask_worker=None) -> str:
+                return (dask_scheduler or dask_worker).http_server.address
+
             assert client.run_on_scheduler(http_host) == "127.0.0.1"
             assert set(client.run(http_host).values()) == {"127.0.0.1"}
         sessions = tmp_path / "sessions"
