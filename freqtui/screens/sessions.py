@@ -62,8 +62,8 @@ class SessionBrowser(ModalScreen[SessionInfo | None]):
     def on_mount(self) -> None:
         self.query_one(Vertical).border_title = "sessions"
         table = self.query_one(DataTable)
-        table.add_column(" ", key="mark", width=1)
         table.add_columns("id", "method", "epoch/row", "frozen MSE test", "saved at")
+        table.add_column("cmp", key="mark", width=3)  # marked for `c`
         for i, s in enumerate(self.sessions):
             name = s.id if i < self.n_sessions else f"models/{s.path.name}"
             if s.error:
@@ -77,7 +77,7 @@ class SessionBrowser(ModalScreen[SessionInfo | None]):
                     _mse(s.frozen_mse_test),
                     s.saved_at.replace("T", " ")[:19],
                 )
-            table.add_row("", *cells, key=str(i))
+            table.add_row(*cells, "", key=str(i))
         if not self.sessions:
             self.query_one(Label).update(f"no sessions in {self.root} yet: s saves one")
         table.focus()

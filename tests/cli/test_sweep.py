@@ -285,6 +285,9 @@ def test_a_bad_grid_is_one_line_and_exit_2(tmp_path, args, words):
 def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
     sessions = tmp_path / "sessions"
     log = tmp_path / "out.log"
+    # an in-process headless run earlier in this pytest process leaves SIGINT ignored
+    # (freqtui/shutdown.py), and a child would inherit that: hand it Python's own handler
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [*CLI, "sweep", "--grid", "method=handoff,tbptt", "--seeds", "0-1"]
@@ -295,6 +298,7 @@ def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # a terminal's Ctrl-C reaches the whole group
         )
+        signal.signal(signal.SIGINT, old)
         deadline = time.monotonic() + 300
         while " rows/s " not in log.read_text():  # cells are training
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()

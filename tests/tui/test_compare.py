@@ -11,7 +11,7 @@ from engine.compare import list_models
 from engine.run import TrainingRun
 from freqtui.compare import fmt_mse
 from freqtui.screens.compare import CompareScreen
-from freqtui.screens.sessions import SessionBrowser
+from freqtui.screens.sessions import MARK, SessionBrowser
 from tests.tui.conftest import short_config, wait_for
 
 
@@ -31,7 +31,7 @@ def tiny_session(root, seed: int) -> TrainingRun:
 
 def row_of(table: DataTable, text: str) -> int:
     for r in range(table.row_count):
-        if str(table.get_row_at(r)[1]).split(" (")[0] == text:
+        if str(table.get_row_at(r)[0]).split(" (")[0] == text:
             return r
     raise AssertionError(f"{text} is not in the browser")
 
@@ -53,6 +53,8 @@ async def test_marking_two_sessions_and_c_compares_them(make_app, sessions_root)
         for run in (a, b):
             table.move_cursor(row=row_of(table, run.run_id))
             await pilot.press("space")
+        for run in (a, b):  # the marks show in the browser's last column
+            assert str(table.get_row_at(row_of(table, run.run_id))[-1]) == MARK
         assert sorted(app.screen.marked) == sorted(row_of(table, r.run_id) for r in (a, b))
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
