@@ -22,6 +22,7 @@ from textual.binding import Binding
 
 from engine import events as ev
 from engine import lock
+from engine.compare import list_models
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import read_file
@@ -294,7 +295,10 @@ class FreqtuiApp(App[int]):
             return
         run = self.training
         browser = SessionBrowser(
-            list_sessions(run.sessions_root), str(run.sessions_root), run.run_id
+            list_sessions(run.sessions_root),
+            str(run.sessions_root),
+            run.run_id,
+            models=list_models(),
         )
         self.push_screen(browser, self._resume_session)
 

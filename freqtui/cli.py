@@ -8,6 +8,9 @@ freqtui sessions [--json]            list the saved sessions
 freqtui data --out DIR               write train.csv and test.csv
 freqtui eval PATH|ID [--json]        frozen MSE of saved weights or a snapshot
 freqtui report PATH|ID --out DIR     Graph 1, Graph 2 (PNG) and metrics.json
+freqtui compare ID|PATH ... [--png F]  compare sessions' frozen MSE (table, overlay PNG)
+freqtui sweep --grid KEY=V1,V2 ... --seeds 0-4 [flags]  a grid of sessions on Dask
+freqtui serve [--host H --port P] [flags]   the console in a web browser
 
 Sessions live in ./sessions/<run-id>/ unless --sessions DIR or $FREQTUI_SESSIONS says
 otherwise.
@@ -241,8 +244,92 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="folder for the report files")
     add_sessions_flag(r)
 
+    c = sub.add_parser("compare", help="compare sessions: frozen MSE table and overlay PNG")
+    c.add_argument("items", nargs="+", metavar="ID|PATH", help="sessions, folders or snapshots")
+    c.add_argument("--png", type=Path, metavar="FILE", help="write the overlaid histories here")
+    add_sessions_flag(c)
+
+    w = sub.add_parser("sweep", help="train a grid of sessions on Dask (local or a cluster)")
+    add_config_flags(w)
+    w.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="a run flag (without --) or a -O option and its values (repeatable)",
+    )
+    w.add_argument("--seeds", default="0", help="torch seeds, e.g. 0-4 or 0,3 (default 0)")
+    w.add_argument(
+        "--address", help="Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, else local)"
+    )
+    w.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    w.add_argument("--name", help="the sweep's id (default: derived from the grid and flags)")
+    w.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="each cell sends its snapshot back this often (default 60)",
+    )
+    add_sessions_flag(w)
+
+    v = sub.add_parser("serve", help="the console in a web browser (textual-serve)")
+    add_config_flags(v)
+    v.add_argument("--resume", metavar="ID|PATH", help="open the console on a saved session")
+    v.add_argument("--host", default="localhost", help="address to serve on (default localhost)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_sessions_flag(v)
+    add_autosave_flag(v)
+
     sub.add_parser("methods", help="list the training methods, their defaults and their -O options")
     return p
+
+
+def console_argv(args: argparse.Namespace) -> list[str]:
+    """The flags of `freqtui serve` that the console it serves takes, as argv."""
+    argv: list[str] = []
+    for field, flag, *_ in FLAGS:
+        value = getattr(args, field, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    for key, value in getattr(args, "option", None) or []:
+        argv += ["-O", f"{key}={value}"]
+    if getattr(args, "resume", None):
+        argv += ["--resume", args.resume]
+    if getattr(args, "sessions", None) is not None:
+        argv += ["--sessions", str(Path(args.sessions).absolute())]
+    if getattr(args, "autosave", None) is not None:
+        argv += ["--autosave", str(args.autosave)]
+    return argv
+
+
+def sweep_config_for(args: argparse.Namespace):
+    """For `freqtui sweep`: the RunConfig of one cell, i.e. the sweep's run flags with the
+    cell's grid values (run flags by their name without --, anything else a -O option)."""
+    probe = _Parser(prog="freqtui sweep")
+    add_config_flags(probe)
+    flags = {flag[2:]: field for field, flag, *_ in FLAGS}  # "phase-scale": "phase_scale"
+
+    def config_for(values: dict[str, str], seed: int) -> RunConfig:
+        tokens: list[str] = []
+        options = list(args.option or [])
+        for key, value in values.items():
+            if key in flags:
+                tokens += [f"--{key}", value]
+            else:
+                options.append(_option(f"{key}={value}"))
+        cell = probe.parse_args(tokens)
+        merged = argparse.Namespace(**vars(args))
+        for dest in flags.values():
+            if getattr(cell, dest) is not None:
+                setattr(merged, dest, getattr(cell, dest))
+        merged.torch_seed = seed
+        merged.option = options or None
+        try:
+            return config_from(merged)
+        except FreqtuiError as exc:
+            raise FreqtuiError(f"grid cell {values}: {exc}") from None
+
+    return config_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,6 +366,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_sessions(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "sweep":
+        from freqtui.sweep import cmd_sweep
+
+        return cmd_sweep(args, sweep_config_for(args))
+    if args.command == "serve":
+        from freqtui.serve import serve
+
+        if not args.resume:
+            config_from(args)  # bad flags fail here, before the server starts
+        return serve(console_argv(args), args.host, args.port)
+    if args.command == "compare":
+        from freqtui.compare import cmd_compare
+
+        return cmd_compare(args)
     if args.command == "methods":
         print(methods_text())
         return 0

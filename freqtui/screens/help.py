@@ -17,7 +17,7 @@ KEYS = (
     ("p", "next plot: frozen, oscillator, history, live, Graph 1"),
     ("v", "below 120 columns: switch between the tables and the plots"),
     ("s", "save a session snapshot now"),
-    ("o", "session browser; Enter resumes the chosen session"),
+    ("o", "sessions: Enter resumes; space marks, c compares the marked"),
     ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command)"),
     ("?  escape", "close this help"),
 )

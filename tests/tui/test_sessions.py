@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
+from engine.compare import list_models
 from engine.files import read_file
 from freqtui.screens.sessions import SessionBrowser
 from freqtui.widgets.event_log import EventLog
@@ -44,7 +45,8 @@ async def test_o_lists_the_session_and_enter_resumes_from_the_same_row(app, sess
         await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
         table = app.screen.query_one(DataTable)
-        assert table.row_count == 1
+        # this session, then the repository's models/ snapshots
+        assert table.row_count == 1 + len(list_models())
         assert str(table.get_row_at(0)[0]).startswith(first.run_id)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.training is not first, "the resumed run")

@@ -1,0 +1,120 @@
+"""One sweep cell trained for a while, wherever it runs: the snapshot goes in and comes
+back as bytes, so the process that trains it needs no shared disk.
+
+`train_cell` builds the cell's TrainingRun (new, or continuing the snapshot it was given),
+trains until the cell finishes, its time budget is spent or `should_stop()` says so, and
+returns the new snapshot's bytes. The run stops between two chunks of rows, so stopping
+and continuing from the returned bytes is the same run (sessions resume exactly).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import events as ev
+from engine.config import RunConfig
+from engine.errors import FreqtuiError
+from engine.files import atomic_write_bytes
+from engine.run import TrainingRun
+from engine.sessions import LATEST, snapshot_payload
+
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class CellChunk:
+    """What one stretch of a cell's training returns to the driver."""
+
+    cell: str
+    snapshot: bytes | None  # None when nothing was trained (stopped before it began)
+    finished: bool
+    rows: int  # rows trained in this stretch
+    seconds: float
+    failed: str | None = None
+
+
+def progress_of(cell: str, s: ev.StepStats) -> dict[str, Any]:
+    """A StepStats as the small plain dict a cell reports while it trains."""
+    return {
+        "cell": cell,
+        "epoch": s.epoch,
+        "epochs": s.epochs,
+        "row": s.row,
+        "rows_per_epoch": s.rows_per_epoch,
+        "rows_per_s": s.rows_per_s,
+        "online_loss": s.online_loss,
+        "eta_s": s.eta_s,
+    }
+
+
+def train_cell(
+    config: dict[str, Any],
+    cell: str,
+    snapshot: bytes | None,
+    *,
+    budget_s: float,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress_every_s: float = 1.0,
+) -> CellChunk:
+    """Train cell `cell` (run id and session folder name) for at most about `budget_s`
+    seconds, from `snapshot` (the bytes of its latest.pt) or from scratch with `config`."""
+    t0 = time.monotonic()
+    if should_stop():
+        return CellChunk(cell, None, False, 0, 0.0)
+    with tempfile.TemporaryDirectory(prefix="freqtui-cell-") as tmp:
+        root = Path(tmp)
+        if snapshot is not None:
+            path = root / cell / LATEST
+            atomic_write_bytes(path, snapshot)
+            run = TrainingRun.resume(path, root=root)
+        else:
+            run = TrainingRun(RunConfig.from_dict(config), run_id=cell, sessions_root=root)
+        if run.trainer.finished:
+            return CellChunk(cell, snapshot, True, 0, 0.0)
+        rows_before = run.history.rows_total
+        failed: str | None = None
+        last_progress = 0.0
+        run.start()
+        try:
+            while run.alive:
+                time.sleep(POLL_S)
+                stats = None
+                for e in run.drain():
+                    if isinstance(e, ev.StepStats):
+                        stats = e
+                    elif isinstance(e, ev.Failed):
+                        failed = e.message
+                now = time.monotonic()
+                if stats is not None and progress and now - last_progress >= progress_every_s:
+                    progress(progress_of(cell, stats))
+                    last_progress = now
+                if now - t0 >= budget_s or should_stop():
+                    break
+        finally:
+            run.stop(timeout=600)  # ends after the current chunk (or evaluation)
+        for e in run.drain():
+            if isinstance(e, ev.Failed):
+                failed = e.message
+        if failed is not None:
+            return CellChunk(cell, None, False, 0, time.monotonic() - t0, failed=failed)
+        capture = run.capture()
+        if not all(torch.isfinite(w).all() for w in capture["model"].values()):
+            raise FreqtuiError(f"cell {cell}: the weights hold NaN or infinite values")
+        buf = io.BytesIO()
+        torch.save(snapshot_payload(capture, cell), buf)
+        return CellChunk(
+            cell,
+            buf.getvalue(),
+            run.trainer.finished,
+            run.history.rows_total - rows_before,
+            time.monotonic() - t0,
+        )

@@ -1,0 +1,94 @@
+"""`freqtui compare ID|PATH ... [--png FILE]`: the latest frozen MSE of each session, per
+frequency, the best in each column marked; and the frozen-MSE histories overlaid against
+rows trained (a PNG, shared log scale). The console's comparison screen shows the same."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+from engine.compare import CompareTable, SessionHistory, compare_table, load_histories
+from engine.errors import FreqtuiError
+from engine.files import atomic_write_bytes
+from engine.sessions import sessions_dir
+
+BEST = "*"
+
+
+def fmt_mse(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4f}" if v >= 0.1 else f"{v:.3g}"  # small values keep 3 significant digits
+
+
+def table_text(table: CompareTable) -> str:
+    """The comparison as plain text: one column pair (train, test) per frequency."""
+    width = max(24, *(len(h.id) for h in table.sessions))
+    labels = [table.columns[c][0] for c in range(0, len(table.columns), 2)]
+    head1 = f"{'':{width}}  {'':10}" + "".join(f"{label:>20}" for label in labels)
+    head2 = f"{'id':{width}}  {'method':10}" + "".join(f"{'train':>10}{'test':>10}" for _ in labels)
+    lines = [
+        f"frozen MSE (weights fixed), latest evaluation of each; {BEST} = best in its column",
+        head1,
+        head2,
+    ]
+    for r, h in enumerate(table.sessions):
+        cells = "".join(
+            f"{fmt_mse(v) + (BEST if table.best[c] == r else ''):>10}"
+            for c, v in enumerate(table.values[r])
+        )
+        lines.append(f"{h.id:{width}}  {h.method:10}{cells}")
+    never = [h.id for h in table.sessions if h.latest_test is None]
+    if never:
+        lines.append(f"(never evaluated: {', '.join(never)})")
+    return "\n".join(lines)
+
+
+def overlay_png(histories: list[SessionHistory]) -> bytes:
+    """Frozen MSE train and test against rows trained, one colour per session, log y
+    shared by both panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, h in enumerate(histories):
+        colour = colours[i % len(colours)]
+        for ax, ys in zip(axes, (h.train, h.test), strict=True):
+            if ys:
+                ax.plot(h.rows, ys, "o-", color=colour, ms=3, lw=1.3, label=h.label)
+    for ax, name in zip(axes, ("train (seed set 1)", "test (seed set 2)"), strict=True):
+        ax.set_yscale("log")
+        ax.set_xlabel("rows trained")
+        ax.set_title(f"frozen MSE (weights fixed), {name}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("frozen MSE (log scale)")
+    handles, labels = axes[1].get_legend_handles_labels()
+    if not handles:
+        handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, max(1, len(labels))), fontsize=8)
+    rows_of_legend = (len(labels) + 2) // 3
+    fig.tight_layout(rect=(0, 0.05 * rows_of_legend + 0.02, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    root = sessions_dir(getattr(args, "sessions", None))
+    histories = load_histories(args.items, root)
+    print(table_text(compare_table(histories)))
+    png: Path | None = args.png
+    if png is not None:
+        if png.is_dir():
+            raise FreqtuiError(f"{png}: is a folder; --png takes a file path")
+        try:
+            atomic_write_bytes(png, overlay_png(histories))
+        except OSError as exc:
+            raise FreqtuiError(f"{png}: cannot write it ({exc.strerror or exc})") from None
+        print(f"wrote {png}")
+    return 0
