@@ -39,8 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import RunConfig  # noqa: E402
 from engine.model import FrequencyLSTM, build_model  # noqa: E402
-from engine.signals import train_set  # noqa: E402
-from engine.signals import fresh_signal_inputs, noise_generator  # noqa: E402
+from engine.signals import (  # noqa: E402
+    fresh_signal_inputs,
+    noise_generator,
+    train_set,  # noqa: E402
+)
 from engine.training.kernels import handoff as fk  # noqa: E402
 from engine.training.kernels import window as wk  # noqa: E402
 

@@ -34,7 +34,6 @@ from engine.config import MethodDefaults, RunConfig
 from engine.errors import FreqtuiError, TrainingDiverged
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
-from engine.training.kernels import window
 
 LIVE_ROWS = 200  # how many recent rows a chunk keeps for the live plot
 
@@ -284,12 +283,16 @@ class Trainer(ABC):
                 f"online loss became {value} at epoch {self.epoch + 1}, row {row}"
             )
 
-    def fused_window(self) -> window.WindowStepper | None:
+    def fused_window(self) -> Any:  # a kernels.window.WindowStepper, or None
         """The full-BPTT window kernel over this trainer's model and Adam when the config
         asks for the fused backend and the kernel runs here; otherwise None, with the
         reason in `backend_note` (the run then trains on torch and says so)."""
         if self.config.backend != "fused":
             return None
+        # late: numba and the kernel load only for a run that asks for them (listing
+        # sessions or reading a file must stay light)
+        from engine.training.kernels import window
+
         try:
             stepper = window.WindowStepper(
                 self.model, self.optimizer, threads=min(window.MAX_PARTS, os.cpu_count() or 1)
@@ -300,9 +303,11 @@ class Trainer(ABC):
         self.backend = "fused"
         return stepper
 
-    def warm_up_window(self, stepper: window.WindowStepper, emit: Emit) -> None:
+    def warm_up_window(self, stepper: Any, emit: Emit) -> None:
         """Compile (or load from numba's cache) the window kernel before the first row,
         on a throwaway copy of the model, so the wait shows as its own step."""
+        from engine.training.kernels import window
+
         emit(ev.Compiling("fused", done=False))
         t0 = time.perf_counter()
         model = copy.deepcopy(self.model)

@@ -174,7 +174,9 @@ class ClockTrainer(Trainer):
         if not 0 <= o["amp0"] <= 1:
             raise FreqtuiError(f"clock option amp0 must be in [0, 1], got {o['amp0']}")
         if not 0 < o["min_lr_mult"] <= 1:
-            raise FreqtuiError(f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}")
+            raise FreqtuiError(
+                f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}"
+            )
         for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
                   "patience", "rollback", "forget_bias", "trap", "first_steps"):  # fmt: skip
             if o[k] < 0:

@@ -286,7 +286,8 @@ def test_fused_and_torch_clock_steps_agree():
         runs[backend] = tr
     lr = runs["torch"].config.lr
     for (k, a), b in zip(
-        runs["torch"].model.state_dict().items(), runs["fused"].model.state_dict().values(),
+        runs["torch"].model.state_dict().items(),
+        runs["fused"].model.state_dict().values(),
         strict=True,
     ):
         assert torch.allclose(a, b, rtol=0, atol=0.02 * lr), k
