@@ -59,6 +59,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.training.kernels.torch_views import adam_state_views, flat_view
+
 try:  # numba is optional: plain torch is the always-available reference.
     from numba import njit, types
     from numba.extending import intrinsic, overload
@@ -623,12 +625,7 @@ _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 def _flat_view(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
     """A writable numpy view sharing memory with ``t``."""
-    if t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous():
-        raise WindowUnsupportedError(
-            f"the window kernel needs contiguous {dtype} CPU tensors, got {t.dtype} "
-            f"on {t.device.type}"
-        )
-    return t.detach().view(-1).numpy()
+    return flat_view(t, dtype, WindowUnsupportedError, "the window kernel")
 
 
 class _Part:
@@ -771,24 +768,9 @@ class WindowStepper:
 
     def _state_views(self) -> tuple[tuple, tuple, tuple]:
         """Views of Adam's state tensors, created as torch's Adam creates them if absent."""
-        state = self.optimizer.state
-        exp_avgs, exp_avg_sqs, steps = [], [], []
-        for p in self.params:
-            st = state[p]
-            if len(st) == 0:
-                st["step"] = torch.tensor(0.0, dtype=torch.float32)
-                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            step = st["step"]
-            if step.dtype != torch.float32 or step.numel() != 1:
-                raise WindowUnsupportedError("Adam's step must be a float32 scalar tensor")
-            exp_avgs.append(_flat_view(st["exp_avg"], self.dtype))
-            exp_avg_sqs.append(_flat_view(st["exp_avg_sq"], self.dtype))
-            steps.append(step.view(1).numpy())
-        first = steps[0][0]
-        if any(s[0] != first for s in steps):
-            raise WindowUnsupportedError("Adam's step counts differ between the tensors")
-        return tuple(exp_avgs), tuple(exp_avg_sqs), tuple(steps)
+        return adam_state_views(
+            self.optimizer, self.params, self.dtype, WindowUnsupportedError, "the window kernel"
+        )
 
     # ---- the step ---------------------------------------------------------------------
     @property
