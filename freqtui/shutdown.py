@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from engine import lock, writable
+from freqtui.format import resume_command as format_resume_command
 
 if TYPE_CHECKING:
     from engine.run import TrainingRun
@@ -74,8 +75,7 @@ class StopSignals:
 
 
 def resume_command(run: TrainingRun, console: bool) -> str:
-    head = "freqtui" if console else "freqtui train --headless"
-    return f"{head} --resume {run.run_id} --sessions {run.sessions_root}"
+    return format_resume_command(run.run_id, run.sessions_root, headless=not console)
 
 
 def stop_lines(run: TrainingRun, signum: int, console: bool) -> list[str]:

@@ -238,7 +238,9 @@ class ClockTrainer(Trainer):
         )
 
     def _lr_at(self, epochs: int) -> float:
-        """The learning rate `_set_lr` gives at the current position for a run of `epochs`."""
+        """The learning rate at the current position for a run of `epochs`: lr·(t0/T)^lr_pow
+        times the stall/rollback multiplier; once the curriculum is done it falls linearly
+        to 0 at the run's end."""
         T = self.horizon
         lr = self.config.lr * (min(self.o["t0"], T) / T) ** self.o["lr_pow"] * self.lr_mult
         if self.o["anneal"] and self.done_at is not None:
@@ -256,12 +258,7 @@ class ClockTrainer(Trainer):
         return self.config.epochs * self.rows_per_epoch
 
     def _set_lr(self) -> None:
-        T = self.horizon
-        lr = self.config.lr * (min(self.o["t0"], T) / T) ** self.o["lr_pow"] * self.lr_mult
-        if self.o["anneal"] and self.done_at is not None:
-            # once the curriculum is done, the rate falls linearly to 0 at the run's end
-            end = self.run_rows
-            lr *= max(0, end - self.position) / max(1, end - self.done_at)
+        lr = self._lr_at(self.config.epochs)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
 
