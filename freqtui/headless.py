@@ -42,19 +42,24 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
             f"pass --epochs {cfg.epochs + 1} (or more) to train further"
         )
     preflight(run, out)  # own the session, prove its folder and --out's can take a file
-    print(
-        f"training: method {cfg.method}, backend {view.backend}, {cfg.epochs} epoch(s) of "
-        f"{fmt_rows(view.rows_per_epoch)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}",
-        flush=True,
-    )
-    where = run.sessions_root / run.run_id
-    if resumed:
-        print(f"resuming session {run.run_id} at epoch {view.epoch}, row {view.row:,}", flush=True)
-    print(f"session {run.run_id}: snapshots in {where}", flush=True)
-    tty = sys.stdout.isatty()
-    progress = _RichProgress(view) if tty else None
+    # the stop signals are ours from the first line a user (or a test) can react to
     stopper = StopSignals()
     with stopper:
+        print(
+            f"training: method {cfg.method}, backend {view.backend}, {cfg.epochs} epoch(s) "
+            f"of {fmt_rows(view.rows_per_epoch)}, lr {cfg.lr:g}, phase scale "
+            f"{cfg.phase_scale:g}",
+            flush=True,
+        )
+        where = run.sessions_root / run.run_id
+        if resumed:
+            print(
+                f"resuming session {run.run_id} at epoch {view.epoch}, row {view.row:,}",
+                flush=True,
+            )
+        print(f"session {run.run_id}: snapshots in {where}", flush=True)
+        tty = sys.stdout.isatty()
+        progress = _RichProgress(view) if tty else None
         run.start()
         code = _follow(run, cfg, progress, stopper)
     if out is not None:

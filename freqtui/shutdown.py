@@ -68,10 +68,12 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # keep ignoring the stop signals until the process ends: the stop has begun, and
-        # a late one must not cut the report short (SIGINT would raise KeyboardInterrupt)
+        # after a stop, keep ignoring the stop signals until the process ends: a late one
+        # must not cut the report short (SIGINT would raise KeyboardInterrupt). Without
+        # one, the old handlers return: a process that trained in-process (a test) must
+        # not leave its children ignoring SIGTERM
         for s in SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
+            signal.signal(s, signal.SIG_IGN if self.signum is not None else self._old[s])
 
 
 def resume_command(run: TrainingRun, console: bool) -> str:
