@@ -137,6 +137,77 @@ def test_float64_gradients_and_20_steps_equal_torch(B, T, n_in, H, carried, clip
         assert clipped > 0, "the clip case never clipped: it tests nothing"
 
 
+def masked_torch_step(model, opt, x, y, coef, lengths, clip, s_decay):
+    """The clock's per-block windows in torch: every stream run to the longest window,
+    each stream's error averaged over its own first lengths[b] rows, nothing beyond."""
+    T = x.shape[1]
+    mask = (torch.arange(T)[None, :] < torch.as_tensor(lengths)[:, None]).to(x.dtype)
+    out, _ = model(x, model.init_hidden(x.shape[0]))
+    err = ((out[..., 0] - y) ** 2 * mask).sum(dim=1) / mask.sum(dim=1)
+    loss = (coef * err).sum()
+    if s_decay:
+        loss = loss + s_decay * model.lstm.weight_ih_l0[:, 0].pow(2).sum()
+    opt.zero_grad()
+    loss.backward()
+    grads = {NAMES[n]: p.grad.clone() for n, p in model.named_parameters()}
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return out[..., 0].detach() * mask, err.detach(), grads
+
+
+@pytest.mark.parametrize(
+    ("lengths", "threads"),
+    [
+        ((40, 13, 40, 7), 2),  # unequal, out of order: the kernel reorders and restores
+        ((5, 40, 22, 9, 31, 40, 1, 17), 2),  # parts of unequal size, one stream of 1 row
+        ((5, 40, 22, 9, 31, 40, 1, 17), 1),
+        ((40,) * 4, 2),  # all equal: the plain path
+    ],
+)
+def test_per_stream_windows_equal_torch_with_the_loss_masked(lengths, threads):
+    """Each stream trains its own first lengths[b] rows (the clock's per-block windows):
+    gradients, outputs (0 past the window), per-stream MSE, the state after each stream's
+    own last row and 10 steps of weights equal torch's masked loss to 1e-9 in float64."""
+    dtype = torch.float64
+    B, T, n_in, H = len(lengths), max(lengths), 5, 12
+    ref, ref_opt = make(n_in, H, dtype)
+    ker, ker_opt = twin(ref, ref_opt)
+    stepper = wk.WindowStepper(ker, ker_opt, threads=threads)
+    gen = torch.Generator().manual_seed(7)
+    for s in range(10):
+        x, y, coef, _, _ = window(B, T, n_in, H, dtype, gen, False)
+        with torch.no_grad():  # the state after stream b's own last row, before the step
+            ends = [ref(x[b : b + 1, :n], ref.init_hidden(1))[1] for b, n in enumerate(lengths)]
+        out, mse, grads = masked_torch_step(ref, ref_opt, x, y, coef, lengths, 1.0, 1e-3)
+        res = stepper.step(x, y, coef, clip=1.0, s_decay=1e-3, lengths=lengths)
+        for name, g in grads.items():
+            err = float((torch.from_numpy(stepper.grads[name]) - g).abs().max())
+            assert err <= 1e-9 * max(1.0, float(g.abs().max())), f"step {s} {name}: {err:.2e}"
+        np.testing.assert_allclose(res.outputs, out.numpy(), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(res.mse, mse.numpy(), rtol=1e-9, atol=1e-12)
+        for b, (h, c) in enumerate(ends):
+            np.testing.assert_allclose(res.h[b].numpy(), h[0, 0].numpy(), rtol=0, atol=1e-9)
+            np.testing.assert_allclose(res.c[b].numpy(), c[0, 0].numpy(), rtol=0, atol=1e-9)
+    for key, w in state(ref, ref_opt).items():
+        assert float((state(ker, ker_opt)[key] - w).abs().max()) <= 1e-9, key
+
+
+def test_per_stream_windows_are_bitwise_the_same_with_one_or_two_threads():
+    a, a_opt = make(5, 16, torch.float32)
+    b, b_opt = twin(a, a_opt)
+    sa, sb = wk.WindowStepper(a, a_opt, threads=1), wk.WindowStepper(b, b_opt, threads=2)
+    gen = torch.Generator().manual_seed(8)
+    lengths = (30, 11, 4, 30, 19, 25)
+    for _ in range(3):
+        x, y, coef, _, _ = window(6, 30, 5, 16, torch.float32, gen, False)
+        ra = sa.step(x, y, coef, clip=1.0, lengths=lengths)
+        rb = sb.step(x, y, coef, clip=1.0, lengths=lengths)
+        assert np.array_equal(ra.outputs, rb.outputs) and np.array_equal(ra.mse, rb.mse)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
 def test_result_does_not_depend_on_the_thread_count():
     # the parts of the streams are fixed; threads only run them: bitwise the same
     dtype = torch.float32

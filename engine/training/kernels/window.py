@@ -208,13 +208,15 @@ if AVAILABLE:
     # ---- the forward and backward pass of one part of the streams ---------------------
     @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
     def _part_pass(
-        x, y, coef, h0, c0, w_uT, w_hh, fc_w, fc_b,
+        x, y, coef, lens, h0, c0, w_uT, w_hh, fc_w, fc_b,
         G, C, TC, U, DY, acc, dh, dc, blk,
         out, mse, g_uT, g_fc, one,
     ):  # fmt: skip
         """Forward over T rows, online error, backward through all T rows, weight grads.
 
-        x (P, T, I), y (P, T), coef (P,), h0/c0 (P, H) for the P streams of this part.
+        x (P, T, I), y (P, T), coef (P,), h0/c0 (P, H) for the P streams of this part;
+        lens (P,) each stream's window, non-increasing, lens[0] = T: stream b runs (and is
+        charged) its first lens[b] rows only, so at row t the active streams are a prefix.
         The input of row t is u_t = [h_{t-1}, x_t, 1] (K = H + I + 1 values), so that one
         loop computes the gate pre-activations u_t W_u^T with w_uT = [W_hh^T; W_ih^T;
         b_ih + b_hh] (K, 4H), and one loop their weight gradient sum_t u_t^T dg_t.
@@ -227,6 +229,7 @@ if AVAILABLE:
         dW_ih^T; db] and g_fc (H + 1,) float64 (head weight, bias); overwritten.
         """
         P, T, n_in = x.shape
+        T = lens[0]
         H = h0.shape[1]
         K = H + n_in + 1
         G4 = 4 * H
@@ -235,7 +238,6 @@ if AVAILABLE:
         zero = one_ - one_
         K4 = K - K % 4
         K8 = K - K % 8
-        P4 = P - P % 4
         J8 = G4 - G4 % 8
         KH4 = H - H % 4
 
@@ -256,12 +258,16 @@ if AVAILABLE:
                 u[K - 1] = one_
 
         # ---------------- forward ----------------
+        na = P  # streams still inside their window at row t (a prefix: lens non-increasing)
         for t in range(T):
+            while na > 0 and lens[na - 1] <= t:
+                na -= 1
+            P4 = na - na % 4
             # --- forward: u_t W_u^T (matmul)
             # acc = u_t W_u^T: eight rows of W_u^T times four streams per pass of the
             # inner loop, which then loads each weight once for four streams and each
             # accumulator once per eight multiply-adds; then quads, then single rows
-            for b in range(P):
+            for b in range(na):
                 ab = acc[b]
                 for j in range(G4):
                     ab[j] = zero
@@ -310,7 +316,7 @@ if AVAILABLE:
                             c3[j] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
                             + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
                         )  # fmt: skip
-                for b in range(P4, P):
+                for b in range(P4, na):
                     u0 = U[t, b]
                     a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
                     a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
@@ -325,7 +331,7 @@ if AVAILABLE:
                 w1 = w_uT[k + 1]
                 w2 = w_uT[k + 2]
                 w3 = w_uT[k + 3]
-                for b in range(P):
+                for b in range(na):
                     u0 = U[t, b]
                     a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
                     c0 = acc[b]
@@ -333,13 +339,13 @@ if AVAILABLE:
                         c0[j] = c0[j] + a00 * w0[j] + a01 * w1[j] + a02 * w2[j] + a03 * w3[j]
             for k in range(K4, K):
                 wk = w_uT[k]
-                for b in range(P):
+                for b in range(na):
                     a0 = U[t, b, k]
                     ab = acc[b]
                     for j in range(G4):
                         ab[j] = ab[j] + a0 * wk[j]
             # --- forward: gates, c, tanh(c), h
-            for b in range(P):
+            for b in range(na):
                 g = G[t, b]
                 ab = acc[b]
                 # slices indexed by the loop variable only: this is what lets the
@@ -361,6 +367,11 @@ if AVAILABLE:
                 hn = U[t + 1, b, 0:H]
                 for j in range(H):
                     hn[j] = go[j] * tcn[j]
+            # past its window a stream's h is 0: the weight-gradient loop reads it (times
+            # a zero gate gradient), so it must be finite
+            for b in range(na, P):
+                for j in range(H):
+                    U[t + 1, b, j] = zero
 
         # ---------------- head, online error, dLoss/dout, head gradient ----------------
         fb = fc_b[0]
@@ -368,8 +379,12 @@ if AVAILABLE:
             g_fc[k] = 0.0
         for b in range(P):
             s = 0.0
-            w = coef[b] * two / T
-            for t in range(T):
+            Tb = lens[b]
+            w = coef[b] * two / Tb
+            for t in range(Tb, T):
+                out[b, t] = zero
+                DY[t, b] = zero
+            for t in range(Tb):
                 hv = U[t + 1, b, 0:H]
                 s0 = zero
                 s1 = zero
@@ -392,7 +407,7 @@ if AVAILABLE:
                 for k in range(H):
                     g_fc[k] = g_fc[k] + dy * np.float64(hv[k])
                 g_fc[H] = g_fc[H] + dy
-            mse[b] = s / T
+            mse[b] = s / Tb
 
         # ---------------- backward through time ----------------
         for b in range(P):
@@ -400,10 +415,14 @@ if AVAILABLE:
                 dh[b, k] = zero
                 dc[b, k] = zero
         for t in range(T - 1, -1, -1):
+            na = P
+            while na > 0 and lens[na - 1] <= t:
+                na -= 1
+            P4 = na - na % 4
             # --- backward: gate gradients
             # written over the activations in G, one gate per loop: loops that touch
             # few arrays are the ones the compiler vectorises
-            for b in range(P):
+            for b in range(na):
                 g = G[t, b]
                 gi, gf, gg, go = g[0:H], g[H : 2 * H], g[2 * H : 3 * H], g[3 * H : G4]
                 cp = C[t, b]
@@ -427,12 +446,17 @@ if AVAILABLE:
                     fg = gf[j]
                     gf[j] = dcb[j] * cp[j] * fg * (one_ - fg)
                     dcb[j] = dcb[j] * fg
+            # past its window a stream has no gate gradient (the weight-gradient loop
+            # reads every row)
+            for b in range(na, P):
+                for j in range(G4):
+                    G[t, b, j] = zero
             if t == 0:
                 break
             # --- backward: dgates W_hh (matmul)
             # eight rows of W_hh times four streams per pass (the inner loop is only H
             # long here, so the more work per pass the better)
-            for b in range(P):
+            for b in range(na):
                 for k in range(H):
                     dh[b, k] = zero
             for j in range(0, J8, 8):
@@ -480,7 +504,7 @@ if AVAILABLE:
                             c3[k] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
                             + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
                         )  # fmt: skip
-                for b in range(P4, P):
+                for b in range(P4, na):
                     e0 = G[t, b]
                     a00, a01, a02, a03 = e0[j], e0[j + 1], e0[j + 2], e0[j + 3]
                     a04, a05, a06, a07 = e0[j + 4], e0[j + 5], e0[j + 6], e0[j + 7]
@@ -492,7 +516,7 @@ if AVAILABLE:
                         )  # fmt: skip
             for j in range(J8, G4):  # 4H = 4 (mod 8) when H is odd
                 wj = w_hh[j]
-                for b in range(P):
+                for b in range(na):
                     a0 = G[t, b, j]
                     c0 = dh[b]
                     for k in range(H):
@@ -713,7 +737,7 @@ class WindowStepper:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
         self._pool: ThreadPoolExecutor | None = None
-        self._parts: dict[int, list[_Part]] = {}  # by B
+        self._parts: dict[tuple[int, ...], list[_Part]] = {}  # by the parts' sizes
         H, n_in = self.hidden, self.n_in
         dt = self.np_dtype
         self._w_uT = np.empty((H + n_in + 1, 4 * H), dt)  # [W_hh^T; W_ih^T; b_ih + b_hh]
@@ -782,12 +806,31 @@ class WindowStepper:
             for n, g, p in zip(PARAM_NAMES, self._grads, self.params, strict=True)
         }
 
-    def _parts_for(self, B: int) -> list[_Part]:
-        if B not in self._parts:
-            n = min(MAX_PARTS, B)
-            sizes = [B // n + (1 if q < B % n else 0) for q in range(n)]
-            self._parts[B] = [_Part(s, self.hidden, self.n_in, self.np_dtype) for s in sizes]
-        return self._parts[B]
+    def _parts_for(self, sizes: tuple[int, ...]) -> list[_Part]:
+        if sizes not in self._parts:
+            self._parts[sizes] = [_Part(n, self.hidden, self.n_in, self.np_dtype) for n in sizes]
+        return self._parts[sizes]
+
+    @staticmethod
+    def _split(lens: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The order of the streams and the size of each part. Equal windows: the streams
+        in order, in parts of B // n (+1). Unequal: longest first, each stream to the part
+        with the fewest rows so far (the parts then take about the same time), every part
+        non-increasing in length as the pass needs. Depends on the lengths only, never on
+        the thread count, so results stay bitwise the same with 1 or 2 threads."""
+        B = len(lens)
+        n = min(MAX_PARTS, B)
+        if np.all(lens == lens[0]):
+            return np.arange(B), tuple(B // n + (1 if q < B % n else 0) for q in range(n))
+        order = np.argsort(-lens, kind="stable")
+        members: list[list[int]] = [[] for _ in range(n)]
+        load = [0] * n
+        for b in order:
+            q = min(range(n), key=lambda i: (load[i], i))
+            members[q].append(int(b))
+            load[q] += int(lens[b])
+        members = [m for m in members if m]
+        return np.array([b for m in members for b in m]), tuple(len(m) for m in members)
 
     def _as_array(self, a, shape: tuple[int, ...], name: str) -> np.ndarray:
         if isinstance(a, torch.Tensor):
@@ -806,17 +849,22 @@ class WindowStepper:
         c0=None,
         clip: float = 0.0,
         s_decay: float = 0.0,
+        lengths=None,
     ) -> WindowResult:
         """One training step on the window x (B, T, n_in) -> y (B, T), weighted by coef (B,).
 
+        ``lengths`` (B,) ints in [1, T] give each stream a window of its own: stream b is
+        run, and its error averaged, over its first lengths[b] rows only (the loss is
+        sum_b coef[b] * mean_{t < lengths[b]} (out - y)**2; its outputs beyond are 0 and
+        its final state is the one after its own last row); default T for all.
         h0, c0 (B, H), or (1, B, H) as nn.LSTM takes them, default to zeros. clip > 0
         clips the total gradient norm as ``clip_grad_norm_`` does; s_decay adds
         s_decay * sum(W_ih[:, 0]**2) to the loss. Arrays or tensors are accepted.
         """
         with self._lock:
-            return self._step(x, y, coef, h0, c0, float(clip), float(s_decay))
+            return self._step(x, y, coef, h0, c0, float(clip), float(s_decay), lengths)
 
-    def _step(self, x, y, coef, h0, c0, clip: float, s_decay: float) -> WindowResult:
+    def _step(self, x, y, coef, h0, c0, clip: float, s_decay: float, lengths) -> WindowResult:
         dt = self.np_dtype
         H, n_in = self.hidden, self.n_in
         x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
@@ -833,6 +881,14 @@ class WindowStepper:
         c0 = zeros if c0 is None else self._as_array(np.reshape(_np(c0), (-1, H)), (B, H), "c0")
         if clip < 0 or not math.isfinite(clip) or s_decay < 0 or not math.isfinite(s_decay):
             raise ValueError("clip and s_decay must be finite and >= 0")
+        lens = np.full(B, T, np.int64) if lengths is None else np.asarray(_np(lengths), np.int64)
+        if lens.shape != (B,) or np.any(lens < 1) or np.any(lens > T):
+            raise ValueError(f"lengths must be (B,) = ({B},) ints in [1, {T}]")
+        order, sizes = self._split(lens)
+        if not np.array_equal(order, np.arange(B)):
+            x, y, coef, h0, c0, lens = (
+                np.ascontiguousarray(a[order]) for a in (x, y, coef, h0, c0, lens)
+            )
 
         exp_avgs, exp_avg_sqs, steps = self._state_views()
         params = tuple(_flat_view(p, self.dtype) for p in self.params)
@@ -842,8 +898,8 @@ class WindowStepper:
         np.copyto(self._w_uT[H : H + n_in], w_ih.T)
         np.add(params[2], params[3], out=self._w_uT[H + n_in])
 
-        parts = self._parts_for(B)
-        outputs = np.empty((B, T), dt)
+        parts = self._parts_for(sizes)
+        outputs = np.zeros((B, T), dt)  # a stream shorter than T outputs 0 past its window
         hT = torch.empty((B, H), dtype=self.dtype)
         cT = torch.empty((B, H), dtype=self.dtype)
         hT_np, cT_np = hT.numpy(), cT.numpy()
@@ -858,13 +914,14 @@ class WindowStepper:
             lo, hi = bounds[q]
             G, C, TC, U, DY = part.views(T)
             _part_pass(
-                x[lo:hi], y[lo:hi], coef[lo:hi], h0[lo:hi], c0[lo:hi],
+                x[lo:hi], y[lo:hi], coef[lo:hi], lens[lo:hi], h0[lo:hi], c0[lo:hi],
                 self._w_uT, w_hh, params[4], params[5],
                 G, C, TC, U, DY, part.acc, part.dh, part.dc, part.blk,
                 outputs[lo:hi], part.mse, part.g_uT, part.g_fc, self._one,
             )  # fmt: skip
-            hT_np[lo:hi] = U[T, :, :H]
-            cT_np[lo:hi] = C[T]
+            for b in range(lo, hi):  # each stream's state after its own last row
+                hT_np[b] = U[lens[b], b - lo, :H]
+                cT_np[b] = C[lens[b], b - lo]
 
         if self.threads > 1 and len(parts) > 1:
             if self._pool is None:
@@ -880,6 +937,10 @@ class WindowStepper:
                 run(q)
 
         mse = np.concatenate([p.mse for p in parts])
+        if not np.array_equal(order, np.arange(B)):  # back to the caller's order
+            back = np.argsort(order)
+            mse, outputs = mse[back], outputs[back]
+            hT, cT = hT[torch.from_numpy(back)], cT[torch.from_numpy(back)]
         if not np.all(np.isfinite(mse)):
             return WindowResult(mse, outputs, hT, cT, float("nan"), False)
 
