@@ -60,6 +60,7 @@ class RunView:
     row: int  # rows done in that epoch
     rows_per_epoch: int
     finished: bool
+    planned_epochs: int  # the run's length as it stands (a clock plans its own polish)
     rows_total: int
     online: tuple[tuple[int, int, float], ...]  # (rows_total, block, smoothed online loss)
     evals: tuple[EvalRecord, ...]  # every frozen evaluation, oldest first
@@ -240,6 +241,7 @@ class TrainingRun:
                 row=tr.row,
                 rows_per_epoch=tr.rows_per_epoch,
                 finished=tr.finished,
+                planned_epochs=tr.planned_epochs,
                 rows_total=h.rows_total,
                 online=tuple(h.online),
                 evals=tuple(h.evals),
@@ -528,7 +530,7 @@ class TrainingRun:
                 stopped=not done,
                 # a finished run reports its last epoch whole, as the progress bar does
                 epoch=tr.epoch if done else tr.epoch + 1,
-                epochs=cfg.epochs,
+                epochs=tr.planned_epochs,
                 row=tr.rows_per_epoch if done else tr.row,
                 rows_per_epoch=tr.rows_per_epoch,
             )
@@ -557,7 +559,7 @@ class TrainingRun:
         self.status = previous
 
     def _stats(self, chunk, ema, ema_all, rss, mem, rate_rows, rate_t) -> ev.StepStats:
-        tr, cfg = self.trainer, self.config
+        tr = self.trainer
         # rows/s over the newest RATE_WINDOW_S of training: a few chunks would swing the ETA
         # with every change of step size (a clock horizon that grows)
         rows = seconds = 0.0
@@ -566,7 +568,7 @@ class TrainingRun:
             if seconds >= RATE_WINDOW_S:
                 break
         rate = rows / max(seconds, 1e-9)
-        left = (cfg.epochs - tr.epoch) * tr.rows_per_epoch - tr.row
+        left = (tr.planned_epochs - tr.epoch) * tr.rows_per_epoch - tr.row
         slope = 0.0
         if len(mem) >= 16 and mem[-1][0] > mem[0][0]:
             xs = np.array([m[0] for m in mem], dtype=float)
@@ -576,7 +578,7 @@ class TrainingRun:
         gauges = self.model.gauges(tr.last_input, tr.carried_state)
         return ev.StepStats(
             epoch=tr.epoch + 1,
-            epochs=cfg.epochs,
+            epochs=tr.planned_epochs,
             row=tr.row,
             rows_per_epoch=tr.rows_per_epoch,
             block=chunk.block,

@@ -28,7 +28,7 @@ from engine.errors import FreqtuiError
 from engine.files import read_file
 from engine.run import TrainingRun
 from engine.sessions import SessionInfo, list_sessions, sessions_dir
-from freqtui.format import describe, exit_message, fmt_rows
+from freqtui.format import describe, epochs_text, exit_message
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -147,9 +147,8 @@ class FreqtuiApp(App[int]):
         self.plots_panel.load_history(view.online, view.evals)
         cfg = view.config
         self.log_line(
-            f"{cfg.method} ({view.backend}), {cfg.epochs} epoch(s) of "
-            f"{fmt_rows(view.rows_per_epoch)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
-            f"starting at epoch {min(view.epoch, cfg.epochs)}, row {view.row:,}"
+            f"{cfg.method} ({view.backend}), {epochs_text(view)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
+            f"starting at epoch {min(view.epoch, view.planned_epochs)}, row {view.row:,}"
         )
         run = self.training
         where = "" if run.sessions_root == sessions_dir(None) else f" in {run.sessions_root}"
@@ -373,14 +372,14 @@ class FreqtuiApp(App[int]):
             run.sessions_root,
             saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
             finished=view.finished,
-            epochs=view.config.epochs,
+            epochs=view.planned_epochs,
         )
 
     @work(thread=True, exclusive=True, group="past-outputs")
     def _redraw_past_outputs(self, run: TrainingRun) -> None:
         outputs = run.frozen_test_outputs()
         view = run.view()
-        label = f"saved weights, e{min(view.epoch, view.config.epochs)} r{view.row:,}"
+        label = f"saved weights, e{min(view.epoch, view.planned_epochs)} r{view.row:,}"
         if run is self.training:
             self.call_from_thread(self.plots_panel.set_past_outputs, outputs, label)
 

@@ -7,12 +7,15 @@ import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.config import RunConfig
 from engine.evaluation import FrozenEval, FrozenMSE
 from engine.sessions import SessionInfo, sessions_dir
+
+if TYPE_CHECKING:
+    from engine.run import RunView
 
 
 def fmt_int(n: float) -> str:
@@ -210,3 +213,15 @@ def describe(e: ev.Event) -> Line | None:
     if isinstance(e, ev.Failed):
         return Line(f"FAILED: {e.message}", "bold red")
     return None
+
+
+def epochs_text(view: RunView) -> str:
+    """The run's length: "30 epoch(s) of 2M rows", or, for a method that plans its own
+    length (the clock's curriculum, then its polish), what it plans so far and the cap."""
+    rows = fmt_rows(view.rows_per_epoch)
+    if view.planned_epochs == view.config.epochs:
+        return f"{view.config.epochs} epoch(s) of {rows}"
+    return (
+        f"epochs of {rows}: {view.planned_epochs} planned so far (the curriculum, then the "
+        f"polish), at most {view.config.epochs}"
+    )

@@ -17,7 +17,14 @@ from pathlib import Path
 from engine import events as ev
 from engine.errors import FreqtuiError
 from engine.run import RunView, TrainingRun
-from freqtui.format import describe, eval_table, exit_message, fmt_int, fmt_rows, fmt_seconds
+from freqtui.format import (
+    describe,
+    epochs_text,
+    eval_table,
+    exit_message,
+    fmt_int,
+    fmt_seconds,
+)
 from freqtui.shutdown import (
     STOP_WAIT_S,
     StopSignals,
@@ -38,7 +45,7 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
     cfg = view.config
     if resumed and view.finished:
         raise FreqtuiError(
-            f"session {run.run_id} has finished its {cfg.epochs} epoch(s); "
+            f"session {run.run_id} has finished its {view.planned_epochs} epoch(s); "
             f"pass --epochs {cfg.epochs + 1} (or more) to train further"
         )
     preflight(run, out)  # own the session, prove its folder and --out's can take a file
@@ -46,8 +53,8 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
     stopper = StopSignals()
     with stopper:
         print(
-            f"training: method {cfg.method}, backend {view.backend}, {cfg.epochs} epoch(s) "
-            f"of {fmt_rows(view.rows_per_epoch)}, lr {cfg.lr:g}, phase scale "
+            f"training: method {cfg.method}, backend {view.backend}, {epochs_text(view)}, lr "
+            f" {cfg.lr:g}, phase scale "
             f"{cfg.phase_scale:g}",
             flush=True,
         )
@@ -131,7 +138,7 @@ def _follow(run: TrainingRun, cfg, progress, stopper: StopSignals) -> int:
             run.sessions_root,
             saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
             finished=end.finished,
-            epochs=cfg.epochs,
+            epochs=end.planned_epochs,
             headless=True,
         ),
         flush=True,
@@ -182,7 +189,7 @@ class _RichProgress:
             TextColumn("ETA {task.fields[eta]}"),
         )
         self.console = self.progress.console
-        total = view.config.epochs * view.rows_per_epoch
+        total = view.planned_epochs * view.rows_per_epoch
         self.task = self.progress.add_task(
             "train", total=total, epoch="1", row="-", rate="-", loss="-", eta="-"
         )

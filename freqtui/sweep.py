@@ -166,8 +166,10 @@ def _fill(state: CellState, obj: dict[str, Any], data: bytes) -> None:
     rows_per_epoch = int(obj.get("rows_per_epoch") or config.rows_per_set)
     done = int(trainer["epoch"]) * rows_per_epoch + int(trainer["row"])
     state.snapshot = data
-    state.finished = int(trainer["epoch"]) >= config.epochs
-    state.done_fraction = 1.0 if state.finished else done / (config.epochs * rows_per_epoch)
+    # a clock plans its own length (its polish), at most --epochs
+    planned = int(trainer.get("planned_epochs", config.epochs))
+    state.finished = int(trainer["epoch"]) >= planned
+    state.done_fraction = 1.0 if state.finished else done / (planned * rows_per_epoch)
     state.evals = list(obj["history"].get("evals") or [])
     state.rows_total = int(obj["history"].get("rows_total", 0))
     state.train_seconds = float(obj["history"].get("train_seconds", 0.0))

@@ -190,8 +190,15 @@ class Trainer(ABC):
         return self.config.rows_per_set
 
     @property
+    def planned_epochs(self) -> int:
+        """The run's length in epochs as it stands: --epochs, or for a method whose
+        schedule decides its own length (the clock's polish) the length it now plans,
+        never more than --epochs."""
+        return self.config.epochs
+
+    @property
     def finished(self) -> bool:
-        return self.epoch >= self.config.epochs
+        return self.epoch >= self.planned_epochs
 
     def state_dict(self) -> dict[str, Any]:
         """Position, optimizer and carried state; methods add their own (RNGs, curricula)."""
@@ -200,6 +207,7 @@ class Trainer(ABC):
             "method": self.method,
             "epoch": self.epoch,
             "row": self.row,
+            "planned_epochs": self.planned_epochs,  # the run's length as it stands
             "optimizer": self.optimizer.state_dict(),
             "h": h.clone(),
             "c": c.clone(),

@@ -56,7 +56,8 @@ def test_resume_with_other_epochs_says_what_changes_in_the_clocks_anneal(tmp_pat
     first = TrainingRun(cfg.validated(), sessions_root=tmp_path, state_check=False)
     tr = first.trainer
     tr.epoch, tr.done_at = 2, 0  # two epochs done, curriculum finished at the start
-    tr.horizon, tr.amp = cfg.n_samples, 1.0
+    tr.k, tr.fcur, tr.amp = 1000.0, tr.freqs.copy(), 1.0  # whole windows, S fed
+    # its polish (10 epochs) would end with epoch 11: --epochs caps it at 4, then at 8
     first.save_snapshot()
     resumed = TrainingRun.resume(first.run_id, 8, root=tmp_path)
     note = resumed.resume_note

@@ -1,4 +1,5 @@
-"""Clock: full BPTT from t = 0 over a growing horizon, with an S-amplitude curriculum."""
+"""Clock: full BPTT from t = 0 through per-block windows (a slide of the slow blocks' targets,
+then growing windows), an S-amplitude curriculum, and a polish with a budget of its own."""
 
 import io
 
@@ -13,8 +14,10 @@ from engine.signals import test_set, train_set
 from engine.training import make_trainer, method_names
 
 
+# k0 = 0.06 periods: windows of 20, 20, 12 and 9 rows (1 Hz at its raised 3 Hz target,
+# 3, 5 and 7 Hz), so the tests run short steps
 def trainer(duration=0.1, **options):
-    options = {"t0": 20, "epoch_sets": 5, **options}
+    options = {"t0": 20, "k0": 0.06, "epoch_sets": 5, **options}
     config = RunConfig(
         method="clock",
         backend="torch",
@@ -48,7 +51,7 @@ def test_every_window_starts_at_t0_from_a_zero_state():
     seen = spy_inputs(tr)
     tr.train_rows(1)
     x, h0, c0 = seen[0]
-    assert x.shape == (4, 20, 5)  # 4 blocks, horizon 20, [S, C1..C4]
+    assert x.shape == (4, 20, 5)  # 4 blocks, the longest window 20, [S, C1..C4]
     assert bool((h0 == 0).all()) and bool((c0 == 0).all())
     for i in range(4):
         assert bool((x[i, :, 1 + i] == 1).all())
@@ -56,23 +59,53 @@ def test_every_window_starts_at_t0_from_a_zero_state():
     assert h.grad_fn is None and c.grad_fn is None
 
 
-def test_horizon_grows_then_amplitude_rises_to_one():
-    tr = trainer(thr=10.0, min_steps=2, grow=2.0, amp_step=0.5)  # every gate passes
+def test_windows_are_k_periods_of_each_blocks_current_target():
+    tr = trainer()
+    assert tr.fcur.tolist() == [3.0, 3.0, 5.0, 7.0]  # the 1 Hz block starts at 3 Hz
+    assert tr.windows().tolist() == [20, 20, 12, 9]
+    x, y, lens = tr._batch()
+    t = tr.t[:20]
+    assert np.allclose(y[0, :20].numpy(), np.sin(2 * np.pi * 3.0 * t), atol=1e-6)
+    assert torch.equal(y[1, :20], tr.targets[1, :20])  # a true target is the spec's own
+    assert bool((y[3, 9:] == 0).all()) and lens.tolist() == [20, 20, 12, 9]
+
+
+def test_the_slide_then_the_windows_then_s():
+    """Every gate passes: the raised target slides 3 Hz -> 1 Hz by /1.15 a pass (landing on
+    1 Hz exactly), only then do the windows grow (x grow a pass) to the whole block, and
+    only then is S fed."""
+    tr = trainer(thr=10.0, min_steps=1, grow=2.0, amp_step=0.5)  # every gate passes
     seen = spy_inputs(tr)
-    horizons, amps = [], []
-    for _ in range(12):
+    f1, wins, amps = [], [], []
+    for _ in range(20):
         tr.step()
-        horizons.append(tr.horizon)
+        f1.append(float(tr.fcur[0]))
+        wins.append(tr.windows().tolist())
         amps.append(tr.amp)
-    assert horizons[-1] == 100  # capped at the block length
-    assert horizons == sorted(horizons)
+    slid = f1.index(1.0) + 1
+    assert slid == 8  # 3 / 1.15**7 = 1.13, then 1 Hz itself
+    assert f1[:slid] == sorted(f1[:slid], reverse=True)
+    assert all(w[1:] == wins[0][1:] for w in wins[:slid])  # only the slow block's window moved
+    assert wins[slid - 1] == [60, 20, 12, 9]  # 0.06 periods of 1 Hz
+    assert wins[slid] == [100, 40, 24, 18]  # then k doubles, capped at the block (100 rows)
     first_amp = amps.index(0.5)
-    assert horizons[first_amp] == 100  # S is fed only once the horizon is complete
-    assert amps[-1] == 1.0
-    assert tr.curriculum_done
+    assert wins[first_amp] == [100] * 4  # S is fed only once every window is whole
+    assert tr.phase == "polish" and tr.curriculum_done and tr.amp == 1.0
     x = seen[-1][0]
     assert x.shape[1] == 100
     assert x[:, :, 0].abs().sum() > 0
+
+
+def test_the_gate_judges_every_block_not_their_mean():
+    tr = trainer(min_steps=1)
+    tr.step()
+    before = tr.fcur.copy()
+    tr.ema = None
+    tr._advance(np.array([0.001, 0.001, 0.001, 0.12]), 0)  # mean 0.031 < thr 0.04
+    assert tr.stages == 0 and np.array_equal(tr.fcur, before)
+    tr.ema = None
+    tr._advance(np.array([0.03, 0.03, 0.03, 0.03]), 0)
+    assert tr.stages == 1 and tr.fcur[0] < before[0]
 
 
 def test_amp0_feeds_fresh_noise_never_the_train_or_test_rows():
@@ -111,8 +144,8 @@ def test_forget_bias_recipe_applies_once():
 def test_epoch_position_and_rows():
     tr = trainer(epoch_sets=1)  # 400 rows
     chunk = tr.train_rows(1)
-    assert chunk.rows == 80  # one step: 4 blocks x 20 rows
-    assert chunk.rows_by_block.tolist() == [20, 20, 20, 20]
+    assert chunk.rows == 61  # one step: each block its own window, 20 + 20 + 12 + 9 rows
+    assert chunk.rows_by_block.tolist() == [20, 20, 12, 9]
     while tr.row < tr.rows_per_epoch:
         tr.train_rows(1000)
     assert tr.row == 400
@@ -135,6 +168,11 @@ def test_rate_anneals_to_zero_after_the_curriculum():
     [
         {"t0": 0},
         {"grow": 1.0},
+        {"slide": 1.0},
+        {"k0": 0},
+        {"slide_from": -1},
+        {"polish": 0},
+        {"retries": -1},
         {"amp0": 2.0},
         {"bogus": 1},
         {"thr": -1},
@@ -169,7 +207,8 @@ def test_resume_from_state_dict_is_exact():
             tr.step()
     for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(p, q)
-    assert (a.horizon, a.amp, a.steps) == (b.horizon, b.amp, b.steps)
+    assert (a.horizon, a.amp, a.steps, a.k) == (b.horizon, b.amp, b.steps, b.k)
+    assert np.array_equal(a.fcur, b.fcur) and a.stages == b.stages
     assert torch.equal(a.carried_state[0], b.carried_state[0])
 
 
@@ -187,7 +226,12 @@ def polish_trainer(backend="torch", **options):
         backend=backend,
         duration=0.05,
         epochs=1,
-        options={"epoch_sets": 20, "thr": 10, "min_steps": 1, "val_every": 1, **options},
+        # whole windows from the start (no raised target): the first step passes the
+        # only stage, and S is fed from the second
+        options={
+            "epoch_sets": 20, "thr": 10, "min_steps": 1, "val_every": 1, "k0": 100.0,
+            "slide_from": 0.5, **options,
+        },  # fmt: skip
     ).validated()
     return make_trainer(build_model(config), config, train_set(config))
 
@@ -229,10 +273,11 @@ def test_a_step_that_falls_off_goes_back_to_the_best_weights_and_halves_the_rate
 
 
 def stalled(**options):
-    """A clock past its first horizon, at a stall check (the test sets its ema by hand)."""
-    tr = trainer(duration=0.2, t0=20, thr=0.0, **options)
-    tr.horizon = 40
-    tr._set_lr()
+    """A clock past its first stage, at a stall check (the test sets its ema by hand)."""
+    tr = trainer(duration=0.2, thr=10.0, min_steps=1, **options)
+    tr.step()  # the first stage passes: its weights are kept
+    assert tr.stages == 1 and tr.passed_model is not None
+    tr.o["thr"] = 0.0  # nothing passes from here on
     tr.step()
     return tr
 
@@ -249,18 +294,32 @@ def test_a_stalled_horizon_close_to_passing_halves_the_rate():
     assert tr.lr_mult == tr.o["min_lr_mult"]  # never below the floor
 
 
-def test_a_block_caught_in_a_trap_starts_the_run_afresh_reproducibly():
-    def fresh_start():
+def test_a_block_caught_in_a_trap_goes_back_to_the_last_stage_passed_then_starts_afresh():
+    def trapped():
         tr = stalled()
+        passed = {k: v.clone() for k, v in tr.passed_model.items()}
+        fcur = tr.fcur.copy()
         tr.ema = np.array([0.33, 0.01, 0.01, 0.01])  # f1 still above trap (0.1)
         tr._stalled()
+        # first: back to the weights of the stage passed, at half the rate, same stage
+        assert tr.stage_rollbacks == 1 and tr.restarts == 0 and tr.lr_mult == 0.5
+        assert np.array_equal(tr.fcur, fcur)
+        for k, v in tr.model.state_dict().items():
+            assert torch.equal(v, passed[k])
+        assert tr.last_event.startswith("rollback 1: the 1 Hz block stalled at 0.33")
+        tr.step()
+        tr.ema = np.array([0.33, 0.01, 0.01, 0.01])
+        tr._stalled()  # caught again at the same stage: a fresh start
         return tr
 
-    tr, twin = fresh_start(), fresh_start()
-    assert tr.restarts == 1 and tr.horizon == 20 and tr.lr_mult == 1.0
+    tr, twin = trapped(), trapped()
+    assert tr.restarts == 1 and tr.lr_mult == 1.0 and tr.stages == 0
+    assert tr.fcur.tolist() == [3.0, 3.0, 5.0, 7.0] and tr.windows().tolist() == [20, 20, 12, 9]
+    assert tr.last_event.startswith("restart 1: the 1 Hz block")
     for a, b in zip(tr.model.state_dict().values(), twin.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)  # the fresh start is the same for the same torch seed
     assert tr.state_dict()["restarts"] == 1
+    assert any(k == "restarts" and "restart 1: the 1 Hz block" in v for k, v in tr.schedule())
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -269,7 +328,8 @@ def test_the_validation_draw_is_never_the_train_or_test_set(seed):
         trainer(val_seed=seed)
 
 
-def test_fused_and_torch_clock_steps_agree():
+@pytest.mark.parametrize("windows", ["whole", "per block"])
+def test_fused_and_torch_clock_steps_agree(windows):
     """Three clock steps (block weights, S penalty, clip, Adam) on both backends from the
     same weights. This checks the wiring (the kernel's arithmetic is pinned to 1e-9 in
     float64 by test_window_kernel.py): a wrong stream weight, a missing penalty or another
@@ -279,7 +339,13 @@ def test_fused_and_torch_clock_steps_agree():
     pytest.importorskip("numba")
     runs = {}
     for backend in ("torch", "fused"):
-        tr = polish_trainer(backend=backend, block_weight=1.0, s_decay=1e-2)
+        if windows == "whole":
+            tr = polish_trainer(backend=backend, block_weight=1.0, s_decay=1e-2)
+        else:  # the first stage: windows of 20, 20, 12 and 9 rows, the loss masked beyond
+            tr = trainer(k0=0.06, s_decay=1e-2)
+            tr.config = tr.config.replace(backend=backend)
+            tr._stepper = tr.fused_window()
+            assert tr.windows().tolist() == [20, 20, 12, 9]
         assert tr.backend == backend
         for _ in range(3):
             tr.step()
@@ -303,9 +369,52 @@ def test_an_earlier_clock_schedule_evaluates_but_does_not_resume():
 
 
 def test_a_start_without_an_oscillation_starts_afresh():
-    tr = trainer(duration=0.2, t0=20, thr=0.0, first_steps=4, min_steps=1)
+    tr = trainer(duration=0.2, thr=0.0, first_steps=4, min_steps=1)
     w0 = tr.model.lstm.weight_hh_l0.detach().clone()
     for _ in range(4):
         tr.step()
     assert tr.restarts == 1
     assert not torch.allclose(tr.model.lstm.weight_hh_l0, w0, atol=0.05)
+
+
+def test_the_polish_has_its_own_budget_whatever_the_curriculum_took():
+    """The run ends `polish` epochs after the epoch in which the curriculum ended, however
+    many epochs the curriculum (and a fresh start in it) took; --epochs only caps it."""
+
+    def run(stall_epochs: int, cap: int = 50) -> tuple[int, int, list[float]]:
+        config = RunConfig(
+            method="clock", backend="torch", duration=0.05, epochs=cap,
+            options={"k0": 0.06, "epoch_sets": 10, "min_steps": 1, "thr": 0.0, "polish": 2},
+        ).validated()  # fmt: skip
+        tr = make_trainer(build_model(config), config, train_set(config))
+        lrs = []
+        while not tr.finished:
+            if tr.epoch == stall_epochs // 2 and tr.row == 0 and tr.restarts == 0:
+                tr._restart("a test's fresh start")  # a restart in the curriculum
+            if tr.epoch >= stall_epochs:
+                tr.o["thr"] = 10.0  # from here every gate passes
+            tr.train_rows(1)
+            if tr.done_at is not None:
+                lrs.append(tr.lr)
+            if tr.row >= tr.rows_per_epoch:
+                tr.end_epoch()
+        return tr.done_at // tr.rows_per_epoch, tr.epoch, lrs
+
+    for stall in (2, 6):
+        done_epoch, end, lrs = run(stall)
+        assert done_epoch == stall and end == done_epoch + 1 + 2  # the polish: 2 epochs more
+        assert lrs[-1] == 0.0 and max(lrs) > 0  # its anneal ends at its own end
+    _, end, _ = run(6, cap=7)
+    assert end == 7  # --epochs caps the whole run
+
+
+def test_the_run_length_is_shown_as_planned():
+    tr = trainer(thr=10.0, min_steps=1, polish=3, epoch_sets=1)
+    tr.config = tr.config.replace(epochs=40)
+    assert tr.planned_epochs == 1 + 3  # the least it can be while the curriculum runs
+    while tr.done_at is None:
+        tr.train_rows(1)
+        if tr.row >= tr.rows_per_epoch:
+            tr.end_epoch()
+    assert tr.planned_epochs == tr.done_at // tr.rows_per_epoch + 1 + 3
+    assert tr.state_dict()["planned_epochs"] == tr.planned_epochs

@@ -26,7 +26,8 @@ def test_the_clock_reports_its_schedule_and_each_change(tmp_path):
         method="clock",
         duration=0.1,
         epochs=1,
-        options={"epoch_sets": 4, "t0": 20, "min_steps": 1, "thr": 10.0},  # grows every step
+        # short windows (0.06 periods) that slide and grow at every step
+        options={"epoch_sets": 40, "t0": 20, "k0": 0.06, "min_steps": 1, "thr": 10.0},
     )
     run = TrainingRun(cfg.validated(), sessions_root=tmp_path, state_check=False)
     events = _run_to_end(run)
@@ -35,6 +36,8 @@ def test_the_clock_reports_its_schedule_and_each_change(tmp_path):
     assert stats and all(s.blocks_together for s in stats)
     labels = [k for k, _ in stats[-1].schedule]
     assert labels[:4] == ["phase", "horizon", "S amplitude", "lr"]
+    # while the slow block's target slides down, the status says where it is
+    assert any(dict(s.schedule).get("slide", "").startswith("1 Hz block at ") for s in stats)
     # the polish was reached (thr 10 passes every step): its validation MSE is shown
     assert ("validation MSE" in labels) == (run.trainer.val_last is not None)
     horizons = [dict(c.items)["horizon"] for c in changes]

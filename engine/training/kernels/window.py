@@ -912,7 +912,7 @@ class WindowStepper:
         def run(q: int) -> None:
             part = parts[q]
             lo, hi = bounds[q]
-            G, C, TC, U, DY = part.views(T)
+            G, C, TC, U, DY = part.views(int(lens[lo]))  # the part's longest window
             _part_pass(
                 x[lo:hi], y[lo:hi], coef[lo:hi], lens[lo:hi], h0[lo:hi], c0[lo:hi],
                 self._w_uT, w_hh, params[4], params[5],
