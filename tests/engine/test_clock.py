@@ -229,8 +229,13 @@ def polish_trainer(backend="torch", **options):
         # whole windows from the start (no raised target): the first step passes the
         # only stage, and S is fed from the second
         options={
-            "epoch_sets": 20, "thr": 10, "min_steps": 1, "val_every": 1, "k0": 100.0,
-            "slide_from": 0.5, **options,
+            "epoch_sets": 20,
+            "thr": 10,
+            "min_steps": 1,
+            "val_every": 1,
+            "k0": 100.0,
+            "slide_from": 0.5,
+            **options,
         },  # fmt: skip
     ).validated()
     return make_trainer(build_model(config), config, train_set(config))
