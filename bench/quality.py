@@ -3,14 +3,17 @@
     python bench/quality.py [--methods handoff,tbptt,clock] [--phase-scales 1.0,0.01]
                             [--minutes M] [--snapshot METHOD@SCALE=PATH ...] [--json OUT]
     python bench/quality.py --seeds 0-4 [--methods clock] [--phase-scales 1.0]
-                            [--threads N] [--json OUT] [-- extra train flags]
+                            [--threads N] [--jobs N] [--keep DIR] [--json OUT]
+                            [-- extra train flags]
 
 `--seeds` runs each method's **default command**, `freqtui train --headless --method M
 --phase-scale P --seed S --autosave 0`, as a separate process per seed (one after the
-other, so they do not share the cores), then reads the session's final snapshot: frozen
-MSE train/test per frequency, which weights it holds (final, or best on the validation
-draw), the last three frozen evaluations (has it settled?) and the wall time; then
-min / median / max across seeds. `--threads 1` sets OMP_NUM_THREADS=1 for the runs.
+other, so they do not share the cores; `--jobs 2` runs two at a time, and their wall
+times then share the cores), then reads the session's final snapshot: frozen MSE
+train/test per frequency, frozen MSE on two held-out noise draws no run trains or selects
+on (noise seeds 777 and 4242), which weights it holds (final, or best on the validation
+draw), the last three frozen evaluations (has it settled?), the clock's fresh starts and
+stage rollbacks (r/rb) and the wall time; then min / median / max across seeds. `--threads 1` sets OMP_NUM_THREADS=1 for the runs.
 
 For each method and phase scale it trains a fresh model for at most `--minutes` of wall
 time (or until the method's epochs are done), then measures, with frozen weights, MSE on
@@ -43,10 +46,10 @@ from scipy.signal import butter, filtfilt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import RunConfig  # noqa: E402
-from engine.evaluation import evaluate  # noqa: E402
+from engine.evaluation import evaluate, frozen_mse  # noqa: E402
 from engine.files import load_model, read_file  # noqa: E402
 from engine.model import build_model  # noqa: E402
-from engine.signals import test_set, train_set  # noqa: E402
+from engine.signals import for_config, test_set, train_set  # noqa: E402
 from engine.training import make_trainer  # noqa: E402
 
 # each method's settings for this table (RunConfig fields + options)
@@ -67,6 +70,7 @@ METHODS: dict[str, dict] = {
         "options": {},
     },
 }
+HELDOUT_SEEDS = (777, 4242)  # noise seeds no run trains on or selects with
 DATA = {"handoff": "seed-1 rows", "tbptt": "fresh draws", "clock": "fresh draws"}
 
 
@@ -205,6 +209,9 @@ def seed_cell(
         config, model = load_model(info.path)
         e = evaluate(model, config)
         evals = obj["history"]["evals"]
+        trainer = obj.get("trainer") or {}
+        # two noise draws no run ever trains or selects on: does it generalise to new noise?
+        heldout = [frozen_mse(model, for_config(config, s)).overall for s in HELDOUT_SEEDS]
         return {
             "method": method,
             "phase_scale": ps,
@@ -213,6 +220,9 @@ def seed_cell(
             "train": e.train.to_dict(),
             "test": e.test.to_dict(),
             "weights": weights_note(obj),
+            "heldout": heldout,
+            "restarts": int(trainer.get("restarts", 0)),
+            "stage_rollbacks": int(trainer.get("stage_rollbacks", 0)),
             "last_three_test": [float(x["test"]["overall"]) for x in evals[-3:]],
             "wall_seconds": wall,
             "train_seconds": float(obj["history"]["train_seconds"]),
@@ -227,33 +237,47 @@ def seeds_main(args: argparse.Namespace, methods: list[str], scales: list[float]
     print("default command per seed; frozen MSE (weights fixed): train = seed 1, test = seed 2")
     head = (
         f"{'method':7s} {'phase':>5s} {'seed':>4s} {'MSE train':>9s} {'MSE test':>9s}  "
-        f"{'test per frequency':31s}  {'last 3 frozen tests':22s} {'wall s':>6s}  weights"
+        f"{'held-out noise':15s}  {'test per frequency':31s}  {'last 3 frozen tests':23s} "
+        f"{'r/rb':7s} {'wall s':>6s}  weights"
     )
     print(head)
     print("-" * len(head))
+    from concurrent.futures import ThreadPoolExecutor
+
     for m in methods:
         for ps in scales:
             group = []
-            for sd in seeds:
-                c = seed_cell(m, ps, sd, args.threads, args.extra, args.keep)
-                group.append(c)
-                cells.append(c)
-                per = " ".join(f"{v:.4f}" for v in c["test"]["per_frequency"])
-                last = " ".join(f"{v:.4f}" for v in c["last_three_test"])
-                print(
-                    f"{m:7s} {ps:5g} {sd:4d} {c['train']['overall']:9.4f} "
-                    f"{c['test']['overall']:9.4f}  {per:31s}  {last:22s} "
-                    f"{c['wall_seconds']:6.0f}  {c['weights']}",
-                    flush=True,
-                )
+            # --jobs N runs N seeds at a time (each its own process): their wall times then
+            # share the cores and say so
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                runs = [
+                    pool.submit(seed_cell, m, ps, sd, args.threads, args.extra, args.keep)
+                    for sd in seeds
+                ]
+                for sd, fut in zip(seeds, runs, strict=True):
+                    c = fut.result()
+                    group.append(c)
+                    cells.append(c)
+                    per = " ".join(f"{v:.5f}" for v in c["test"]["per_frequency"])
+                    held = " ".join(f"{v:.5f}" for v in c["heldout"])
+                    last = " ".join(f"{v:.5f}" for v in c["last_three_test"])
+                    print(
+                        f"{m:7s} {ps:5g} {sd:4d} {c['train']['overall']:9.5f} "
+                        f"{c['test']['overall']:9.5f}  {held:15s}  {per:31s}  {last:23s} "
+                        f"{c['restarts']:3d}/{c['stage_rollbacks']:<3d} "
+                        f"{c['wall_seconds']:6.0f}  {c['weights']}",
+                        flush=True,
+                    )
             te = np.array([c["test"]["overall"] for c in group])
             tr = np.array([c["train"]["overall"] for c in group])
             worst_f = max(max(c["test"]["per_frequency"]) for c in group)
+            held_gap = max(abs(h / c["test"]["overall"] - 1) for c in group for h in c["heldout"])
             wall = np.array([c["wall_seconds"] for c in group])
             print(
-                f"  {m} phase {ps:g}, seeds {args.seeds}: MSE test min {te.min():.4f} median "
-                f"{np.median(te):.4f} max {te.max():.4f}; MSE train min {tr.min():.4f} median "
-                f"{np.median(tr):.4f} max {tr.max():.4f}; worst frequency {worst_f:.4f}; "
+                f"  {m} phase {ps:g}, seeds {args.seeds}: MSE test min {te.min():.5f} median "
+                f"{np.median(te):.5f} max {te.max():.5f}; MSE train min {tr.min():.5f} median "
+                f"{np.median(tr):.5f} max {tr.max():.5f}; worst frequency {worst_f:.5f}; "
+                f"held-out noise within {held_gap:.0%} of test; "
                 f"wall s min {wall.min():.0f} median {np.median(wall):.0f} max {wall.max():.0f}",
                 flush=True,
             )
@@ -278,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
     p.add_argument("--seeds", help="run the default command for these torch seeds (0-4)")
     p.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the --seeds runs")
+    p.add_argument("--jobs", type=int, default=1, help="--seeds runs at a time (default 1)")
     p.add_argument("--keep", type=Path, help="keep the --seeds runs' sessions under this folder")
     p.add_argument("extra", nargs="*", help="after --: more train flags for the --seeds runs")
     args = p.parse_args(argv)
