@@ -108,6 +108,8 @@ class FreqtuiApp(App[int]):
         self.exit_code = 0
         self.stop_signal: int | None = None  # run_app: the signal that stopped the console
         self.stopped = threading.Event()  # set once a signal's stop has saved
+        self.stop_signals: StopSignals | None = None  # run_app's
+        self.quitting = False  # q (or Ctrl-C) stopped and saved the run itself
         self.exit_message = ""  # the session and its resume command, printed after exit
 
     @property
@@ -136,6 +138,8 @@ class FreqtuiApp(App[int]):
         if self.autostart and not self.training.alive:
             self.training.start()
         self.set_interval(1 / POLL_HZ, self.poll)
+        if self.stop_signals is not None:
+            self.stop_signals.claim()  # served (textual-serve): the web driver took them
 
     def watch_stop(self, stop: StopSignals) -> None:
         """run_app's stop thread. On SIGINT, SIGTERM, SIGHUP or a failed write to the
@@ -379,6 +383,7 @@ class FreqtuiApp(App[int]):
             new.start()
 
     async def action_quit(self) -> None:
+        self.quitting = True
         self.stop_and_save("quit")
         self.exit_message = self.farewell()
         self.exit(self.exit_code)
@@ -445,6 +450,7 @@ def run_app(run: TrainingRun) -> NoReturn:
     # plain signal handlers, not the event loop's: they run on the main thread even while
     # it is blocked in a write to a terminal that is gone
     with StopSignals() as stop:
+        app.stop_signals = stop
         on_terminal_gone(stop)
         threading.Thread(target=app.watch_stop, args=(stop,), daemon=True, name="stop").start()
         try:
@@ -453,11 +459,14 @@ def run_app(run: TrainingRun) -> NoReturn:
             stop.trigger(signal.SIGHUP)
             code = 0
         finally:
-            if not stop.event.is_set():
-                app.stop_run(timeout=0.1)  # q stopped it already; a busy worker dies here
-    if stop.event.is_set():
-        app.stopped.wait(STOP_WAIT_S)  # the stop thread's save
-        app.stop_signal = stop.signum
+            stop.claim()  # closing Textual's loop reset any it had taken
+        if stop.event.is_set():
+            app.stopped.wait(STOP_WAIT_S)  # the stop thread's save
+            app.stop_signal = stop.signum
+        elif app.quitting:
+            app.stop_run(timeout=0.1)  # q stopped it already; a busy worker dies here
+        else:  # ended without q: its browser tab went away (serve asks the app to quit)
+            stop_and_save(app.training, "quit")
     finish(app, code)
 
 

@@ -81,6 +81,12 @@ class StopSignals:
             self._old[s] = signal.signal(s, self._handle)
         return self
 
+    def claim(self) -> None:
+        """Take the stop signals back from whoever took them since (Textual's web driver
+        takes SIGINT and SIGTERM for its event loop, and closing that loop resets them)."""
+        for s in SIGNALS:
+            signal.signal(s, self._handle)
+
     def __exit__(self, *exc: object) -> None:
         # after a stop, keep ignoring the stop signals until the process ends: a late one
         # must not cut the report short (SIGINT would raise KeyboardInterrupt). Without
