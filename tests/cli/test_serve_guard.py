@@ -10,6 +10,7 @@ the tab."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -351,3 +352,57 @@ def test_a_console_that_cannot_start_shows_why_in_the_tab(served, tmp_path):
     finally:
         held.release()
     assert f"session {folder.name} is in use by process {os.getpid()}" in text, text
+
+
+CLIENT = """
+import asyncio, sys, aiohttp
+async def main(url, origin):
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(url, headers={"Origin": origin})
+        seen = bytearray()
+        async for msg in ws:
+            seen.extend(msg.data if msg.type == aiohttp.WSMsgType.BINARY else b"")
+            if b"state check passed" in seen:
+                print("trains", flush=True)
+                await asyncio.sleep(3600)
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("way", ["client-killed", "huge-frame"])
+def test_a_console_ends_saved_however_its_client_goes(served, tmp_path, way):
+    sessions = tmp_path / "sessions"
+    s = served(*RUN, "--sessions", str(sessions))
+    ws_url = s.base.replace("http", "ws") + f"/ws?token={s.token}&width=100&height=40"
+
+    async def check() -> None:
+        async with aiohttp.ClientSession() as http:
+            if way == "client-killed":  # a browser killed, a network gone: the socket drops
+                client = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", CLIENT, ws_url, s.base, stdout=subprocess.PIPE
+                )
+                line = await asyncio.wait_for(client.stdout.readline(), WAIT_S)
+                assert line == b"trains\n", "the console never trained"
+            else:
+                ws = await http.ws_connect(ws_url, headers={"Origin": s.base})
+                await Screen(ws).shows(b"state check passed")
+            (console,) = children(s.p.pid)
+            (folder,) = list(sessions.iterdir())
+            await asyncio.sleep(1.0)  # some rows trained since: there is work to lose
+            assert not (folder / "latest.pt").exists()
+            left = time.monotonic()
+            if way == "client-killed":
+                client.kill()
+                await client.wait()
+            else:  # past aiohttp's 4 MB message bound: the server closes the socket
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_str("x" * (5 * 2**20))
+            while _alive(console):
+                assert time.monotonic() - left < ENDS_WITHIN_S, "the console outlived its client"
+                await asyncio.sleep(0.1)
+            assert (folder / "latest.pt").is_file(), "the console ended without saving"
+            while lock.owned_elsewhere(folder):
+                assert time.monotonic() - left < ENDS_WITHIN_S, "the session is still locked"
+                await asyncio.sleep(0.1)
+
+    run(check())
