@@ -149,11 +149,13 @@ class FreqtuiApp(App[int]):
         stop.event.wait()
         signum = stop.signum or signal.SIGHUP
         self.stop_signal = signum
-        self.post_message(Stopping(signum))  # post_message and exit are thread-safe
+        with contextlib.suppress(RuntimeError):  # thread-safe; RuntimeError: loop closed
+            self.post_message(Stopping(signum))
         stop_and_save(self.training, "quit")
         self.stopped.set()
         code = exit_code(signum)
-        self.exit(code)
+        with contextlib.suppress(RuntimeError):
+            self.exit(code)
         stop.terminal_gone.wait(EXIT_GRACE_S)  # no use waiting for a terminal that is gone
         # still here: Textual's writer is stuck (its terminal is gone) and holds the UI thread
         ender = threading.Thread(target=finish, args=(self, code), daemon=True)

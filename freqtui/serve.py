@@ -28,10 +28,12 @@ import errno
 import hmac
 import html
 import ipaddress
+import logging
 import math
 import re
 import secrets
 import shlex
+import signal
 import socket
 import sys
 from typing import Any
@@ -280,6 +282,7 @@ def _server_class():  # textual-serve is optional: imported only when serving
             self.token = token
             self.max_consoles = max_consoles
             self.consoles = 0
+            self.sockets: set[web.WebSocketResponse] = set()
             self.cookie = f"freqtui-token-{self.port}"  # cookies are shared across ports
             name = self.host.strip("[]").lower()
             if name in WILDCARDS:
@@ -324,6 +327,13 @@ def _server_class():  # textual-serve is optional: imported only when serving
                 flush=True,
             )
 
+        async def on_shutdown(self, app: web.Application) -> None:
+            # Ctrl-C, SIGTERM: every tab's socket closes, so every console quits and saves
+            # now rather than after aiohttp's shutdown timeout
+            for websocket in list(self.sockets):
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=1001, message=b"the server stops")
+
         def full(self) -> bool:
             return self.consoles >= self.max_consoles
 
@@ -367,6 +377,7 @@ def _server_class():  # textual-serve is optional: imported only when serving
             width = to_int(request.query.get("width", "80"), 80)
             height = to_int(request.query.get("height", "24"), 24)
             console: Console | None = None
+            self.sockets.add(websocket)
             try:
                 await websocket.prepare(request)
                 console = Console(
@@ -384,20 +395,17 @@ def _server_class():  # textual-serve is optional: imported only when serving
                 with contextlib.suppress(Exception):
                     await websocket.close()
             finally:
+                self.sockets.discard(websocket)
                 if console is not None:
                     await console.end()
             return websocket
 
         def serve_on(self, socks: list[socket.socket]) -> None:
             """Server.serve, on sockets bound already."""
-            import logging
-
             self.initialize_logging()
             logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # no tokens logged
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
-            import signal
-
             for s in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(s, self.request_exit)
             web.run_app(

@@ -4,8 +4,9 @@ Each test starts a real `freqtui serve` on a free loopback port and talks to it 
 real HTTP and websocket client (aiohttp): no token is 403 for every page and for the
 websocket; the printed URL's token opens it; a websocket from another site's page is
 refused; past --max-consoles a page and a refusal say so; a console whose client left
-ends, saved and unlocked, and frees its slot; a console that cannot start shows why in
-the tab."""
+(closed, killed, or sent a frame too big) or whose server stopped ends within 10 s,
+saved and unlocked, and frees its slot; a console that cannot start shows why in the
+tab."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -369,8 +371,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-@pytest.mark.parametrize("way", ["client-killed", "huge-frame"])
-def test_a_console_ends_saved_however_its_client_goes(served, tmp_path, way):
+@pytest.mark.parametrize("way", ["client-killed", "huge-frame", "server-stopped"])
+def test_a_console_ends_saved_however_its_client_or_server_goes(served, tmp_path, way):
     sessions = tmp_path / "sessions"
     s = served(*RUN, "--sessions", str(sessions))
     ws_url = s.base.replace("http", "ws") + f"/ws?token={s.token}&width=100&height=40"
@@ -394,9 +396,11 @@ def test_a_console_ends_saved_however_its_client_goes(served, tmp_path, way):
             if way == "client-killed":
                 client.kill()
                 await client.wait()
-            else:  # past aiohttp's 4 MB message bound: the server closes the socket
+            elif way == "huge-frame":  # past aiohttp's 4 MB message bound: the server closes
                 with contextlib.suppress(ConnectionError):
                     await ws.send_str("x" * (5 * 2**20))
+            else:  # SIGTERM to the server (as Ctrl-C): it closes every tab's socket first
+                s.p.send_signal(signal.SIGTERM)
             while _alive(console):
                 assert time.monotonic() - left < ENDS_WITHIN_S, "the console outlived its client"
                 await asyncio.sleep(0.1)
@@ -404,5 +408,7 @@ def test_a_console_ends_saved_however_its_client_goes(served, tmp_path, way):
             while lock.owned_elsewhere(folder):
                 assert time.monotonic() - left < ENDS_WITHIN_S, "the session is still locked"
                 await asyncio.sleep(0.1)
+            if way == "server-stopped":
+                assert s.p.wait(ENDS_WITHIN_S) == 0
 
     run(check())
