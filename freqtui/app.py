@@ -9,16 +9,18 @@ thread only.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from typing import NoReturn
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 
 from engine import events as ev
 from engine import lock
@@ -33,12 +35,16 @@ from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
 from freqtui.shutdown import (
-    SIGNALS,
+    EXIT_GRACE_S,
     STOP_WAIT_S,
+    StopSignals,
     exit_code,
+    on_terminal_gone,
     preflight,
     save_failure_lines,
     say,
+    signal_name,
+    stop_and_save,
     stop_lines,
 )
 from freqtui.widgets.event_log import EventLog
@@ -51,6 +57,14 @@ from freqtui.widgets.status_bar import StatusBar
 POLL_HZ = 10  # event drains per second (the issue allows up to 20)
 STATS_HZ = 5  # redraws of the live numbers: each screen update costs CPU the trainer wants
 STOP_TIMEOUT_S = 1.5  # q must end the app within 2 s even when the worker cannot stop
+
+
+class Stopping(Message):
+    """A stop signal arrived; the stop thread is stopping and saving the run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
 
 
 class FreqtuiApp(App[int]):
@@ -92,8 +106,10 @@ class FreqtuiApp(App[int]):
         self._stats_shown_at = 0.0
         self._swapping = False
         self.exit_code = 0
-        self.handle_signals = False  # run_app: SIGINT, SIGTERM, SIGHUP stop and save
-        self.stop_signal: int | None = None
+        self.stop_signal: int | None = None  # run_app: the signal that stopped the console
+        self.stopped = threading.Event()  # set once a signal's stop has saved
+        self.stop_signals: StopSignals | None = None  # run_app's
+        self.quitting = False  # q (or Ctrl-C) stopped and saved the run itself
         self.exit_message = ""  # the session and its resume command, printed after exit
 
     @property
@@ -122,21 +138,33 @@ class FreqtuiApp(App[int]):
         if self.autostart and not self.training.alive:
             self.training.start()
         self.set_interval(1 / POLL_HZ, self.poll)
-        if self.handle_signals:
-            loop = asyncio.get_running_loop()
-            for s in SIGNALS:
-                loop.add_signal_handler(s, self._on_signal, s)
+        if self.stop_signals is not None:
+            self.stop_signals.claim()  # served (textual-serve): the web driver took them
 
-    def _on_signal(self, signum: int) -> None:
-        """SIGINT, SIGTERM, SIGHUP: stop like q (finish the chunk, save), then exit with
-        128 + signum. A second signal finds the stop under way and changes nothing."""
-        if self.stop_signal is None:
-            self.stop_signal = signum
-            self.call_later(self._stop_for_signal)
+    def watch_stop(self, stop: StopSignals) -> None:
+        """run_app's stop thread. On SIGINT, SIGTERM, SIGHUP or a failed write to the
+        terminal: stop and save off the UI thread (which may be stuck writing to a terminal
+        that is gone), ask the UI to exit with 128 + signum, and end the process if it has
+        not ended EXIT_GRACE_S later. A second signal changes nothing."""
+        stop.event.wait()
+        signum = stop.signum or signal.SIGHUP
+        self.stop_signal = signum
+        with contextlib.suppress(RuntimeError):  # thread-safe; RuntimeError: loop closed
+            self.post_message(Stopping(signum))
+        stop_and_save(self.training, "quit")
+        self.stopped.set()
+        code = exit_code(signum)
+        with contextlib.suppress(RuntimeError):
+            self.exit(code)
+        stop.terminal_gone.wait(EXIT_GRACE_S)  # no use waiting for a terminal that is gone
+        # still here: Textual's writer is stuck (its terminal is gone) and holds the UI thread
+        ender = threading.Thread(target=finish, args=(self, code), daemon=True)
+        ender.start()
+        ender.join(EXIT_GRACE_S)  # the last lines may block on a stderr nobody reads
+        os._exit(code)
 
-    def _stop_for_signal(self) -> None:
-        self.stop_and_save("quit", timeout=STOP_WAIT_S)
-        self.exit(exit_code(self.stop_signal or 0))
+    def on_stopping(self, message: Stopping) -> None:
+        self.log_line(f"{signal_name(message.signum)}: stopping after the current chunk...")
 
     def _show_past(self) -> None:
         """A resumed run redraws its history; every run says where it starts."""
@@ -352,9 +380,11 @@ class FreqtuiApp(App[int]):
         finally:
             self._swapping = False
         self.log_line(f"resumed session {new.run_id} from {info.path}", "bold")
-        new.start()
+        if self.stop_signal is None:  # a stop under way saves the run it found
+            new.start()
 
     async def action_quit(self) -> None:
+        self.quitting = True
         self.stop_and_save("quit")
         self.exit_message = self.farewell()
         self.exit(self.exit_code)
@@ -410,31 +440,61 @@ class FreqtuiApp(App[int]):
         self.stop_run()  # however the app ends, the worker ends with it
 
 
+_ending = threading.Lock()
+
+
 def run_app(run: TrainingRun) -> NoReturn:
     """`freqtui` without a subcommand: open the console on a new or resumed run (the CLI
     builds it, with its sessions folder and autosave)."""
     preflight(run)  # own the session and prove its folder writable, before the console opens
     app = FreqtuiApp(run=run)
-    app.handle_signals = True
-    try:
-        code = int(app.run() or 0)
-    except OSError:  # the terminal is gone (SIGHUP): the stop and the save came first
-        code = app.return_code or 0
-    finally:
-        app.stop_run(timeout=0.1)  # q stopped it already; a busy worker dies with the process
-    run = app.training  # `o` may have swapped in another session
-    if app.stop_signal is not None:
-        say(*stop_lines(run, app.stop_signal, console=True), *save_failure_lines(run))
-        code = exit_code(app.stop_signal)
-    else:
-        with contextlib.suppress(OSError):
-            print(app.exit_message or app.farewell())
-        if save_failure_lines(run):
-            say(*save_failure_lines(run))
-            code = code or 1
-    # The worker is joined, the snapshot fsynced and the terminal restored. Python's own
-    # teardown of torch and numba takes 1.5-3 s more on a loaded machine, which would make
-    # `q` feel slow, so the process ends here.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    # plain signal handlers, not the event loop's: they run on the main thread even while
+    # it is blocked in a write to a terminal that is gone
+    with StopSignals() as stop:
+        app.stop_signals = stop
+        on_terminal_gone(stop)
+        threading.Thread(target=app.watch_stop, args=(stop,), daemon=True, name="stop").start()
+        try:
+            code = int(app.run() or 0)
+        except OSError:  # the terminal is gone
+            stop.trigger(signal.SIGHUP)
+            code = 0
+        finally:
+            stop.claim()  # closing Textual's loop reset any it had taken
+        if stop.event.is_set():
+            app.stopped.wait(STOP_WAIT_S)  # the stop thread's save
+            app.stop_signal = stop.signum
+        elif app.quitting:
+            app.stop_run(timeout=0.1)  # q stopped it already; a busy worker dies here
+        else:  # ended without q: its browser tab went away (serve asks the app to quit)
+            stop_and_save(app.training, "quit")
+    finish(app, code)
+
+
+def finish(app: FreqtuiApp, code: int) -> NoReturn:
+    """The last lines, then the end of the process (from the main thread, or from the stop
+    thread when the main thread is stuck: whichever comes first)."""
+    with _ending:
+        run = app.training  # `o` may have swapped in another session
+        err = sys.__stderr__  # not Textual's capture, should the app still be running
+        if app.stop_signal is not None:
+            say(
+                *stop_lines(run, app.stop_signal, console=True),
+                *save_failure_lines(run),
+                stream=err,
+            )
+            code = exit_code(app.stop_signal)
+        else:
+            with contextlib.suppress(OSError):
+                print(app.exit_message or app.farewell())
+            if save_failure_lines(run):
+                say(*save_failure_lines(run), stream=err)
+                code = code or 1
+        # The worker is joined, the snapshot fsynced and the terminal restored. Python's own
+        # teardown of torch and numba takes 1.5-3 s more on a loaded machine, which would
+        # make `q` feel slow, so the process ends here.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            err.flush()
+        os._exit(code)

@@ -10,7 +10,7 @@ freqtui eval PATH|ID [--json]        frozen MSE of saved weights or a snapshot
 freqtui report PATH|ID --out DIR     Graph 1, Graph 2 (PNG) and metrics.json
 freqtui compare ID|PATH ... [--png F]  compare sessions' frozen MSE (table, overlay PNG)
 freqtui sweep --grid KEY=V1,V2 ... --seeds 0-4 [flags]  a grid of sessions on Dask
-freqtui serve [--host H --port P] [flags]   the console in a web browser
+freqtui serve [--host H --port P --token T --max-consoles N] [flags]   the console in a browser
 
 Sessions live in ./sessions/<run-id>/ unless --sessions DIR or $FREQTUI_SESSIONS says
 otherwise.
@@ -30,6 +30,7 @@ from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, re
 from engine.errors import FreqtuiError
 from engine.run import AUTOSAVE_MIN_ROWS, RESUMABLE_CHANGES, TrainingRun
 from engine.sessions import list_sessions, read_snapshot, resolve, sessions_dir
+from freqtui import serve as serve_defaults  # its defaults; textual-serve loads on use
 from freqtui.format import eval_json, eval_table, sessions_table
 
 
@@ -275,8 +276,28 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="the console in a web browser (textual-serve)")
     add_config_flags(v)
     v.add_argument("--resume", metavar="ID|PATH", help="open the console on a saved session")
-    v.add_argument("--host", default="localhost", help="address to serve on (default localhost)")
-    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument(
+        "--host",
+        default=serve_defaults.DEFAULT_HOST,
+        help=f"address to serve on (default {serve_defaults.DEFAULT_HOST}; others are warned)",
+    )
+    v.add_argument(
+        "--port",
+        type=int,
+        default=serve_defaults.DEFAULT_PORT,
+        help=f"port (default {serve_defaults.DEFAULT_PORT})",
+    )
+    v.add_argument(
+        "--token",
+        help="the secret in the served URL (default: a new random one, printed at start)",
+    )
+    v.add_argument(
+        "--max-consoles",
+        type=int,
+        default=serve_defaults.DEFAULT_MAX_CONSOLES,
+        metavar="N",
+        help=f"consoles (tabs) at once (default {serve_defaults.DEFAULT_MAX_CONSOLES})",
+    )
     add_sessions_flag(v)
     add_autosave_flag(v)
 
@@ -373,9 +394,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from freqtui.serve import serve
 
-        if not args.resume:
+        if args.resume:  # a session that is not there fails here, not in every tab
+            resolve(args.resume, sessions_dir(getattr(args, "sessions", None)))
+        else:
             config_from(args)  # bad flags fail here, before the server starts
-        return serve(console_argv(args), args.host, args.port)
+        return serve(console_argv(args), args.host, args.port, args.token, args.max_consoles)
     if args.command == "compare":
         from freqtui.compare import cmd_compare
 

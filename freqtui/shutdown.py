@@ -7,6 +7,11 @@
   driver then stops the run like Ctrl-C (finish the chunk, save, report) and exits with
   128 + the signal number. A handler never raises, so a second signal cannot abort a
   save in progress.
+- `on_terminal_gone`: a write to the terminal failing (Textual's writer thread dying with
+  OSError) stops the run as SIGHUP does; the console then ends within EXIT_GRACE_S of the
+  save, even when Textual's writer is stuck on a terminal that is gone.
+- `stop_and_save`: the engine side of a stop, safe from any thread: no widget is touched,
+  so it works while the UI thread is blocked.
 - `stop_lines` / `save_failure_lines`: what the user reads at the end, on stderr.
 """
 
@@ -18,9 +23,11 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from engine import lock, writable
+from engine.errors import FreqtuiError
+from engine.events import RunState
 from freqtui.format import resume_command as format_resume_command
 
 if TYPE_CHECKING:
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_WAIT_S = 600.0  # a stop waits this long for the chunk and the final save
+EXIT_GRACE_S = 3.0  # after that save, the console's own way out (terminal restored) may take this
+TEXTUAL_WRITER = "textual-output"  # the name of Textual's thread that writes to the terminal
 
 
 def preflight(run: TrainingRun, out: Path | None = None) -> lock.SessionLock:
@@ -55,9 +64,14 @@ class StopSignals:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.event = threading.Event()
+        self.terminal_gone = threading.Event()  # a write to the terminal failed
         self._old: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.trigger(signum)
+
+    def trigger(self, signum: int) -> None:
+        """Stop as if `signum` had arrived (first one wins)."""
         if self.signum is None:
             self.signum = signum
         self.event.set()
@@ -67,6 +81,12 @@ class StopSignals:
             self._old[s] = signal.signal(s, self._handle)
         return self
 
+    def claim(self) -> None:
+        """Take the stop signals back from whoever took them since (Textual's web driver
+        takes SIGINT and SIGTERM for its event loop, and closing that loop resets them)."""
+        for s in SIGNALS:
+            signal.signal(s, self._handle)
+
     def __exit__(self, *exc: object) -> None:
         # after a stop, keep ignoring the stop signals until the process ends: a late one
         # must not cut the report short (SIGINT would raise KeyboardInterrupt). Without
@@ -74,6 +94,38 @@ class StopSignals:
         # not leave its children ignoring SIGTERM
         for s in SIGNALS:
             signal.signal(s, signal.SIG_IGN if self.signum is not None else self._old[s])
+
+
+def on_terminal_gone(stop: StopSignals) -> None:
+    """A write to the terminal that fails stops the run as SIGHUP does. Textual writes from
+    its own thread; when the terminal is gone that thread dies of the OSError and every
+    later write of the UI thread blocks on its full queue, so nothing else would notice."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        thread = args.thread
+        if (
+            thread is not None
+            and thread.name == TEXTUAL_WRITER
+            and issubclass(args.exc_type, OSError)
+        ):
+            stop.terminal_gone.set()
+            stop.trigger(signal.SIGHUP)  # nothing printed: stderr is that terminal
+            return
+        previous(args)
+
+    threading.excepthook = hook
+
+
+def stop_and_save(run: TrainingRun, reason: str, timeout: float = STOP_WAIT_S) -> None:
+    """Stop the worker (the engine saves at the end of a console run), then save what is
+    still unsaved unless the run failed or could not stop. From any thread; a failed save
+    is kept in `run.save_error`."""
+    run.stop(timeout=timeout)
+    if run.alive or run.status is RunState.FAILED or not run.unsaved_rows:
+        return
+    with contextlib.suppress(FreqtuiError):
+        run.save_snapshot(reason)
 
 
 def resume_command(run: TrainingRun, console: bool) -> str:
@@ -99,9 +151,11 @@ def save_failure_lines(run: TrainingRun) -> list[str]:
     ]
 
 
-def say(*lines: str) -> None:
-    """Lines on stderr; a terminal that is gone (SIGHUP) must not stop what follows."""
+def say(*lines: str, stream: TextIO | None = None) -> None:
+    """Lines on stderr (or `stream`); a terminal that is gone (SIGHUP) must not stop what
+    follows."""
+    out = stream or sys.stderr
     for line in lines:
         with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+            out.write(line + "\n")
+            out.flush()

@@ -2,6 +2,8 @@
 DevTools protocol (aiohttp, which textual-serve brings). The page loads, the console draws
 (the screenshot is saved as serve_screenshot.png under the test's tmp folder), and a key
 pressed in the page reaches the app: `s` writes a snapshot into the sessions folder.
+The page is opened with the server's token in its URL, as a user opens the printed URL;
+the page's scripts, styles and websocket then pass on the cookie it set.
 
 Everything talks over 127.0.0.1: chromium resolves no other host (the page asks for a web
 font from the internet; it is refused)."""
@@ -41,6 +43,7 @@ FLAGS = [
     "--window-size=1280,860",
 ]
 WAIT_S = 90.0
+TOKEN = "browser-test-token-0123456789"
 
 pytestmark = [
     pytest.mark.slow,
@@ -138,7 +141,7 @@ def test_the_console_in_chromium_draws_and_takes_keys(tmp_path):
 def serve_and_drive(tmp_path: Path, sessions: Path, port: int, env, server_log) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "freqtui.cli", "serve", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--method", "handoff", "--backend", "torch"]
+        + ["--port", str(port), "--token", TOKEN, "--method", "handoff", "--backend", "torch"]
         + ["--duration", "1", "--epochs", "50", "--autosave", "0"],
         stdout=server_log,
         stderr=subprocess.STDOUT,
@@ -153,7 +156,7 @@ def serve_and_drive(tmp_path: Path, sessions: Path, port: int, env, server_log) 
         start_new_session=True,
     )
     try:
-        url = f"http://127.0.0.1:{port}/"
+        url = f"http://127.0.0.1:{port}/?token={TOKEN}"
         wait_until(lambda: http_ok(url), "the server to answer")
         active = profile / "DevToolsActivePort"
         wait_until(lambda: active.exists() and active.read_text().count("\n") >= 1, "devtools")
