@@ -133,6 +133,7 @@ def _follow(run: TrainingRun, cfg, progress, stopper: StopSignals) -> int:
             finished=end.finished,
             epochs=cfg.epochs,
             headless=True,
+            save_failed=bool(lines),
         ),
         flush=True,
     )

@@ -1,0 +1,305 @@
+"""A sweep locked down (issue 19): its cluster behind TLS with no HTTP server, bounded
+flags refused before anything is written, a silent --address given up on in time, and a
+running sweep that is a good citizen of the sessions folder (locks, temp files, stop
+signals). Every case drives real processes: the CLI as a subprocess, a real Dask client."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.files import read_file
+
+CLI = [sys.executable, "-m", "freqtui.cli"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+# cells that train for longer than the test watches them: 50 epochs of a 1 s signal with
+# handoff (about 1,000 rows/s a cell here: 200,000 rows take minutes)
+LONG = ["--grid", "method=handoff", "--seeds", "0-1", "--duration", "1", "--epochs", "50"]
+LONG += ["--backend", "torch", "--workers", "2", "--snapshot-every", "1"]
+WAIT_S = 180.0
+
+
+def cli(*args: str, timeout: float = 120, env: dict | None = None):
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env or ENV
+    )
+
+
+def assert_one_line(r, *words: str) -> None:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+# ---- flags: refused on one line before the first file is written ------------------------
+MANY = ",".join(f"{0.001 * (i + 1):g}" for i in range(100))
+BAD_FLAGS = [
+    (["--seeds", "0-4294967295"], ["--seeds", "at most 1,000"]),
+    (["--seeds", "0-4294967296"], ["seed 4294967296", "2**32"]),
+    (["--seeds", "-5"], ["--seeds"]),
+    (["--grid", "lr=" + ",".join(f"{0.0001 * (i + 1):g}" for i in range(2000))], ["2,000 values"]),
+    (["--grid", "lr=" + MANY, "--grid", "clip=" + MANY], ["10,000 cells", "at most 1,000"]),
+    (["--grid", "lr=" + MANY, "--seeds", "0-499"], ["50,000 cells"]),
+    (["--name", ".."], ["--name '..'", "plain name"]),
+    (["--name", "../above"], ["plain name"]),
+    (["--name", "a/b"], ["plain name"]),
+    (["--name", ".hidden"], ["plain name"]),
+    (["--name", "n" * 300], ["300 bytes"]),
+    (["--grid", "phase-scale=0." + "1" * 300], ["--grid: cell", "bytes"]),
+    (["--workers", "0"], ["--workers", "1.."]),
+    (["--snapshot-every", "nan"], ["--snapshot-every", "nan"]),
+    (["--snapshot-every", "-5"], ["--snapshot-every", "-5"]),
+    (["--snapshot-every", "inf"], ["--snapshot-every"]),
+    (["--connect-timeout", "0"], ["--connect-timeout"]),
+    (["--address", "foo://127.0.0.1:8786"], ["foo://", "tls://"]),
+    (["--address", ":abc"], ["no host"]),
+    (["--address", "127.0.0.1"], ["no port"]),
+    (["--address", "tcp://127.0.0.1:99999"], ["no port in 1-65535"]),
+    (["--address", "inproc://x"], ["inproc://x", "scheme"]),
+    (["--address", "tls://"], ["no host"]),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_FLAGS, ids=lambda v: str(v)[:40])
+def test_a_bad_sweep_flag_is_one_line_exit_2_and_nothing_is_written(tmp_path, args, words):
+    sessions = tmp_path / "deep" / "sessions"
+    t0 = time.monotonic()
+    r = cli("sweep", "--grid", "method=handoff", *args, "--sessions", str(sessions), timeout=60)
+    assert_one_line(r, *words)
+    assert time.monotonic() - t0 < 30  # refused at once: no list of 2**32 seeds is made
+    assert not (tmp_path / "deep").exists()  # not sweep.json, not a folder, nothing above
+
+
+def test_dask_scheduler_address_from_the_environment_is_checked_too(tmp_path):
+    env = {**ENV, "DASK_SCHEDULER_ADDRESS": "inproc://x"}
+    r = cli("sweep", "--grid", "method=handoff", "--sessions", str(tmp_path / "s"), env=env)
+    assert_one_line(r, "inproc://x")
+    assert not (tmp_path / "s").exists()
+
+
+# ---- --address: a listener that never answers, a tls:// without certificates -------------
+class SilentListener:
+    """A loopback socket that accepts every connection and never says a word."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        for c in self.accepted:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent():
+    listener = SilentListener()
+    yield listener
+    listener.close()
+
+
+def test_an_address_that_never_answers_is_given_up_after_connect_timeout(tmp_path, silent):
+    t0 = time.monotonic()
+    r = cli(
+        "sweep",
+        "--grid",
+        "method=handoff",
+        "--address",
+        f"tcp://127.0.0.1:{silent.port}",
+        "--connect-timeout",
+        "2",
+        "--sessions",
+        str(tmp_path / "s"),
+        timeout=90,
+    )
+    took = time.monotonic() - t0
+    assert_one_line(r, f"127.0.0.1:{silent.port}", "within 2 s", "--connect-timeout")
+    assert silent.accepted  # it did connect: the handshake is what never came
+    assert took < 30, took  # ~2 s plus the start of Python, torch and Dask
+
+
+def test_a_tls_address_without_certificates_in_dask_config_says_which_settings(tmp_path, silent):
+    r = cli(
+        "sweep",
+        "--grid",
+        "method=handoff",
+        "--address",
+        f"tls://127.0.0.1:{silent.port}",
+        "--connect-timeout",
+        "2",
+        "--sessions",
+        str(tmp_path / "s"),
+    )
+    assert_one_line(r, "distributed.comm.tls.ca-file", "distributed.comm.tls.client.cert")
+    assert not silent.accepted  # refused before any connection
+
+
+# ---- a running sweep -------------------------------------------------------------------
+def start_sweep(sessions: Path, log: Path, *extra: str) -> subprocess.Popen:
+    out = open(log, "w")  # noqa: SIM115 - closed by the caller's process ending
+    return subprocess.Popen(
+        [*CLI, "sweep", *LONG, "--sessions", str(sessions), *extra],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=ENV,
+        start_new_session=True,
+    )
+
+
+def wait_for_training(proc: subprocess.Popen, log: Path, sessions: Path) -> Path:
+    """The sweep's folder, once every cell has saved a stretch and is training on."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        snaps = list(sessions.glob("sweep-*/*/latest.pt"))
+        if len(snaps) == 2 and " rows/s " in log.read_text():
+            return snaps[0].parent.parent
+        time.sleep(0.2)
+
+
+def tree_listening_ports(pid: int) -> list[tuple[str, int]]:
+    import psutil
+
+    root = psutil.Process(pid)
+    found = []
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            conns = p.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        found += [(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def stop_and_wait(proc: subprocess.Popen, sig: int, log: Path) -> int:
+    os.kill(proc.pid, sig)  # the driver alone, as `kill PID` sends it
+    try:
+        return proc.wait(WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        wait_group_gone(proc.pid, log)
+
+
+def wait_group_gone(pgid: int, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(pgid, signal.SIGKILL)
+    raise AssertionError(f"processes of the sweep outlived it: {log.read_text()[-2000:]}")
+
+
+def assert_every_cell_saved(text: str, root: Path) -> None:
+    snaps = [read_file(p) for p in root.glob("*/latest.pt")]
+    assert len(snaps) == 2
+    assert all(0 < s["history"]["rows_total"] < 50 * 4_000 for s in snaps)
+    found = re.search(r"this run trained ([\d,]+) rows", text)
+    assert found, text
+    # what the cells trained up to the signal is on disk, nothing lost
+    assert int(found.group(1).replace(",", "")) == sum(s["history"]["rows_total"] for s in snaps)
+
+
+@pytest.mark.slow
+def test_a_running_sweep_serves_only_tls_holds_its_locks_and_sigterm_saves_every_cell(tmp_path):
+    from distributed import Client
+
+    sessions = tmp_path / "sessions"
+    log = tmp_path / "sweep.log"
+    proc = start_sweep(sessions, log)
+    try:
+        root = wait_for_training(proc, log, sessions)
+
+        # the cluster: loopback only, and a client without the sweep's certificates is
+        # refused on every port (scheduler, nannies, workers); no HTTP server listens
+        ports = tree_listening_ports(proc.pid)
+        assert len(ports) == 5, ports  # scheduler, 2 nannies, 2 workers: nothing else
+        for ip, port in ports:
+            assert ip == "127.0.0.1", ports
+            with pytest.raises(OSError):
+                Client(f"tcp://127.0.0.1:{port}", timeout=3).close()
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"GET /info/main/workers.html HTTP/1.0\r\n\r\n")
+                s.settimeout(5)
+                try:
+                    answer = s.recv(100)
+                except (ConnectionResetError, TimeoutError):
+                    answer = b""
+                assert not answer.startswith(b"HTTP"), (port, answer)
+
+        # a second identical sweep is refused, naming the first one's pid
+        again = cli("sweep", *LONG, "--sessions", str(sessions))
+        assert_one_line(again, f"process {proc.pid}")
+
+        # a cell cannot be resumed elsewhere while the sweep trains it
+        cell = sorted(p.name for p in root.iterdir() if p.is_dir())[0]
+        resume = cli("train", "--headless", "--resume", str(root / cell), "--epochs", "60")
+        assert_one_line(resume, f"process {proc.pid}")
+
+        # listings of the sweep's folder while cells save never pull a file from under it
+        for _ in range(5):
+            r = cli("sessions", "--sessions", str(root))
+            assert r.returncode == 0, r.stderr
+        assert proc.poll() is None, log.read_text()
+
+        code = stop_and_wait(proc, signal.SIGTERM, log)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert code == 128 + signal.SIGTERM, text
+    assert "stopping (SIGTERM): the running cells save their snapshots" in text
+    assert "cannot write" not in text and "Traceback" not in text
+    assert_every_cell_saved(text, root)
+    assert not list(root.glob("*/.*.tmp")), list(root.glob("*/.*.tmp"))
+
+
+@pytest.mark.slow
+def test_sighup_stops_a_sweep_like_ctrl_c(tmp_path):
+    sessions = tmp_path / "sessions"
+    log = tmp_path / "sweep.log"
+    proc = start_sweep(sessions, log)
+    try:
+        root = wait_for_training(proc, log, sessions)
+        # a closed terminal hangs up its whole process group: the workers carry on until
+        # the driver has every cell save
+        os.killpg(proc.pid, signal.SIGHUP)
+        code = proc.wait(WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    wait_group_gone(proc.pid, log)
+    text = log.read_text()
+    assert code == 128 + signal.SIGHUP, text
+    assert "stopping (SIGHUP)" in text and "Traceback" not in text
+    assert_every_cell_saved(text, root)
