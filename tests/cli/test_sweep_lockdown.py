@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -303,3 +304,165 @@ def test_sighup_stops_a_sweep_like_ctrl_c(tmp_path):
     assert code == 128 + signal.SIGHUP, text
     assert "stopping (SIGHUP)" in text and "Traceback" not in text
     assert_every_cell_saved(text, root)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dask_cli() -> list[str]:
+    beside = Path(sys.executable).with_name("dask")
+    return [str(beside)] if beside.exists() else [shutil.which("dask") or "dask"]
+
+
+# ---- a cluster of your own behind TLS, certificates in Dask's config (the README's recipe)
+def make_certificates(folder: Path) -> dict[str, str]:
+    """A CA and one node certificate signed by it, with openssl (the README's commands)."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dask-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=dask",
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "node.pem",
+    )
+    return {
+        k: str(folder / v) for k, v in (("ca", "ca.pem"), ("cert", "node.pem"), ("key", "node.key"))
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
+def test_a_sweep_on_a_tls_cluster_of_your_own_with_certificates_in_dask_config(tmp_path):
+    from distributed import Client
+
+    certs = make_certificates(tmp_path)
+    tls = ["--tls-ca-file", certs["ca"], "--tls-cert", certs["cert"], "--tls-key", certs["key"]]
+    http = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    port = free_port()
+    address = f"tls://127.0.0.1:{port}"
+    procs = []
+    log = tmp_path / "cluster.log"
+    out = open(log, "w")  # noqa: SIM115
+    try:
+        procs.append(
+            subprocess.Popen(
+                [
+                    *dask_cli(),
+                    "scheduler",
+                    "--protocol",
+                    "tls",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    *tls,
+                    *http,
+                ],
+                stdout=out,
+                stderr=out,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    *dask_cli(),
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    *tls,
+                    *http,
+                ],
+                stdout=out,
+                stderr=out,
+            )
+        )
+        # Dask's configuration, here from the environment (or ~/.config/dask/*.yaml)
+        env = {
+            **ENV,
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": certs["ca"],
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": certs["cert"],
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": certs["key"],
+        }
+        deadline = time.monotonic() + WAIT_S
+        while True:  # the scheduler is up once a plain connection is accepted, and refused
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+        with pytest.raises(OSError):
+            Client(f"tcp://127.0.0.1:{port}", timeout=3).close()
+        r = cli(
+            "sweep",
+            "--grid",
+            "method=handoff",
+            "--duration",
+            "0.25",
+            "--epochs",
+            "1",
+            "--backend",
+            "torch",
+            "--address",
+            address,
+            "--sessions",
+            str(tmp_path / "s"),
+            env=env,
+            timeout=WAIT_S,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr + log.read_text()
+        assert f"cluster at {address}" in r.stdout
+        assert "1 cells done" in r.stdout or "(1/1 cells done)" in r.stdout, r.stdout
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
