@@ -360,6 +360,12 @@ def cmd_sweep(args, config_for: Callable[[dict[str, str], int], RunConfig]) -> i
     if todo:
         code = _drive(args, sid, states, todo)
     write_results(root, sid, grid, seeds, states)
+    if code == 1:  # the last line never reads as if all were well
+        left = sum(1 for s in states if not s.finished)
+        print(
+            f"sweep {sid}: {left} cell(s) not finished, some failed (see stderr); fix the "
+            "cause and run the same command again to continue them from their snapshots"
+        )
     for h in held:
         h.release()
     return code
@@ -623,9 +629,12 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
             return f"{type(exc).__name__}: {first}"
         if chunk.failed:
             return chunk.failed
-        trained[0] += chunk.rows
         if chunk.snapshot is not None and chunk.snapshot != s.snapshot:
-            store(s, chunk.snapshot)
+            try:
+                store(s, chunk.snapshot)
+            except FreqtuiError as exc:  # a full disk, a read-only folder: this cell stops
+                return str(exc)
+        trained[0] += chunk.rows  # rows on disk
         if s.finished:
             lock.release(s.folder)  # a finished cell is anyone's to read or resume
             test = s.evals[-1]["test"]["overall"] if s.evals else float("nan")
@@ -909,9 +918,15 @@ def results_png(data: dict[str, Any]) -> bytes:
 
 def write_results(root: Path, sid, grid, seeds, states: list[CellState]) -> None:
     data = results(sid, grid, seeds, states)
-    atomic_write_bytes(root / RESULTS, (json.dumps(data, indent=2) + "\n").encode())
     print(results_table(data))
-    print(f"wrote {root / RESULTS}")
+    _write(root / RESULTS, (json.dumps(data, indent=2) + "\n").encode())
     if any(g["frozen_mse_test"] for g in data["groups"]):
-        atomic_write_bytes(root / PLOT, results_png(data))
-        print(f"wrote {root / PLOT}")
+        _write(root / PLOT, results_png(data))
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise FreqtuiError(f"{path}: not written ({exc.strerror or exc})") from None
+    print(f"wrote {path}")

@@ -466,3 +466,60 @@ def test_a_sweep_on_a_tls_cluster_of_your_own_with_certificates_in_dask_config(t
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# ---- a cell whose saves fail: the others go on, and the end says so -----------------------
+NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def _setpriv_blocks_writes() -> str | None:
+    if shutil.which("setpriv") is None:
+        return "setpriv is not installed"
+    probe = Path(os.environ.get("TMPDIR", "/tmp")) / f"ro-sweep-probe-{os.getpid()}"
+    probe.mkdir(mode=0o555, exist_ok=True)
+    try:
+        r = subprocess.run([*NO_DAC, "touch", str(probe / "x")], capture_output=True)
+        return None if r.returncode != 0 else "chmod 0555 does not stop writes here"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_setpriv_blocks_writes() is not None, reason=str(_setpriv_blocks_writes()))
+def test_a_cell_whose_save_fails_stops_alone_and_the_sweep_never_ends_as_if_all_were_well(
+    tmp_path,
+):
+    sessions = tmp_path / "sessions"
+    log = tmp_path / "sweep.log"
+    argv = ["--grid", "method=handoff", "--seeds", "0-1", "--duration", "0.25"]
+    argv += ["--epochs", "12", "--backend", "torch", "--workers", "2", "--snapshot-every", "1"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*NO_DAC, *CLI, "sweep", *argv, "--sessions", str(sessions)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+            start_new_session=True,
+        )
+    try:
+        root = wait_for_training(proc, log, sessions)
+        broken = root / "method=handoff_seed=0"
+        before = read_file(broken / "latest.pt")["history"]["rows_total"]
+        broken.chmod(0o555)  # from now on this cell's saves fail
+        code = proc.wait(WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        (root / "method=handoff_seed=0").chmod(0o755)
+    wait_group_gone(proc.pid, log)
+    text = log.read_text()
+    assert code == 1, text
+    assert "Traceback" not in text
+    assert re.search(r"cell method=handoff_seed=0 failed: .*cannot write the snapshot", text)
+    other = read_file(root / "method=handoff_seed=1" / "latest.pt")
+    assert other["trainer"]["epoch"] == 12  # the other cell trained on to its end
+    # what survived is the failing cell's last good snapshot, whole
+    assert read_file(broken / "latest.pt")["history"]["rows_total"] >= before
+    final = text.strip().splitlines()[-1]
+    assert "not finished, some failed" in final and "run the same command again" in final
