@@ -189,8 +189,9 @@ def _why(exc: OSError) -> str:
 
 
 def kind_of(path: Path) -> str | None:
-    """ "file", "dir", "other" or None (nothing there); a path that cannot be looked at (a
-    name too long, a folder this user may not read) is a FreqtuiError on one line."""
+    """What is at `path`: "file", "dir", "other", or None for nothing. A path that cannot
+    be looked at (a name too long, a folder this user may not read) is a FreqtuiError on
+    one line, where pathlib's is_file() would raise."""
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
