@@ -41,6 +41,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -393,6 +394,15 @@ def _raise_stop(signum: int, frame) -> None:
     raise _Stop(signum)
 
 
+def dask_setup(worker) -> None:
+    """Dask runs this (a preload) in each worker process of the sweep's own cluster, on
+    its main thread: the worker ignores the stop signals. A terminal's Ctrl-C or hang-up
+    reaches the whole process group, a service manager's SIGTERM every process; the
+    driver asks the cells to stop and save instead, then closes the cluster."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
 def _stop_http(dask_scheduler=None, dask_worker=None) -> bool:
     """Close a node's HTTP server (Dask always starts one, for health checks and metrics):
     the sweep's cluster serves nothing over plain HTTP."""
@@ -459,37 +469,50 @@ def _cluster(args):
             raise FreqtuiError(f"cannot reach the Dask scheduler at {address}: {first}") from None
         return client, None, f"cluster at {address}"
     n = args.workers or os.cpu_count() or 1
-    # the worker processes ignore the stop signals (a terminal's Ctrl-C or hang-up reaches
-    # the whole process group, a service manager's SIGTERM every process): the driver asks
-    # their cells to stop and save instead, then closes the cluster
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
+    # multiprocessing's resource tracker (a helper process the cluster's start would
+    # launch) ignores SIGINT and SIGTERM itself but not SIGHUP: started here, it inherits
+    # SIGHUP ignored and outlives a hung-up terminal until the driver has closed the cluster
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        # no HTTP routes in any node, and (below) no HTTP server left listening
-        no_http = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
-        with dask.config.set(no_http), warnings.catch_warnings():
-            # the scheduler's HTTP server, closed below, first moves to a free port when
-            # another cluster holds 8787, and would warn
-            warnings.filterwarnings("ignore", message="Port .* is already in use")
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                security=True,  # TLS with certificates made for this cluster alone
-                dashboard_address=None,
-                worker_dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+        resource_tracker.ensure_running()
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    client = Client(cluster)
+        signal.signal(signal.SIGHUP, hup)
+    # a stop signal while the cluster starts is kept, and acted on once it is up
+    came: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in STOP_SIGNALS}
+    # no HTTP routes in any node, and (below) no HTTP server left listening
+    no_http = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+    cluster = client = None
     try:
+        try:
+            with dask.config.set(no_http), warnings.catch_warnings():
+                # the scheduler's HTTP server, closed below, first moves to a free port
+                # when another cluster holds 8787, and would warn
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    security=True,  # TLS with certificates made for this cluster alone
+                    dashboard_address=None,
+                    worker_dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    preload=[__name__],  # dask_setup, in each worker process
+                )
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+        if came:
+            raise _Stop(came[0])
+        client = Client(cluster)
         client.run_on_scheduler(_stop_http)
         client.run(_stop_http)
-    except BaseException:
-        client.close()
-        cluster.close()
+    except BaseException:  # a stop signal or a failure: nothing of the cluster stays
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
         raise
     return client, cluster, f"local cluster of {n} worker process(es)"
 
@@ -593,7 +616,23 @@ def _fmt(s: float) -> str:
 def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> int:
     from distributed import Event
 
-    client, cluster, where = _cluster(args)
+    # SIGINT, SIGTERM and SIGHUP all stop the sweep the same way (main thread only), from
+    # the cluster's start on (the worker processes start with them ignored)
+    old_handlers = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    try:
+        client, cluster, where = _cluster(args)
+    except _Stop as exc:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        print(
+            f"stopped by {signal.Signals(exc.signum).name} while the cluster started: "
+            "nothing was trained; run the same command again to start"
+        )
+        return 128 + exc.signum
+    except BaseException:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        raise
     token = uuid.uuid4().hex[:8]
     topic, stop_name = f"freqtui-{sid}-{token}", f"freqtui-stop-{sid}-{token}"
     progress = _Progress(len(states), states)
@@ -652,11 +691,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
     signum = 0
     trained = [0]  # rows trained by this run, all cells
     watch = _WorkerWatch()
-    old_handlers: dict[int, Any] = {}
     try:
-        # SIGINT, SIGTERM and SIGHUP all stop the sweep the same way (main thread only)
-        for sig in STOP_SIGNALS:
-            old_handlers[sig] = signal.signal(sig, _raise_stop)
         for s in todo:
             submit(s)
         while futures:

@@ -523,3 +523,26 @@ def test_a_cell_whose_save_fails_stops_alone_and_the_sweep_never_ends_as_if_all_
     assert read_file(broken / "latest.pt")["history"]["rows_total"] >= before
     final = text.strip().splitlines()[-1]
     assert "not finished, some failed" in final and "run the same command again" in final
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_cluster_starts_stops_the_sweep_too(tmp_path):
+    sessions = tmp_path / "sessions"
+    log = tmp_path / "sweep.log"
+    proc = start_sweep(sessions, log)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while " cells (" not in log.read_text():  # the cluster's start follows at once
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    wait_group_gone(proc.pid, log)
+    text = log.read_text()
+    assert code == 128 + signal.SIGTERM, text
+    assert "stopped by SIGTERM while the cluster started" in text or "stopping (SIGTERM)" in text
+    assert "Traceback" not in text
