@@ -40,10 +40,14 @@ KINDS = ("weights", "snapshot")
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder, fsync, then rename over `path`:
-    a crash at any moment leaves either the old file or the new one, whole."""
+    a crash at any moment leaves either the old file or the new one, whole. The temporary
+    file's name carries the writer's pid (`.latest.pt.<pid>.<random>.tmp`), so a cleaner
+    removes it only once its writer is gone (engine/lock.py)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with contextlib.suppress(OSError):  # mkstemp makes 0600; a saved file is an ordinary one
             os.fchmod(fd, 0o666 & ~_umask())

@@ -25,6 +25,14 @@ MAX_AUTOSAVE = 10**12
 MAX_OPTIONS = 32
 MAX_TEXT = 100  # characters of a method name, backend or string option
 MAX_INT_OPTION = 10**9  # no option counts past this; method bounds below are tighter
+# a sweep: its cells (grid combinations x seeds) are held in memory, and each running cell
+# holds a lock file open in the driver, so the grid is bounded before anything is made
+MAX_SWEEP_CELLS = 1_000
+MAX_SWEEP_VALUES = 100  # values of one --grid key
+MAX_NAME_BYTES = 200  # a sweep's --name, and so its folder's name (a filename holds 255)
+MAX_SNAPSHOT_EVERY_S = 86_400.0  # --snapshot-every: at least one return a day
+MAX_CONNECT_TIMEOUT_S = 3_600.0
+MAX_WORKERS = 256
 
 SEED_FIELDS = ("train_seed", "test_seed", "torch_seed")
 INT_FIELDS = ("hidden_size", "num_layers", "epochs", *SEED_FIELDS)
@@ -71,6 +79,25 @@ def check_autosave(rows: Any) -> None:
         raise FreqtuiError(
             f"--autosave must be 0 (only at the end) or a row count >= 1, got {rows}"
         )
+
+
+def check_sweep_size(cells: int, what: str) -> None:
+    """A sweep's cell count (grid combinations x seeds, computed, not made): bounded."""
+    if cells > MAX_SWEEP_CELLS:
+        raise FreqtuiError(
+            f"{what} is {_rows(cells)} cells; a sweep trains at most {MAX_SWEEP_CELLS:,}"
+        )
+
+
+def check_seconds(name: str, v: Any, high: float) -> None:
+    """A duration flag: a finite number of seconds in (0, high]."""
+    if not is_number(v) or not math.isfinite(v) or not 0 < v <= high:
+        raise FreqtuiError(f"{name} must be a number of seconds in (0, {high:g}], got {_show(v)}")
+
+
+def check_workers(v: Any) -> None:
+    if v is not None and (not is_int(v) or not 1 <= v <= MAX_WORKERS):
+        raise FreqtuiError(f"--workers must be in 1..{MAX_WORKERS}, got {_show(v)}")
 
 
 def check_config(c: Any) -> None:  # a RunConfig (config.py imports this module)

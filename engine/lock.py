@@ -6,8 +6,10 @@ so a lock left by a killed process never blocks (the file stays, the lock does n
 A second process gets a FreqtuiError naming the holder's pid.
 
 `clean_temps(folder)` removes the temporary files of an interrupted atomic write
-(`.latest.pt.*.tmp`, `.previous.pt.*.tmp`), but only when no other process owns the
-session, so a save in progress elsewhere is never pulled from under its writer.
+(`.latest.pt.<pid>.*.tmp`, `.previous.pt.<pid>.*.tmp`) only when their writer is gone:
+the pid in the name is no running process. A save in progress elsewhere (a sweep's
+driver writing a cell, a run in another process) is never pulled from under its writer.
+A temp of an older freqtui (no pid in its name) goes only when no process owns the folder.
 """
 
 from __future__ import annotations
@@ -111,17 +113,44 @@ def owned_elsewhere(folder: Path) -> bool:
     return False
 
 
+def writer_pid(temp: Path, pattern: str) -> int | None:
+    """The pid in a temp file's name (`.latest.pt.<pid>.<random>.tmp`), None if none."""
+    middle = temp.name[len(pattern.split("*")[0]) : -len(".tmp")]
+    pid, dot, _ = middle.partition(".")
+    return int(pid) if dot and pid.isdigit() else None
+
+
+def running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be writing it now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's process, or an odd pid: leave its file alone
+    return True
+
+
 def clean_temps(folder: Path) -> list[Path]:
-    """Remove leftovers of interrupted writes in a session folder nobody else owns."""
+    """Remove leftovers of interrupted writes whose writer is gone."""
     folder = Path(folder)
     try:
-        temps = [p for pattern in TEMP_PATTERNS for p in folder.glob(pattern)]
+        temps = [(p, pattern) for pattern in TEMP_PATTERNS for p in folder.glob(pattern)]
     except OSError:
         return []
-    if not temps or owned_elsewhere(folder):
-        return []
     removed = []
-    for p in temps:
+    owned: bool | None = None
+    for p, pattern in temps:
+        pid = writer_pid(p, pattern)
+        if pid is not None:
+            if running(pid):
+                continue
+        else:  # no pid in the name (an older freqtui): only in a folder nobody owns
+            if owned is None:
+                owned = owned_elsewhere(folder)
+            if owned:
+                continue
         with contextlib.suppress(OSError):
             p.unlink()
             removed.append(p)

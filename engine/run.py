@@ -162,8 +162,15 @@ class TrainingRun:
         except (TypeError, ValueError, KeyError) as exc:
             raise FreqtuiError(f"{path}: incomplete snapshot (history unreadable: {exc})") from None
         run_id = obj["run_id"]
-        # save back beside the file when it sits in its own session folder
-        home = path.parent.parent if path.parent.name == run_id else root
+        # save back into the folder it was loaded from: a session's latest.pt or
+        # previous.pt names its session by its folder (a copied folder is its own session,
+        # never the original's, whose id its files still carry); a loose snapshot file
+        # goes to its run id's folder under the sessions root
+        folder = path.parent if path.parent.name else path.absolute().parent
+        if path.name in (sessions.LATEST, sessions.PREVIOUS) or folder.name == run_id:
+            home, run_id = folder.parent, folder.name
+        else:
+            home = root
         try:
             run = cls(
                 config,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +63,7 @@ def new_run_id(method: str, root: Path, now: datetime | None = None) -> str:
             except FileExistsError:
                 continue
             except OSError:  # cannot create it now; the first save says why
-                if folder.exists():
+                if kind_of(folder) is not None:  # a name too long: one line, here
                     continue
             _issued.add(folder)
             return run_id
@@ -154,14 +155,22 @@ def session_info(path: Path, obj: dict[str, Any]) -> SessionInfo:
 def list_sessions(root: Path) -> list[SessionInfo]:
     """Every session folder under `root`, newest save first; unreadable ones say why."""
     root = Path(root)
-    if not root.is_dir():
-        return []
+    try:
+        if not root.is_dir():
+            return []
+        folders = [f for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")]
+    except OSError as exc:
+        raise FreqtuiError(f"{root}: cannot list the sessions ({_why(exc)})") from None
     out: list[SessionInfo] = []
-    for folder in root.iterdir():
-        if not folder.is_dir() or folder.name.startswith("."):
-            continue
+    for folder in folders:
         lock.clean_temps(folder)
-        path = _snapshot_in(folder)
+        try:
+            path = _snapshot_in(folder)
+        except FreqtuiError as exc:  # a folder this user cannot read: listed as such
+            out.append(
+                SessionInfo(folder.name, "", 0, 0, 0, 0, None, None, "", folder, error=str(exc))
+            )
+            continue
         if path is None:
             continue
         try:
@@ -175,9 +184,29 @@ def list_sessions(root: Path) -> list[SessionInfo]:
     return sorted(out, key=lambda s: (s.saved_at, s.id), reverse=True)
 
 
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def kind_of(path: Path) -> str | None:
+    """What is at `path`: "file", "dir", "other", or None for nothing. A path that cannot
+    be looked at (a name too long, a folder this user may not read) is a FreqtuiError on
+    one line, where pathlib's is_file() would raise."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        what = "unreadable" if isinstance(exc, PermissionError) else "cannot look at it"
+        raise FreqtuiError(f"{str(path)[:300]}: {what} ({_why(exc)})") from None
+    if stat.S_ISREG(mode):
+        return "file"
+    return "dir" if stat.S_ISDIR(mode) else "other"
+
+
 def _snapshot_in(folder: Path) -> Path | None:
     for name in (LATEST, PREVIOUS):
-        if (folder / name).is_file():
+        if kind_of(folder / name) == "file":
             return folder / name
     return None
 
@@ -191,21 +220,29 @@ def resolve(id_or_path: str | Path, root: Path) -> Path:
         candidates.append(Path(root) / text)
     for cand in candidates:
         safeload.check_regular(cand)
-        if cand.is_file():
+        kind = kind_of(cand)
+        if kind == "file":
             return cand
-        if cand.is_dir():
+        if kind == "dir":
             found = _snapshot_in(cand)
             if found is None:
                 raise FreqtuiError(f"{cand}: a folder with no {LATEST} in it")
             return found
-    if text and "/" not in text and Path(root).is_dir():
-        matches = sorted(d for d in Path(root).iterdir() if d.is_dir() and d.name.startswith(text))
+    if text and "/" not in text and kind_of(Path(root)) == "dir":
+        try:
+            matches = sorted(
+                d for d in Path(root).iterdir() if d.is_dir() and d.name.startswith(text)
+            )
+        except OSError as exc:
+            raise FreqtuiError(f"{root}: cannot list the sessions ({_why(exc)})") from None
         if len(matches) == 1:
             return resolve(matches[0], root)
         if len(matches) > 1:
             names = ", ".join(d.name for d in matches[:4])
             raise FreqtuiError(f"{text!r} matches several sessions ({names}); give more of the id")
-    raise FreqtuiError(f"{text}: no such file or session in {root} (`freqtui sessions` lists them)")
+    raise FreqtuiError(
+        f"{text[:300]}: no such file or session in {root} (`freqtui sessions` lists them)"
+    )
 
 
 def read_snapshot(path: Path) -> dict[str, Any]:

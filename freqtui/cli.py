@@ -32,6 +32,7 @@ from engine.run import AUTOSAVE_MIN_ROWS, RESUMABLE_CHANGES, TrainingRun
 from engine.sessions import list_sessions, read_snapshot, resolve, sessions_dir
 from freqtui import serve as serve_defaults  # its defaults; textual-serve loads on use
 from freqtui.format import eval_json, eval_table, sessions_table
+from freqtui.sweep import CONNECT_TIMEOUT_S, SNAPSHOT_EVERY_S
 
 
 class _Parser(argparse.ArgumentParser):
@@ -260,16 +261,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--seeds", default="0", help="torch seeds, e.g. 0-4 or 0,3 (default 0)")
     w.add_argument(
-        "--address", help="Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, else local)"
+        "--address",
+        help="Dask scheduler, tls://HOST:PORT or tcp://HOST:PORT, with the security of "
+        "Dask's configuration (default: $DASK_SCHEDULER_ADDRESS, else a local TLS cluster)",
+    )
+    w.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=CONNECT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"give up on --address after this long (default {CONNECT_TIMEOUT_S:g})",
     )
     w.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     w.add_argument("--name", help="the sweep's id (default: derived from the grid and flags)")
     w.add_argument(
         "--snapshot-every",
         type=float,
-        default=60.0,
+        default=SNAPSHOT_EVERY_S,
         metavar="SECONDS",
-        help="each cell sends its snapshot back this often (default 60)",
+        help=f"each cell sends its snapshot back this often (default {SNAPSHOT_EVERY_S:g})",
     )
     add_sessions_flag(w)
 
@@ -373,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_stdout()
         return 141  # 128 + SIGPIPE, as a tool killed by the signal would report
+    except OSError as exc:  # a path the checks above did not foresee: still one line
+        where = f"{str(exc.filename)[:300]}: " if exc.filename else ""
+        sys.stderr.write(f"freqtui: error: {where}{exc.strerror or exc}\n")
+        return 2
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -441,13 +455,12 @@ def methods_text() -> str:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from engine.signals import test_set, train_set, write_csv
-    from engine.writable import probe
+    from engine.writable import check_out_folder
 
     config = config_from(args)
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise FreqtuiError(f"{out}: exists and is not a folder")
-    probe(out, "CSV files")  # a read-only or full folder: one line before any work
+    # a read-only or full folder, a fifo or a link as train.csv: one line before any work
+    check_out_folder(out, ["train.csv", "test.csv"], "--out", "CSV files")
     for name, signal in (("train", train_set(config)), ("test", test_set(config))):
         try:
             write_csv(signal, out / f"{name}.csv")

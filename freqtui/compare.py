@@ -12,6 +12,7 @@ from engine.compare import CompareTable, SessionHistory, compare_table, load_his
 from engine.errors import FreqtuiError
 from engine.files import atomic_write_bytes
 from engine.sessions import sessions_dir
+from engine.writable import check_out
 
 BEST = "*"
 
@@ -80,12 +81,12 @@ def overlay_png(histories: list[SessionHistory]) -> bytes:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     root = sessions_dir(getattr(args, "sessions", None))
-    histories = load_histories(args.items, root)
-    print(table_text(compare_table(histories)))
     png: Path | None = args.png
     if png is not None:
-        if png.is_dir():
-            raise FreqtuiError(f"{png}: is a folder; --png takes a file path")
+        check_out(png, "--png", "the PNG")  # before any session is read
+    histories = load_histories(args.items, root)
+    print(table_text(compare_table(histories)))
+    if png is not None:
         try:
             atomic_write_bytes(png, overlay_png(histories))
         except OSError as exc:

@@ -137,12 +137,26 @@ def resume_command(
 
 
 def exit_message(
-    run_id: str, root: Path, *, saved: bool, finished: bool, epochs: int, headless: bool = False
+    run_id: str,
+    root: Path,
+    *,
+    saved: bool,
+    finished: bool,
+    epochs: int,
+    headless: bool = False,
+    save_failed: bool = False,
 ) -> str:
     """What is printed when the console or a headless run ends: the session and the
-    command that resumes it (a finished run needs more epochs to train on)."""
+    command that resumes it (a finished run needs more epochs to train on). After a failed
+    save it never says "finished": the newest state is not the one on disk."""
     if not saved:
         return f"session {run_id}: nothing saved (no snapshot on disk), nothing to resume"
+    if save_failed:
+        cmd = resume_command(run_id, root, headless=headless)
+        return (
+            f"session {run_id}: NOT saved at the end (the last save failed, see stderr); "
+            f"the newest snapshot on disk continues with: {cmd}"
+        )
     more = epochs + 1 if finished else None
     cmd = resume_command(run_id, root, headless=headless, epochs=more)
     what = "finished; to train further" if finished else "saved; to continue"

@@ -140,6 +140,7 @@ def _follow(run: TrainingRun, cfg, progress, stopper: StopSignals) -> int:
             finished=end.finished,
             epochs=end.planned_epochs,
             headless=True,
+            save_failed=bool(lines),
         ),
         flush=True,
     )

@@ -17,6 +17,7 @@ from engine.errors import FreqtuiError
 from engine.evaluation import FrozenEval, evaluate, oscillator_diagnostics
 from engine.files import atomic_write_bytes, model_from, read_file, weights_note
 from engine.signals import SignalSet, test_set
+from engine.writable import check_out_folder
 from freqtui.format import eval_json
 
 GRAPH1 = "graph1_test_f2.png"
@@ -24,6 +25,7 @@ GRAPH2 = "graph2_test_all_frequencies.png"
 GRAPH2_ZOOM = "graph2_test_first_second.png"  # the second page: 5 and 7 Hz readable
 DIAGNOSTICS = "diagnostics_test_oscillator.png"
 METRICS = "metrics.json"
+FIGURES = (GRAPH1, GRAPH2, GRAPH2_ZOOM, DIAGNOSTICS)
 COLORS = ("tab:red", "tab:green", "tab:blue", "tab:purple", "tab:orange", "tab:brown")
 
 
@@ -33,8 +35,7 @@ def write_report(path: Path, out: Path) -> list[Path]:
     obj = read_file(path)
     config, model = obj["config"], model_from(path, obj)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FreqtuiError(f"{out}: exists and is not a folder")
+    check_out_folder(out, [*FIGURES, METRICS], "--out", "the report")
     result = evaluate(model, config)
     test = test_set(config)
     figures = {

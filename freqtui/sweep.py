@@ -8,12 +8,22 @@ and sends the cell out again until it has finished. Workers therefore need no sh
 and the newest snapshot of every cell is on the driver's disk at most one stretch old: a
 re-run skips finished cells and continues the others from their snapshots.
 
-The cluster is a LocalCluster started for the sweep (one single-threaded worker process
-per core, 127.0.0.1, no dashboard) unless --address or $DASK_SCHEDULER_ADDRESS names one.
+The cluster is a LocalCluster started for the sweep unless --address or
+$DASK_SCHEDULER_ADDRESS names one: one single-threaded worker process per core, on
+127.0.0.1, behind Dask's own TLS (`security=True`: certificates made for this sweep, so a
+client without them is refused), with no HTTP server at all. --address connects with
+the security Dask's configuration gives (a tls:// cluster's certificates), within
+--connect-timeout seconds.
+
+A sweep is a good citizen of the sessions folder: it holds the session lock on its own
+folder (a second identical sweep is refused) and on every cell it has not finished (a
+`train --resume` of a cell is refused while the sweep runs); SIGINT, SIGTERM and SIGHUP
+all stop it the same way: every running cell saves, exit 128 + the signal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -21,6 +31,7 @@ import logging
 import math
 import os
 import re
+import resource
 import signal
 import statistics
 import sys
@@ -30,13 +41,16 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
+from engine import limits, lock
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import atomic_write_bytes, read_file
 from engine.sessions import LATEST, PREVIOUS, sessions_dir
+from engine.writable import check_out
 
 INSTALL_HINT = (
     "freqtui sweep needs Dask distributed, an optional extra: "
@@ -47,6 +61,11 @@ RESULTS = "results.json"
 PLOT = "results.png"
 PLAIN_EVERY_S = 5.0
 STOP_WAIT_S = 600.0  # Ctrl-C: how long the driver waits for running cells to save
+SNAPSHOT_EVERY_S = 60.0  # --snapshot-every's default
+CONNECT_TIMEOUT_S = 30.0  # --connect-timeout's default
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SCHEMES = ("tcp", "tls")  # what --address may name
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a plain name: no path, not hidden
 
 
 # ---- the grid --------------------------------------------------------------------------
@@ -72,29 +91,83 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
             raise FreqtuiError(f"--grid {key} is given twice")
         if len(set(vals)) != len(vals):
             raise FreqtuiError(f"--grid {item!r}: a value is repeated")
+        if len(vals) > limits.MAX_SWEEP_VALUES:
+            raise FreqtuiError(
+                f"--grid {key}: {len(vals):,} values; at most {limits.MAX_SWEEP_VALUES} a key"
+            )
         grid[key] = vals
     return grid
 
 
 def parse_seeds(text: str) -> list[int]:
-    """`0-4`, `0,2,7` or a mix (`0-2,9`)."""
-    seeds: list[int] = []
+    """`0-4`, `0,2,7` or a mix (`0-2,9`); every seed a torch seed (0 <= seed < 2**32) and
+    their count bounded (engine/limits.py) before a list of them is made."""
+    parts: list[tuple[int, int]] = []
     try:
         for part in text.split(","):
             part = part.strip()
             lo, dash, hi = part.partition("-")
-            if dash and lo:
-                a, b = int(lo), int(hi)
-                if b < a:
-                    raise ValueError
-                seeds += range(a, b + 1)
-            else:
-                seeds.append(int(part))
+            a, b = (int(lo), int(hi)) if dash and lo else (int(part), int(part))
+            if b < a:
+                raise ValueError
+            parts.append((a, b))
     except ValueError:
         raise FreqtuiError(f"--seeds {text!r}: expected seeds like 0-4 or 0,1,5") from None
+    for a, b in parts:
+        for v in (a, b):
+            limits.check_seed(f"--seeds {text!r}: seed {v}", v)
+    limits.check_sweep_size(sum(b - a + 1 for a, b in parts), f"--seeds {text!r}")
+    seeds = [v for a, b in parts for v in range(a, b + 1)]
     if len(set(seeds)) != len(seeds):
         raise FreqtuiError(f"--seeds {text!r}: a seed is repeated")
     return seeds
+
+
+def grid_size(grid: dict[str, list[str]], seeds: list[int]) -> int:
+    return math.prod(len(v) for v in grid.values()) * len(seeds)
+
+
+def check_name(name: str, what: str, plain: bool = True) -> str:
+    """A folder name the sweep makes under --sessions: plain (--name), never a path or
+    `..`, and short enough for a file system (a cell's name, made of the grid's values)."""
+    if plain and (not NAME_RE.fullmatch(name) or name in (".", "..")):
+        raise FreqtuiError(
+            f"{what} {name[:60]!r}: use letters, digits, '.', '_' or '-' (a plain name, "
+            "not a path, not starting with '.')"
+        )
+    if len(name.encode()) > limits.MAX_NAME_BYTES:
+        raise FreqtuiError(
+            f"{what} {name[:40]!r}...: {len(name.encode())} bytes; at most "
+            f"{limits.MAX_NAME_BYTES} (a folder name)"
+        )
+    return name
+
+
+def check_address(text: str) -> str:
+    """--address: SCHEME://HOST:PORT with scheme tcp or tls (HOST:PORT means tcp)."""
+    scheme, sep, loc = text.partition("://")
+    if not sep:
+        scheme, loc = "tcp", text
+    why = ""
+    if scheme not in SCHEMES:
+        why = f"the scheme must be {' or '.join(s + '://' for s in SCHEMES)}"
+    else:
+        if loc.startswith("["):  # [::1]:8786
+            host, _, rest = loc[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        elif ":" in loc:
+            host, _, port = loc.rpartition(":")
+        else:
+            host, port = loc, ""
+        if not host or re.search(r"[\s/@?#\[\]]", host):
+            why = "no host"
+        elif not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+            why = "no port in 1-65535"
+    if why:
+        raise FreqtuiError(
+            f"--address {text[:80]!r}: {why}; expected tls://HOST:PORT or tcp://HOST:PORT"
+        )
+    return f"{scheme}://{loc}"
 
 
 def _slug(text: str) -> str:
@@ -114,7 +187,7 @@ def make_cells(
     for combo in combos:
         for seed in seeds:
             pairs = [f"{_slug(k)}={_slug(v)}" for k, v in combo.items()]
-            name = "_".join([*pairs, f"seed={seed}"])
+            name = check_name("_".join([*pairs, f"seed={seed}"]), "--grid: cell", plain=False)
             cells.append(Cell(name, combo, seed, config_for(combo, seed)))
     return cells
 
@@ -235,13 +308,24 @@ def cmd_sweep(args, config_for: Callable[[dict[str, str], int], RunConfig]) -> i
     except ImportError:
         sys.stderr.write(f"freqtui: {INSTALL_HINT}\n")
         return 2
+    # every flag is checked before the first file is written
+    limits.check_workers(args.workers)
+    limits.check_seconds("--snapshot-every", args.snapshot_every, limits.MAX_SNAPSHOT_EVERY_S)
+    limits.check_seconds("--connect-timeout", args.connect_timeout, limits.MAX_CONNECT_TIMEOUT_S)
+    address = args.address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        args.address = check_address(address)
+        _security_for(args.address)  # a tls:// address needs certificates in Dask's config
     grid = parse_grid(args.grid or [])
     seeds = parse_seeds(args.seeds)
+    limits.check_sweep_size(grid_size(grid, seeds), "the grid times the seeds")
     cells = make_cells(grid, seeds, config_for)
-    sid = args.name or sweep_id(cells)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", sid):
-        raise FreqtuiError(f"--name {sid!r}: use letters, digits, '.', '_' or '-'")
+    sid = check_name(args.name, "--name") if args.name else sweep_id(cells)
     root = sessions_dir(getattr(args, "sessions", None)) / sid
+    for name in (SPEC, RESULTS, PLOT):
+        check_out(root / name, f"the sweep's {name}", "the sweep's files")
+    # a second identical sweep is refused here, naming this one's pid
+    held = [lock.acquire(root)]
     spec = {
         "sweep": sid,
         "grid": grid,
@@ -259,10 +343,15 @@ def cmd_sweep(args, config_for: Callable[[dict[str, str], int], RunConfig]) -> i
             raise FreqtuiError(
                 f"{root}: holds a sweep with another grid or settings; pick another --name"
             )
+    _open_files_for(len(cells))
+    # own every cell before reading it: a `train --resume` of a cell now is refused, and
+    # a cell another process is training is refused here (the finished are let go below)
+    held += [lock.acquire(root / c.name) for c in cells]
     states = [load_state(c, root / c.name) for c in cells]
+    for s in states:
+        if s.finished:
+            lock.release(s.folder)
     atomic_write_bytes(old, (json.dumps(spec, indent=2) + "\n").encode())
-    if args.workers is not None and args.workers < 1:
-        raise FreqtuiError(f"--workers {args.workers}: must be at least 1")
     todo = [s for s in states if not s.finished]
     print(
         f"sweep {sid}: {len(cells)} cells ({len(cells) - len(todo)} finished already, "
@@ -274,40 +363,160 @@ def cmd_sweep(args, config_for: Callable[[dict[str, str], int], RunConfig]) -> i
     if todo:
         code = _drive(args, sid, states, todo)
     write_results(root, sid, grid, seeds, states)
+    if code == 1:  # the last line never reads as if all were well
+        left = sum(1 for s in states if not s.finished)
+        print(
+            f"sweep {sid}: {left} cell(s) not finished, some failed (see stderr); fix the "
+            "cause and run the same command again to continue them from their snapshots"
+        )
+    for h in held:
+        h.release()
     return code
+
+
+def _open_files_for(cells: int) -> None:
+    """Each cell's lock is an open file: make room for them beside Dask's sockets."""
+    want = cells + 512
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            top = want if hard == resource.RLIM_INFINITY else min(want, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+
+
+class _Stop(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM or SIGHUP) in the driver: stop like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame) -> None:
+    raise _Stop(signum)
+
+
+def dask_setup(worker) -> None:
+    """Dask runs this (a preload) in each worker process of the sweep's own cluster, on
+    its main thread: the worker ignores the stop signals. A terminal's Ctrl-C or hang-up
+    reaches the whole process group, a service manager's SIGTERM every process; the
+    driver asks the cells to stop and save instead, then closes the cluster."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
+def _stop_http(dask_scheduler=None, dask_worker=None) -> bool:
+    """Close a node's HTTP server (Dask always starts one, for health checks and metrics):
+    the sweep's cluster serves nothing over plain HTTP."""
+    node = dask_scheduler or dask_worker
+    server = getattr(node, "http_server", None)
+    if server is not None:
+        server.stop()
+    return server is not None
+
+
+def _security_for(address: str):
+    """The Security of the user's Dask configuration, checked against the address."""
+    from distributed.security import Security
+
+    security = Security()
+    if (
+        address.startswith("tls://")
+        and security.get_connection_args("client").get("ssl_context") is None
+    ):
+        raise FreqtuiError(
+            f"--address {address}: a tls:// scheduler needs certificates in Dask's "
+            "configuration (distributed.comm.tls.ca-file, distributed.comm.tls.client.cert "
+            "and .key; see the README's Sweeps section)"
+        )
+    return security
+
+
+def _probe(address: str, security, timeout: float) -> None:
+    """Connect and finish Dask's handshake within `timeout` seconds, or say why not. (A
+    listener that accepts and never answers would hold a Client forever: Dask bounds the
+    connect but not the handshake's read.)"""
+    from distributed.comm import connect
+
+    async def handshake() -> None:
+        comm = await connect(address, timeout=timeout, **security.get_connection_args("client"))
+        await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(handshake(), timeout))
+    except (asyncio.TimeoutError, TimeoutError):
+        raise FreqtuiError(
+            f"no Dask scheduler answered at {address} within {timeout:g} s (--connect-timeout)"
+        ) from None
+    except Exception as exc:  # refused, TLS refused, encryption required, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise FreqtuiError(f"cannot reach the Dask scheduler at {address}: {first}") from None
 
 
 def _cluster(args):
     """A Client on --address / $DASK_SCHEDULER_ADDRESS, or on a LocalCluster made here."""
+    import dask
     from distributed import Client, LocalCluster
 
+    timeout = float(getattr(args, "connect_timeout", CONNECT_TIMEOUT_S))
     address = args.address or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address:
+        address = check_address(address)
+        security = _security_for(address)
+        _probe(address, security, timeout)
         try:
-            client = Client(address, timeout=30)
-        except OSError as exc:
-            raise FreqtuiError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+            client = Client(address, security=security, timeout=timeout)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise FreqtuiError(f"cannot reach the Dask scheduler at {address}: {first}") from None
         return client, None, f"cluster at {address}"
     n = args.workers or os.cpu_count() or 1
-    # the worker processes ignore Ctrl-C (a terminal sends it to the whole process group):
-    # the driver asks their cells to stop and save instead
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # multiprocessing's resource tracker (a helper process the cluster's start would
+    # launch) ignores SIGINT and SIGTERM itself but not SIGHUP: started here, it inherits
+    # SIGHUP ignored and outlives a hung-up terminal until the driver has closed the cluster
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with warnings.catch_warnings():
-            # the scheduler's small HTTP server (health checks, no dashboard; on 127.0.0.1
-            # too) moves to a free port when another cluster holds 8787, and would warn
-            warnings.filterwarnings("ignore", message="Port .* is already in use")
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+        resource_tracker.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, old)
-    return Client(cluster), cluster, f"local cluster of {n} worker process(es)"
+        signal.signal(signal.SIGHUP, hup)
+    # a stop signal while the cluster starts is kept, and acted on once it is up
+    came: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in STOP_SIGNALS}
+    # no HTTP routes in any node, and (below) no HTTP server left listening
+    no_http = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+    cluster = client = None
+    try:
+        try:
+            with dask.config.set(no_http), warnings.catch_warnings():
+                # the scheduler's HTTP server, closed below, first moves to a free port
+                # when another cluster holds 8787, and would warn
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    security=True,  # TLS with certificates made for this cluster alone
+                    dashboard_address=None,
+                    worker_dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    preload=[__name__],  # dask_setup, in each worker process
+                )
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+        if came:
+            raise _Stop(came[0])
+        client = Client(cluster)
+        client.run_on_scheduler(_stop_http)
+        client.run(_stop_http)
+    except BaseException:  # a stop signal or a failure: nothing of the cluster stays
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
+    return client, cluster, f"local cluster of {n} worker process(es)"
 
 
 class _Progress:
@@ -409,7 +618,23 @@ def _fmt(s: float) -> str:
 def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> int:
     from distributed import Event
 
-    client, cluster, where = _cluster(args)
+    # SIGINT, SIGTERM and SIGHUP all stop the sweep the same way (main thread only), from
+    # the cluster's start on (the worker processes start with them ignored)
+    old_handlers = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    try:
+        client, cluster, where = _cluster(args)
+    except _Stop as exc:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        print(
+            f"stopped by {signal.Signals(exc.signum).name} while the cluster started: "
+            "nothing was trained; run the same command again to start"
+        )
+        return 128 + exc.signum
+    except BaseException:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        raise
     token = uuid.uuid4().hex[:8]
     topic, stop_name = f"freqtui-{sid}-{token}", f"freqtui-stop-{sid}-{token}"
     progress = _Progress(len(states), states)
@@ -445,10 +670,14 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
             return f"{type(exc).__name__}: {first}"
         if chunk.failed:
             return chunk.failed
-        trained[0] += chunk.rows
         if chunk.snapshot is not None and chunk.snapshot != s.snapshot:
-            store(s, chunk.snapshot)
+            try:
+                store(s, chunk.snapshot)
+            except FreqtuiError as exc:  # a full disk, a read-only folder: this cell stops
+                return str(exc)
+        trained[0] += chunk.rows  # rows on disk
         if s.finished:
+            lock.release(s.folder)  # a finished cell is anyone's to read or resume
             test = s.evals[-1]["test"]["overall"] if s.evals else float("nan")
             done = sum(1 for x in states if x.finished)
             progress.say(
@@ -461,6 +690,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
 
     failures: dict[str, str] = {}
     stopping = False
+    signum = 0
     trained = [0]  # rows trained by this run, all cells
     watch = _WorkerWatch()
     try:
@@ -480,9 +710,13 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
             progress.refresh()
             watch(client, progress.say)
             time.sleep(0.25)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stopping = True
-        progress.say("stopping: the running cells save their snapshots (Ctrl-C again: leave now)")
+        signum = exc.signum if isinstance(exc, _Stop) else signal.SIGINT
+        how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        progress.say(
+            f"stopping ({how}): the running cells save their snapshots (Ctrl-C again: leave now)"
+        )
         try:
             Event(stop_name, client=client).set()
             # a stretch no worker has begun has nothing to save: cancel it (one that begins
@@ -504,6 +738,9 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
         except KeyboardInterrupt:
             pass
     finally:
+        # after a stop, a late signal must not cut the saving and the report short
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, signal.SIG_IGN if stopping else handler)
         progress.close()
         with contextlib.suppress(Exception):
             client.close()
@@ -516,7 +753,7 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
     if stopping:
         left = sum(1 for s in states if not s.finished)
         print(f"stopped: {left} cell(s) not finished; run the same command again to continue")
-        return 130
+        return 128 + signum
     return 1 if failures else 0
 
 
@@ -718,9 +955,15 @@ def results_png(data: dict[str, Any]) -> bytes:
 
 def write_results(root: Path, sid, grid, seeds, states: list[CellState]) -> None:
     data = results(sid, grid, seeds, states)
-    atomic_write_bytes(root / RESULTS, (json.dumps(data, indent=2) + "\n").encode())
     print(results_table(data))
-    print(f"wrote {root / RESULTS}")
+    _write(root / RESULTS, (json.dumps(data, indent=2) + "\n").encode())
     if any(g["frozen_mse_test"] for g in data["groups"]):
-        atomic_write_bytes(root / PLOT, results_png(data))
-        print(f"wrote {root / PLOT}")
+        _write(root / PLOT, results_png(data))
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise FreqtuiError(f"{path}: not written ({exc.strerror or exc})") from None
+    print(f"wrote {path}")

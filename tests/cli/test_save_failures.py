@@ -144,6 +144,10 @@ def test_a_save_failing_mid_run_warns_once_trains_on_and_names_the_survivor(tmp_
     stdout = "".join(out)
     assert rc == 1, err
     assert "training finished at epoch 3/3" in stdout  # the run went on to its end
+    # but its last line does not say "finished" as if all were well: the end is not on disk
+    final = stdout.strip().splitlines()[-1]
+    assert "finished" not in final and "--epochs 4" not in final, final
+    assert "NOT saved at the end" in final and "--resume" in final, final
     assert "2,400 rows trained in all" in stdout
     warnings = [x for x in err.splitlines() if "not saved" in x and "warning" in x]
     assert len(warnings) == 1, err  # about ten saves failed: one warning

@@ -306,7 +306,7 @@ def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(120) == 130, log.read_text()
     text = log.read_text()
-    assert "stopping: the running cells save their snapshots" in text
+    assert "stopping (Ctrl-C): the running cells save their snapshots" in text
     snaps = [read_file(p) for p in sessions.glob("sweep-*/*/latest.pt")]
     assert snaps, text
     assert all(0 < s["history"]["rows_total"] < 3 * 4_000 for s in snaps)
@@ -324,21 +324,31 @@ def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
         raise AssertionError("processes of the sweep are still running after 30 s")
 
 
-def test_the_default_local_cluster_listens_on_loopback_only():
+def test_the_default_local_cluster_listens_on_loopback_only_behind_tls_and_serves_no_http():
     import argparse
+
+    from distributed import Client
 
     from freqtui.sweep import _cluster
 
     client, cluster, where = _cluster(argparse.Namespace(address=None, workers=2))
     try:
-        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        # its HTTP server (health checks; the dashboard is off) listens on loopback too
-        assert cluster.scheduler.http_server.address == "127.0.0.1"
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+        # the HTTP server Dask always starts (health checks, metrics) is closed
+        http_port = cluster.scheduler.http_server.port
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", http_port), timeout=5).close()
         workers = client.scheduler_info()["workers"]
         assert len(workers) == 2 and where == "local cluster of 2 worker process(es)"
+        addresses = [cluster.scheduler_address]
         for addr, info in workers.items():
-            assert addr.startswith("tcp://127.0.0.1:") and info["nthreads"] == 1
-            assert info["nanny"].startswith("tcp://127.0.0.1:")
+            assert addr.startswith("tls://127.0.0.1:") and info["nthreads"] == 1
+            assert info["nanny"].startswith("tls://127.0.0.1:")
+            addresses += [addr, info["nanny"]]
+        # a client without the cluster's certificates gets nowhere, on any of its ports
+        for addr in addresses:
+            with pytest.raises(OSError):
+                Client(addr.replace("tls://", "tcp://"), timeout=3).close()
     finally:
         client.close()
         cluster.close()
