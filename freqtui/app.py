@@ -403,6 +403,7 @@ class FreqtuiApp(App[int]):
             saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
             finished=view.finished,
             epochs=view.planned_epochs,
+            save_failed=run.save_error is not None,  # never "finished" over a lost save
         )
 
     @work(thread=True, exclusive=True, group="past-outputs")
