@@ -27,17 +27,18 @@ def test_the_weakened_variant_is_ten_times_below_the_best_public_result():
     assert abs(result.train.overall - result.test.overall) <= 0.2 * result.test.overall
 
 
-def test_the_default_command_of_the_current_clock_seed_1():
-    """`freqtui train --headless --autosave 0 --seed 1` (the clock's three phases):
-    frozen MSE_test 0.0022 here, every frequency <= 0.02, train within 20% of test, and
-    the snapshot says it holds the best weights on the validation draw."""
+def test_the_default_command_of_the_current_clock_seed_0():
+    """`freqtui train --headless --autosave 0 --seed 0` (the clock's slide, then S, then its
+    polish; seed 0 ended at 0.7193 with the earlier schedule): frozen MSE_test 0.00155
+    here, every frequency below 0.002, train within 10% of test, and the snapshot says
+    which weights it holds (chosen on the validation draw, never on the test set)."""
     from engine.files import read_file, weights_note
 
-    path = MODELS / "clock_phase1.0_seed1.pt"
+    path = MODELS / "clock_phase1.0_seed0.pt"
     obj = read_file(path)
     config, model = load_model(path)
-    assert config.torch_seed == 1 and config.method == "clock" and config.phase_scale == 1.0
+    assert config.torch_seed == 0 and config.method == "clock" and config.phase_scale == 1.0
     result = evaluate(model, config)
-    assert result.test.overall <= 0.01 and max(result.test.per_block) <= 0.02
-    assert abs(result.train.overall - result.test.overall) <= 0.2 * result.test.overall
+    assert result.test.overall <= 0.002 and max(result.test.per_block) <= 0.002
+    assert abs(result.train.overall - result.test.overall) <= 0.1 * result.test.overall
     assert "validation draw" in weights_note(obj)
