@@ -30,6 +30,7 @@ from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, re
 from engine.errors import FreqtuiError
 from engine.run import AUTOSAVE_MIN_ROWS, RESUMABLE_CHANGES, TrainingRun
 from engine.sessions import list_sessions, read_snapshot, resolve, sessions_dir
+from freqtui import __version__
 from freqtui import serve as serve_defaults  # its defaults; textual-serve loads on use
 from freqtui.format import eval_json, eval_table, sessions_table
 from freqtui.sweep import CONNECT_TIMEOUT_S, SNAPSHOT_EVERY_S
@@ -70,6 +71,44 @@ def check_flags(p: argparse.ArgumentParser, argv: list[str]) -> None:
         close = difflib.get_close_matches(flag, sorted(known), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else "; `freqtui --help` lists the flags"
         p.error(f"unknown flag {flag}{hint}")
+
+
+# flags of the console (before any command) that a command also honours from there
+TOP_FLAGS_EVERYWHERE = ("--sessions", "--autosave")
+
+
+def check_flag_places(p: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A console flag written before a command (`freqtui --epochs 3 train`) would be
+    dropped without a word: refuse it, naming where it goes."""
+    given: list[str] = []
+    skip = False
+    commands: set[str] = set()
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands = set(action.choices)
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token == "--":
+            return
+        if token.startswith("-"):
+            flag, has_value = token.split("=", 1)[0], "=" in token
+            action = p._option_string_actions.get(flag)
+            if action is not None:
+                given.append(flag)
+                skip = action.nargs != 0 and not has_value
+            continue
+        if token in commands:
+            wrong = [
+                f for f in given if f not in TOP_FLAGS_EVERYWHERE and f not in ("-h", "--help")
+            ]
+            if wrong:
+                p.error(
+                    f"{wrong[0]} goes after the command: freqtui {token} {wrong[0]} ... "
+                    f"(before a command it would be ignored)"
+                )
+        return
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -214,6 +253,7 @@ def add_autosave_flag(p: argparse.ArgumentParser, top: bool = False) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="freqtui", description="Train stateful LSTMs to extract pure frequencies.")
+    p.add_argument("--version", action="version", version=f"freqtui {__version__}")
     add_config_flags(p)
     p.add_argument("--resume", metavar="ID|PATH", help="resume a saved session in the console")
     add_sessions_flag(p, top=True)
@@ -367,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     check_flags(parser, argv)
+    check_flag_places(parser, argv)
     args = parser.parse_args(argv)
     try:
         code = _dispatch(args)

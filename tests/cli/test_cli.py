@@ -121,3 +121,30 @@ def test_help_and_methods_state_what_a_plain_run_uses(capsys):
     assert "t0=1000" in block[2]  # the method's -O options with their defaults
     for name in ("handoff", "tbptt"):
         assert f"\n{name}: " in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--epochs", "3", "--lr", "0.5", "train", "--headless", "--method", "handoff"],
+        ["--epochs", "-1", "train", "--headless"],
+        ["--method=handoff", "eval", "x.pt"],
+        ["--resume", "ID", "sessions"],
+    ],
+)
+def test_a_console_flag_before_a_command_is_refused_not_dropped(args, tmp_path):
+    """`freqtui --epochs 3 train` trained the method's own epochs without a word."""
+    r = run(*args, cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    (line,) = r.stderr.strip().splitlines()
+    flag = args[0].split("=")[0]
+    command = next(a for a in args if a in ("train", "eval", "sessions"))
+    assert f"{flag} goes after the command: freqtui {command} {flag}" in line
+    assert not list(tmp_path.iterdir())  # nothing was trained or written
+
+
+def test_sessions_before_a_command_still_counts_and_version_answers(tmp_path):
+    r = run("--sessions", str(tmp_path / "s"), "sessions", cwd=tmp_path, timeout=60)
+    assert r.returncode == 0 and "no sessions in" in r.stdout
+    v = run("--version", timeout=60)
+    assert v.returncode == 0 and v.stdout.strip().startswith("freqtui 0.")
