@@ -235,7 +235,4 @@ def epochs_text(view: RunView) -> str:
     rows = fmt_rows(view.rows_per_epoch)
     if view.planned_epochs == view.config.epochs:
         return f"{view.config.epochs} epoch(s) of {rows}"
-    return (
-        f"epochs of {rows}: {view.planned_epochs} planned so far (the curriculum, then the "
-        f"polish), at most {view.config.epochs}"
-    )
+    return f"{view.planned_epochs} epoch(s) of {rows} planned so far (at most {view.config.epochs})"

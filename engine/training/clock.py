@@ -106,6 +106,7 @@ class ClockTrainer(Trainer):
         "amp0": 0.0,
         "amp_step": 1.0,
         "s_gate": 1,
+        "stage_lr_reset": 0,
         "s_decay": 1e-3,
         "block_weight": 1.0,
         "forget_bias": 3.0,
@@ -125,7 +126,7 @@ class ClockTrainer(Trainer):
     schedule_live = ("lr", "validation MSE", "best validation")
     INTS = (
         "t0", "min_steps", "patience", "retries", "first_steps", "draws", "noise_seed",
-        "val_seed", "val_every", "select", "epoch_sets", "polish", "anneal", "s_gate",
+        "val_seed", "val_every", "select", "epoch_sets", "polish", "anneal", "s_gate", "stage_lr_reset",
     )  # fmt: skip
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
@@ -189,7 +190,7 @@ class ClockTrainer(Trainer):
         for k in ("t0", "min_steps", "draws", "epoch_sets", "val_every", "polish"):
             if o[k] < 1:
                 raise FreqtuiError(f"clock option {k} must be >= 1, got {o[k]}")
-        for k in ("anneal", "select", "s_gate"):
+        for k in ("anneal", "select", "s_gate", "stage_lr_reset"):
             if o[k] not in (0, 1):
                 raise FreqtuiError(f"clock option {k} must be 0 or 1, got {o[k]}")
         for k, v in o.items():
@@ -461,6 +462,8 @@ class ClockTrainer(Trainer):
             self._raise_amp()
         self.stages += 1
         self.retries_here = 0
+        if self.o["stage_lr_reset"]:
+            self.lr_mult = 1.0  # a halved rate was for the stage it helped pass
         self._set_lr()
         self.ema, self.steps_here = None, 0
 
