@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from freqtui.widgets.loss_panel import NEAR_ZERO
+
 KEYS = (
     ("space", "pause / resume training (between chunks of rows)"),
     ("e", "frozen evaluation now (weights fixed, train and test sets)"),
@@ -32,7 +34,8 @@ LOSSES = (
         "frozen MSE (weights fixed)",
         "the model run over the whole train and test sets from a "
         "zero state, no update: the number that judges it. 0.5 is what predicting zero scores "
-        "(the variance of a sine); red in the table means no better than that.",
+        f"(the variance of a sine); red in the table means {NEAR_ZERO:g} or more: within a "
+        "tenth of that, no real learning.",
     ),
     (
         "oscillator tab",

@@ -229,5 +229,9 @@ async def test_the_help_reads_whole_at_80x24(make_app):
         assert scroll.max_scroll_y == 0  # nothing hidden below the fold
         text = str(app.screen.query_one("Static").render())
         assert "online loss (weights moving)" in text and "frozen MSE (weights fixed)" in text
+        from freqtui.widgets.loss_panel import NEAR_ZERO
+
+        # red means what the table does: the help names the threshold the table uses
+        assert f"red in the table means {NEAR_ZERO:g} or more" in " ".join(text.split())
         await pilot.press("escape")
         await pilot.press("q")
