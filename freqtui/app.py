@@ -169,7 +169,7 @@ class FreqtuiApp(App[int]):
     def _show_past(self) -> None:
         """A resumed run redraws its history; every run says where it starts."""
         view = self.training.view()
-        self.status_bar.set_position(view.epoch, view.row)
+        self.status_bar.set_position(view.epoch, view.row, view.planned_epochs)
         if view.online or view.evals or view.epochs:
             self.loss_panel.load_history(view.online, view.evals, view.epochs)
         self.plots_panel.load_history(view.online, view.evals)

@@ -68,10 +68,13 @@ class StatusBar(Widget):
         self.stats: ev.StepStats | None = None
         self.epoch = 1
         self.row = 0
+        self.epochs = config.epochs  # the run's length as planned (the clock plans its own)
 
-    def set_position(self, epoch: int, row: int) -> None:
-        """Where a run starts (a resumed run is not at row 0)."""
+    def set_position(self, epoch: int, row: int, epochs: int | None = None) -> None:
+        """Where a run starts (a resumed run is not at row 0), and its planned length."""
         self.epoch, self.row = epoch, row
+        if epochs is not None:
+            self.epochs = epochs
         self.refresh()
 
     def set_state(self, state: str) -> None:
@@ -81,7 +84,7 @@ class StatusBar(Widget):
 
     def set_stats(self, stats: ev.StepStats) -> None:
         self.stats = stats
-        self.epoch, self.row = stats.epoch, stats.row
+        self.epoch, self.row, self.epochs = stats.epoch, stats.row, stats.epochs
         self.schedule = stats.schedule
         self.blocks_together = stats.blocks_together
         self.refresh()
@@ -95,7 +98,7 @@ class StatusBar(Widget):
             n = cfg.n_samples
             block = min(self.row // n, cfg.n_blocks - 1) if s is None else s.block
             where = f"block f{block + 1} = {cfg.frequencies[block]:g} Hz"
-        epochs = cfg.epochs
+        epochs = self.epochs
         line1 = fit(
             [
                 (9, Text(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, "reverse"))),

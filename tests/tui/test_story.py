@@ -205,6 +205,21 @@ async def test_the_clock_status_says_all_blocks_and_shows_its_schedule(make_app)
         await pilot.press("q")
 
 
+async def test_the_status_shows_the_length_the_run_plans_not_the_cap(make_app):
+    """The clock plans its own length (its curriculum, then a polish of its own): the status
+    says "epoch 3/12" when --epochs only caps the run at 60."""
+    app = make_app(autostart=False, epochs=60)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        s = step_stats(app.config, row=800, loss=0.1, by_block=(0.1,) * 4)
+        s = ev.StepStats(**{**s.__dict__, "epoch": 3, "epochs": 12})
+        app.handle_events([s], force=True)
+        await pilot.pause()
+        text = app.query_one(StatusBar).render().plain
+        assert "epoch 3/12" in text and "/60" not in text
+        await pilot.press("q")
+
+
 async def test_v_on_a_wide_terminal_says_why_it_does_nothing(make_app):
     app = make_app(autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
