@@ -53,9 +53,8 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
     stopper = StopSignals()
     with stopper:
         print(
-            f"training: method {cfg.method}, backend {view.backend}, {epochs_text(view)}, lr "
-            f" {cfg.lr:g}, phase scale "
-            f"{cfg.phase_scale:g}",
+            f"training: method {cfg.method}, backend {view.backend}, {epochs_text(view)}, "
+            f"lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}",
             flush=True,
         )
         where = run.sessions_root / run.run_id

@@ -123,7 +123,7 @@ class ClockTrainer(Trainer):
     state_batch = "blocks"  # one carried stream per frequency block
     blocks_together = True  # every step runs all the blocks as one batch
     # shown live, without an event for each change: the annealed rate, the validation MSE
-    schedule_live = ("lr", "validation MSE", "best validation")
+    schedule_live = ("lr", "validation MSE", "best validation", "polish")
     INTS = (
         "t0", "min_steps", "patience", "retries", "first_steps", "draws", "noise_seed",
         "val_seed", "val_every", "select", "epoch_sets", "polish", "anneal", "s_gate", "stage_lr_reset",
@@ -145,6 +145,8 @@ class ClockTrainer(Trainer):
         self.stages = 0  # stages passed since the last fresh start
         self.retries_here = 0  # rollbacks to the last passed stage, at this stage
         self.done_at: int | None = None  # run position (rows) when the curriculum finished
+        # the polish's end (epochs) when a resume asked to train on past a finished polish
+        self.polish_end: int | None = None
         self.steps = 0
         self.initialised = False  # the forget-bias recipe is applied before the first step
         self.lr_mult = 1.0  # halved by a stall, a stage rollback or a polish rollback
@@ -283,6 +285,8 @@ class ClockTrainer(Trainer):
         """The run's length in epochs: the epoch in which the curriculum ended plus the
         polish's own `polish` epochs, at most --epochs. While the curriculum runs, the
         least it can be (the current epoch plus the polish)."""
+        if self.polish_end is not None:
+            return min(self.config.epochs, self.polish_end)
         start = self.epoch if self.done_at is None else self.done_at // self.rows_per_epoch
         return min(self.config.epochs, start + 1 + self.o["polish"])
 
@@ -305,7 +309,9 @@ class ClockTrainer(Trainer):
                 f"of {old_epochs}"
             )
         uncapped = self.done_at // self.rows_per_epoch + 1 + self.o["polish"]
-        old_end, new_end = min(old_epochs, uncapped), min(new_epochs, uncapped)
+        old_end = min(old_epochs, uncapped)
+        # a polish that had ended goes on to the new --epochs (load_state_dict set its end)
+        new_end = self.planned_epochs if self.polish_end is not None else min(new_epochs, uncapped)
         if old_end == new_end or not self.o["anneal"]:
             return (
                 f"the polish ends with epoch {new_end} either way (the curriculum ended in "
@@ -631,6 +637,7 @@ class ClockTrainer(Trainer):
             stages=self.stages,
             retries_here=self.retries_here,
             done_at=-1 if self.done_at is None else self.done_at,
+            polish_end=-1 if self.polish_end is None else self.polish_end,
             steps=self.steps,
             initialised=self.initialised,
             noise_rng=rng_state(self.rng),
@@ -666,6 +673,12 @@ class ClockTrainer(Trainer):
         self.stages = int(d["stages"])
         self.retries_here = int(d["retries_here"])
         self.done_at = None if int(d["done_at"]) < 0 else int(d["done_at"])
+        self.polish_end = None if int(d.get("polish_end", -1)) < 0 else int(d["polish_end"])
+        planned = int(d.get("planned_epochs", self.planned_epochs))
+        if self.epoch >= planned and self.config.epochs > planned:
+            # resumed with more epochs after its polish ended: the polish goes on, its anneal
+            # stretched to the new end (length_change_note says what that changes)
+            self.polish_end = self.config.epochs
         self.steps = int(d["steps"])
         self.initialised = bool(d["initialised"])
         set_rng_state(self.rng, d["noise_rng"])

@@ -423,3 +423,29 @@ def test_the_run_length_is_shown_as_planned():
             tr.end_epoch()
     assert tr.planned_epochs == tr.done_at // tr.rows_per_epoch + 1 + 3
     assert tr.state_dict()["planned_epochs"] == tr.planned_epochs
+
+
+def test_a_finished_polish_resumed_with_more_epochs_trains_on():
+    """`--resume ID --epochs N` after the polish ended: the polish goes on to epoch N (the
+    resume command a finished run prints must train something)."""
+    config = RunConfig(
+        method="clock", backend="torch", duration=0.05, epochs=60,
+        options={"k0": 100.0, "slide_from": 0.5, "epoch_sets": 1, "min_steps": 1, "thr": 10.0,
+                 "polish": 1},
+    ).validated()  # fmt: skip
+    tr = make_trainer(build_model(config), config, train_set(config))
+    while not tr.finished:
+        tr.train_rows(10_000)
+        if tr.row >= tr.rows_per_epoch:
+            tr.end_epoch()
+    end = tr.planned_epochs
+    assert tr.epoch == end == tr.done_at // tr.rows_per_epoch + 1 + 1  # curriculum, polish
+    saved_model, saved = _roundtrip(tr.model.state_dict()), _roundtrip(tr.state_dict())
+    more = make_trainer(build_model(config), config.replace(epochs=end + 2), train_set(config))
+    more.model.load_state_dict(saved_model)
+    more.load_state_dict(saved)
+    assert not more.finished and more.planned_epochs == end + 2
+    assert f"ends with epoch {end + 2} instead of {end}" in more.length_change_note(60, end + 2)
+    same = make_trainer(build_model(config), config, train_set(config))
+    same.load_state_dict(saved)
+    assert same.finished  # the same length: nothing more to train
