@@ -638,6 +638,7 @@ class ClockTrainer(Trainer):
             retries_here=self.retries_here,
             done_at=-1 if self.done_at is None else self.done_at,
             polish_end=-1 if self.polish_end is None else self.polish_end,
+            epochs_cap=self.config.epochs,
             steps=self.steps,
             initialised=self.initialised,
             noise_rng=rng_state(self.rng),
@@ -675,9 +676,10 @@ class ClockTrainer(Trainer):
         self.done_at = None if int(d["done_at"]) < 0 else int(d["done_at"])
         self.polish_end = None if int(d.get("polish_end", -1)) < 0 else int(d["polish_end"])
         planned = int(d.get("planned_epochs", self.planned_epochs))
-        if self.epoch >= planned and self.config.epochs > planned:
-            # resumed with more epochs after its polish ended: the polish goes on, its anneal
-            # stretched to the new end (length_change_note says what that changes)
+        asked = self.config.epochs != int(d.get("epochs_cap", self.config.epochs))
+        if asked and self.epoch >= planned and self.config.epochs > planned:
+            # resumed with another --epochs after its polish ended: the polish goes on, its
+            # anneal stretched to the new end (length_change_note says what that changes)
             self.polish_end = self.config.epochs
         self.steps = int(d["steps"])
         self.initialised = bool(d["initialised"])
