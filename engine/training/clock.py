@@ -287,8 +287,13 @@ class ClockTrainer(Trainer):
         least it can be (the current epoch plus the polish)."""
         if self.polish_end is not None:
             return min(self.config.epochs, self.polish_end)
-        start = self.epoch if self.done_at is None else self.done_at // self.rows_per_epoch
-        return min(self.config.epochs, start + 1 + self.o["polish"])
+        return min(self.config.epochs, self._polish_end(self.epoch))
+
+    def _polish_end(self, epoch_now: int) -> int:
+        """The epoch with which the polish ends, uncapped: `polish` epochs after the epoch
+        in which the curriculum ended (or, while it runs, after the current one)."""
+        start = epoch_now if self.done_at is None else self.done_at // self.rows_per_epoch
+        return start + 1 + self.o["polish"]
 
     def state_check(self, rows: int = 300):
         # one step trains draws·(sum of windows) rows and builds a graph as long as the
@@ -308,11 +313,13 @@ class ClockTrainer(Trainer):
                 f"{self.o['polish']} epoch(s) must now end by epoch {new_epochs} instead "
                 f"of {old_epochs}"
             )
-        uncapped = self.done_at // self.rows_per_epoch + 1 + self.o["polish"]
+        uncapped = self._polish_end(self.epoch)
         old_end = min(old_epochs, uncapped)
         # a polish that had ended goes on to the new --epochs (load_state_dict set its end)
         new_end = self.planned_epochs if self.polish_end is not None else min(new_epochs, uncapped)
-        if old_end == new_end or not self.o["anneal"]:
+        if old_end != new_end and not self.o["anneal"]:
+            return f"the polish now ends with epoch {new_end} instead of {old_end}"
+        if old_end == new_end:
             return (
                 f"the polish ends with epoch {new_end} either way (the curriculum ended in "
                 f"epoch {self.done_at // self.rows_per_epoch + 1}; the polish is "

@@ -885,7 +885,8 @@ class WindowStepper:
         if lens.shape != (B,) or np.any(lens < 1) or np.any(lens > T):
             raise ValueError(f"lengths must be (B,) = ({B},) ints in [1, {T}]")
         order, sizes = self._split(lens)
-        if not np.array_equal(order, np.arange(B)):
+        reordered = not np.array_equal(order, np.arange(B))
+        if reordered:
             x, y, coef, h0, c0, lens = (
                 np.ascontiguousarray(a[order]) for a in (x, y, coef, h0, c0, lens)
             )
@@ -937,7 +938,7 @@ class WindowStepper:
                 run(q)
 
         mse = np.concatenate([p.mse for p in parts])
-        if not np.array_equal(order, np.arange(B)):  # back to the caller's order
+        if reordered:  # back to the caller's order
             back = np.argsort(order)
             mse, outputs = mse[back], outputs[back]
             hT, cT = hT[torch.from_numpy(back)], cT[torch.from_numpy(back)]
