@@ -24,7 +24,10 @@ from freqtui.widgets.plots_panel import row_ticks
 
 COLOURS = ("cyan", "red", "green", "yellow", "magenta", "blue", "orange", "white")
 MARKERS = ("•", "+", "x", "o", "*", "#", "@", "%")  # with the colour: a session's line
-HELP = "frozen MSE (weights fixed) against rows trained, log scale; t: train/test, escape closes"
+HELP = (
+    "frozen MSE (weights fixed) against rows trained, log scale; seeds: the train/test "
+    "noise seeds; t: train/test, escape closes"
+)
 SCROLLS = "the table is wider than the window: focus it and use ← → to scroll"
 
 
@@ -48,7 +51,7 @@ class CompareScreen(ModalScreen[None]):
     CompareScreen { align: center middle; }
     CompareScreen > Vertical {
         width: 100%; height: 95%;
-        border: round $accent; background: $surface; padding: 0 1;
+        border: round $accent; background: $surface; padding: 0;
     }
     CompareScreen PlotextPlot { height: 1fr; min-height: 8; }
     CompareScreen DataTable { height: auto; max-height: 12; }
@@ -93,7 +96,7 @@ class CompareScreen(ModalScreen[None]):
         data = self.data
         if data is None:
             return
-        for name in ("set", "id", "method", "duration", "phase", "seeds\ntrain/test"):
+        for name in ("set", "id", "method", "duration", "phase", "seeds"):
             table.add_column(name)
         shown = [c for c, (_, kind) in enumerate(data.columns) if kind == self.show_set]
         for c in shown:
