@@ -159,7 +159,12 @@ class CompareTable:
                 f"not ranked: each session was evaluated on different data ({sets}), "
                 "so their frozen MSEs do not compare"
             )
-        return f"{len(self.groups)} data sets ({sets}): best marked within a set, never across sets"
+        alone = [set_name(g) for g, n in enumerate(sizes) if n < 2]
+        note = f"; {', '.join(alone)}: one session, not ranked" if alone else ""
+        return (
+            f"{len(self.groups)} data sets ({sets}): best marked within a set, never across "
+            f"sets{note}"
+        )
 
 
 def set_name(g: int) -> str:
