@@ -22,13 +22,25 @@ from engine.errors import FreqtuiError
 from freqtui.compare import BEST, fmt_mse
 from freqtui.widgets.plots_panel import row_ticks
 
-COLOURS = ("cyan", "red", "green", "yellow", "magenta", "blue", "orange", "white")
-MARKERS = ("•", "+", "x", "o", "*", "#", "@", "%")  # with the colour: a session's line
-HELP = (
-    "frozen MSE (weights fixed) against rows trained, log scale; seeds: the train/test "
-    "noise seeds; t: train/test, escape closes"
+# RGB: plotext and Rich name colours differently ("yellow" is orange in one, not the other),
+# so the id in the table and its line in the plot take the same numbers
+COLOURS = (
+    (0, 200, 220),
+    (235, 70, 70),
+    (90, 200, 90),
+    (235, 190, 40),
+    (200, 100, 230),
+    (90, 140, 255),
+    (255, 140, 0),
+    (220, 220, 220),
 )
-SCROLLS = "the table is wider than the window: focus it and use ← → to scroll"
+MARKERS = ("•", "+", "x", "o", "*", "#", "@", "%")  # with the colour: a session's line
+LEGEND_MIN_HEIGHT = 32  # terminal rows from which the plot has room for its legend
+HELP = (
+    "frozen MSE (weights fixed) against rows trained, log scale · seeds: train/test noise · "
+    "t: train/test · esc closes"
+)
+SCROLLS = "← → scroll the table"
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
@@ -96,15 +108,17 @@ class CompareScreen(ModalScreen[None]):
         data = self.data
         if data is None:
             return
-        for name in ("set", "id", "method", "duration", "phase", "seeds"):
+        table.add_column("set\nline")  # the data set, and the session's marker in the plot
+        for name in ("id", "method", "duration", "phase", "seeds"):
             table.add_column(name)
         shown = [c for c, (_, kind) in enumerate(data.columns) if kind == self.show_set]
         for c in shown:
             table.add_column(f"{data.columns[c][0]}\n{self.show_set}")  # two header rows
         for r, h in enumerate(data.sessions):
-            colour = COLOURS[self.histories.index(h) % len(COLOURS)]
+            k = self.histories.index(h)  # its colour and marker in the plot
+            colour = "rgb({},{},{})".format(*COLOURS[k % len(COLOURS)])
             cells: list[Text | str] = [
-                set_name(data.group[r]),
+                Text.assemble(set_name(data.group[r]), " ", (MARKERS[k % len(MARKERS)], colour)),
                 Text(h.id, style=colour),
                 h.method,
                 f"{h.duration:g} s",
@@ -122,7 +136,7 @@ class CompareScreen(ModalScreen[None]):
     def _say_if_it_scrolls(self) -> None:
         table = self.query_one(DataTable)
         wider = table.virtual_size.width > table.scrollable_content_region.width
-        self.query_one("#compare-help", Label).update(f"{HELP}; {SCROLLS}" if wider else HELP)
+        self.query_one("#compare-help", Label).update(f"{HELP} · {SCROLLS}" if wider else HELP)
 
     def _draw(self) -> None:
         plot = self.query_one(PlotextPlot)
@@ -134,6 +148,9 @@ class CompareScreen(ModalScreen[None]):
         # on a series of one point
         logs: list[float] = []
         rows: list[int] = []
+        # on a short terminal the legend would cover the lines: the table's "line" column
+        # and its coloured ids say which is which
+        legend = self.app.size.height >= LEGEND_MIN_HEIGHT
         for r, h in enumerate(self.histories):
             ys = h.test if self.show_set == "test" else h.train
             points = [(x, y) for x, y in zip(h.rows, ys, strict=True) if y > 0 and math.isfinite(y)]
@@ -146,7 +163,7 @@ class CompareScreen(ModalScreen[None]):
                     [math.log10(v) for v in vs],
                     marker=MARKERS[r % len(MARKERS)],
                     color=COLOURS[r % len(COLOURS)],
-                    label=f"{h.id} {h.method} ({h.data_text})",
+                    label=f"{h.id} {h.method} ({h.data_text})" if legend else None,
                 )
         if logs:
             ticks = log_ticks(min(logs), max(logs))

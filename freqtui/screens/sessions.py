@@ -26,7 +26,7 @@ from freqtui.screens.confirm import ConfirmScreen
 MARK = "●"
 SORTS = ("date", "frozen MSE")
 HELP = "Enter resumes · space marks · c compare · s sort · f method · d delete · esc"
-SCROLLS = "← → scroll the table"
+SCROLLS = "← → scrolls"
 
 
 def _saved(at: str) -> str:
@@ -135,14 +135,14 @@ class SessionBrowser(ModalScreen[SessionInfo | None]):
         elif table.row_count == 0:
             state = f"no {method} sessions here: f shows the next method"
         else:
-            state = f"in {self.root} and models/ · sorted by {self.sort} · method: {method}"
+            state = f"sorted by {self.sort} · method: {method} · in {self.root} and models/"
         self.query_one("#browser-state", Label).update(state)
         self.call_after_refresh(self._say_if_it_scrolls, state)
 
     def _say_if_it_scrolls(self, state: str) -> None:
         table = self.query_one(DataTable)
         if table.virtual_size.width > table.scrollable_content_region.width:
-            self.query_one("#browser-state", Label).update(f"{state} · {SCROLLS}")
+            self.query_one("#browser-state", Label).update(f"{SCROLLS} · {state}")
 
     def _cursor_index(self) -> int | None:
         """The highlighted row as an index into self.sessions (None on an empty table)."""

@@ -66,9 +66,9 @@ async def test_marking_two_sessions_and_c_compares_them(make_app, sessions_root)
         assert set(rows) == {a.run_id, b.run_id}
         best = min(mse, key=mse.get)  # the same data (only the torch seed differs): ranked
         for run_id, value in mse.items():
-            # set, id, method, duration, phase, seeds, then the test set's overall
-            assert [str(c) for c in rows[run_id][:6]] == [
-                "A",
+            # set and line marker, id, method, duration, phase, seeds, then the test overall
+            assert str(rows[run_id][0]).split()[0] == "A"
+            assert [str(c) for c in rows[run_id][1:6]] == [
                 run_id,
                 "handoff",
                 "0.1 s",
@@ -123,4 +123,29 @@ async def test_the_models_compare_at_120x40_every_frequency_shown_ranked_within_
         drawn = screen.query_one(PlotextPlot).plt.build()
         assert "M" in drawn and "100000000" not in drawn
         markers = {MARKERS[r] for r in range(len(models))}
-        assert all(m in drawn for m in markers)
+        assert all(m in drawn for m in markers)  # each line drawn with its own marker
+        # and the table's first column pairs each session with its marker
+        assert {str(shown.get_row_at(r)[0]).split()[1] for r in range(len(models))} == markers
+
+
+async def test_at_80x24_the_tables_say_they_scroll_and_arrows_scroll_them(make_app):
+    models = [m for m in list_models() if not m.error]
+    app = make_app(autostart=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
+        await pilot.pause(0.2)
+        assert "← → scrolls" in str(app.screen.query_one("#browser-state").render())
+        table = app.screen.query_one(DataTable)
+        await pilot.press("right", "right", "right")
+        await wait_for(pilot, lambda: table.scroll_x > 0, "the browser to scroll")
+        for m in models:
+            table.move_cursor(row=row_of(table, f"models/{m.path.name}"))
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
+        await pilot.pause(0.2)
+        assert "← → scroll the table" in str(app.screen.query_one("#compare-help").render())
+        shown = app.screen.query_one(DataTable)
+        await pilot.press(*["right"] * 10)
+        await wait_for(pilot, lambda: shown.scroll_x > 0, "the comparison to scroll")
