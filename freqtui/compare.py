@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
+from typing import Any
 
 from engine.compare import (
     CompareTable,
@@ -67,9 +68,20 @@ def table_text(table: CompareTable) -> str:
 
 
 def overlay_png(histories: list[SessionHistory]) -> bytes:
+    """The overlay (`overlay_figure`) as PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    fig = overlay_figure(histories)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def overlay_figure(histories: list[SessionHistory]) -> Any:
     """Frozen MSE train and test against rows trained, one colour and one marker per
     session (told apart in grey print too), log y shared by both panels; each legend entry
-    names the session's data, and the title says when they differ."""
+    names the session's data, and the title says when they differ. Close it after use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,10 +118,7 @@ def overlay_png(histories: list[SessionHistory]) -> bytes:
     fig.legend(handles, labels, loc="lower center", ncol=min(3, max(1, len(labels))), fontsize=8)
     rows_of_legend = (len(labels) + 2) // 3
     fig.tight_layout(rect=(0, 0.05 * rows_of_legend + 0.02, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

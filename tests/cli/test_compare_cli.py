@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.compare import load_history
 from freqtui.cli import main
-from freqtui.compare import fmt_mse
+from freqtui.compare import fmt_mse, overlay_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = [ROOT / "models" / "clock_phase1.0.pt", ROOT / "models" / "clock_phase0.01.pt"]
@@ -127,3 +127,21 @@ def test_compare_of_an_unknown_session_is_one_line_and_exit_2(tmp_path):
     r = run("compare", str(MODELS[0]), "no-such-session")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "no-such-session" in r.stderr
+
+
+def test_the_png_tells_the_sessions_apart_by_marker_and_ticks_rows_short():
+    import matplotlib.pyplot as plt
+
+    models = sorted((ROOT / "models").glob("*.pt"))
+    fig = overlay_figure([load_history(m) for m in models])
+    fig.canvas.draw()
+    try:
+        for ax in fig.axes:
+            lines = ax.get_lines()
+            assert len(lines) == len(models)
+            assert len({line.get_marker() for line in lines}) == len(models)
+            ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+            assert "100M" in ticks and not any(t.isdigit() and len(t) > 6 for t in ticks)
+        assert "different data" in fig._suptitle.get_text()
+    finally:
+        plt.close(fig)
