@@ -92,6 +92,12 @@ def _holder(fd: int) -> str:
     return "(pid unknown)"
 
 
+def held_here(folder: Path) -> bool:
+    """True when this process owns the session in `folder` (a run it trains or saved)."""
+    with _held_lock:
+        return folder_key(folder) in _held
+
+
 def owned_elsewhere(folder: Path) -> bool:
     """True when another process holds the session's lock right now."""
     key = folder_key(folder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import stat
 import threading
 from dataclasses import dataclass
@@ -243,6 +244,78 @@ def resolve(id_or_path: str | Path, root: Path) -> Path:
     raise FreqtuiError(
         f"{text[:300]}: no such file or session in {root} (`freqtui sessions` lists them)"
     )
+
+
+# ---- deleting sessions -----------------------------------------------------------------
+def session_folder(run_id: str, root: Path) -> Path:
+    """The folder of the session `run_id` (its exact name, no prefix: a deletion names what it
+    deletes), checked to be a session folder directly inside `root`: a plain name, a real
+    folder (not a link), under the real `root`, holding a snapshot and no sub-folder."""
+    name = str(run_id)
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\0" in name:
+        raise FreqtuiError(f"{name[:300]!r}: not a session id (`freqtui sessions` lists them)")
+    root = Path(root)
+    if kind_of(root) != "dir":
+        raise FreqtuiError(f"{root}: no sessions folder there")
+    folder = root / name
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        raise FreqtuiError(
+            f"{name[:300]}: no such session in {root} (`freqtui sessions` lists them)"
+        ) from None
+    except OSError as exc:
+        raise FreqtuiError(f"{folder}: cannot look at it ({_why(exc)})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise FreqtuiError(f"{folder}: a symbolic link, not a session folder; not deleted")
+    if not stat.S_ISDIR(st.st_mode):
+        raise FreqtuiError(f"{folder}: not a folder, so not a session; not deleted")
+    if os.path.realpath(folder.parent) != os.path.realpath(root):
+        raise FreqtuiError(f"{folder}: not inside the sessions folder {root}; not deleted")
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise FreqtuiError(f"{folder}: cannot list it ({_why(exc)}); not deleted") from None
+    inner = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    if inner:  # a session folder holds files only: this is something else
+        raise FreqtuiError(
+            f"{folder}: holds a folder ({inner[0]}), so it is not a session folder; not deleted"
+        )
+    if not any(e.name in (LATEST, PREVIOUS) for e in entries):
+        raise FreqtuiError(f"{folder}: holds no {LATEST} or {PREVIOUS}: not a session; not deleted")
+    return folder
+
+
+def check_deletable(run_id: str, root: Path) -> Path:
+    """The session folder `delete_session` would remove, or a FreqtuiError saying why not:
+    a folder that is not a session's (see `session_folder`) or a live session, one a
+    process (this one or another) holds the lock of."""
+    folder = session_folder(run_id, root)
+    if lock.held_here(folder):
+        raise FreqtuiError(
+            f"session {folder.name} is the live one (this console runs it); not deleted"
+        )
+    if lock.owned_elsewhere(folder):
+        raise FreqtuiError(
+            f"session {folder.name} is in use by another process (lock {folder / lock.LOCK_NAME}); "
+            "stop it first; not deleted"
+        )
+    return folder
+
+
+def delete_session(run_id: str, root: Path) -> Path:
+    """Remove the session folder `root/run_id` and everything in it, after the checks of
+    `check_deletable`. Its lock is held during the removal, so no process can resume it
+    meanwhile. Returns the removed folder."""
+    folder = check_deletable(run_id, root)
+    held = lock.acquire(folder)  # refuses if a process took it since the check
+    try:
+        shutil.rmtree(folder)  # never follows a link inside it (rmtree.avoids_symlink_attacks)
+    except OSError as exc:
+        raise FreqtuiError(f"{folder}: not (wholly) deleted ({_why(exc)})") from None
+    finally:
+        held.release()
+    return folder
 
 
 def read_snapshot(path: Path) -> dict[str, Any]:

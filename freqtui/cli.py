@@ -5,6 +5,7 @@ freqtui --resume ID|PATH             open the console on a saved session
 freqtui train --headless [flags]     train without the console
 freqtui train --headless --resume ID|PATH [--epochs N]   continue a saved session
 freqtui sessions [--json]            list the saved sessions
+freqtui sessions rm ID ... [--yes]    delete saved sessions (asks first, unless --yes)
 freqtui data --out DIR               write train.csv and test.csv
 freqtui eval PATH|ID [--json]        frozen MSE of saved weights or a snapshot
 freqtui report PATH|ID --out DIR     Graph 1, Graph 2 (PNG) and metrics.json
@@ -277,9 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON")
     add_sessions_flag(e)
 
-    s = sub.add_parser("sessions", help="list the saved sessions")
+    s = sub.add_parser("sessions", help="list the saved sessions (rm: delete some)")
     s.add_argument("--json", action="store_true", help="print JSON")
     add_sessions_flag(s)
+    s_sub = s.add_subparsers(dest="sessions_command", metavar="rm", parser_class=_Parser)
+    rm = s_sub.add_parser("rm", help="delete saved sessions (not a live one)")
+    rm.add_argument("ids", nargs="+", metavar="ID", help="session ids, exactly as listed")
+    rm.add_argument("--yes", action="store_true", help="delete without asking")
+    add_sessions_flag(rm)
 
     r = sub.add_parser("report", help="Graph 1 and Graph 2 as PNG, and metrics.json")
     r.add_argument("path", metavar="PATH|ID", help="a snapshot, a weights file or a session id")
@@ -438,6 +444,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_data(args)
     if args.command == "eval":
         return cmd_eval(args)
+    if args.command == "sessions" and args.sessions_command == "rm":
+        from freqtui.housekeeping import cmd_sessions_rm
+
+        return cmd_sessions_rm(args)
     if args.command == "sessions":
         return cmd_sessions(args)
     if args.command == "report":

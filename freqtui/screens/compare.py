@@ -1,6 +1,8 @@
 """The comparison screen (`c` in the session browser): the marked sessions' frozen MSE
-histories overlaid against rows trained on a log scale, one colour each, and the table of
-their latest frozen MSE per frequency, the best in each column marked."""
+histories overlaid against rows trained on a log scale, one colour and one marker each,
+and the table of their latest frozen MSE per frequency (train or test, `t` switches both),
+with each session's data (set, duration, phase scale, train/test seeds). The best in a
+column is marked among sessions on the same data only (engine/compare.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,30 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 from textual_plotext import PlotextPlot
 
-from engine.compare import SessionHistory, compare_table, load_history
+from engine.compare import CompareTable, SessionHistory, compare_table, load_history, set_name
 from engine.errors import FreqtuiError
 from freqtui.compare import BEST, fmt_mse
+from freqtui.widgets.plots_panel import row_ticks
 
-COLOURS = ("cyan", "red", "green", "yellow", "magenta", "blue", "orange", "white")
+# RGB: plotext and Rich name colours differently ("yellow" is orange in one, not the other),
+# so the id in the table and its line in the plot take the same numbers
+COLOURS = (
+    (0, 200, 220),
+    (235, 70, 70),
+    (90, 200, 90),
+    (235, 190, 40),
+    (200, 100, 230),
+    (90, 140, 255),
+    (255, 140, 0),
+    (220, 220, 220),
+)
+MARKERS = ("•", "+", "x", "o", "*", "#", "@", "%")  # with the colour: a session's line
+LEGEND_MIN_HEIGHT = 32  # terminal rows from which the plot has room for its legend
+HELP = (
+    "frozen MSE (weights fixed) against rows trained, log scale · seeds: train/test noise · "
+    "t: train/test · esc closes"
+)
+SCROLLS = "← → scroll the table"
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
@@ -41,12 +62,13 @@ class CompareScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     CompareScreen { align: center middle; }
     CompareScreen > Vertical {
-        width: 98%; height: 95%;
-        border: round $accent; background: $surface; padding: 0 1;
+        width: 100%; height: 95%;
+        border: round $accent; background: $surface; padding: 0;
     }
     CompareScreen PlotextPlot { height: 1fr; min-height: 8; }
     CompareScreen DataTable { height: auto; max-height: 12; }
     CompareScreen Label { width: 1fr; color: $text-muted; }
+    CompareScreen #compare-ranking { color: $warning; }
     """
 
     def __init__(self, paths: list[Path]) -> None:
@@ -60,14 +82,12 @@ class CompareScreen(ModalScreen[None]):
             except FreqtuiError as exc:
                 self.errors.append(str(exc))
         self.show_set = "test"
+        self.data: CompareTable | None = compare_table(self.histories) if self.histories else None
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(
-                "frozen MSE (weights fixed) against rows trained, log scale; t: train/test, "
-                "escape closes",
-                id="compare-help",
-            )
+            yield Label(HELP, id="compare-help")
+            yield Label(self.data.ranking_note() if self.data else "", id="compare-ranking")
             yield PlotextPlot(id="compare-plot")
             yield DataTable(
                 id="compare-table", cursor_type="none", zebra_stripes=True, header_height=2
@@ -81,22 +101,42 @@ class CompareScreen(ModalScreen[None]):
         self._draw()
 
     def _fill_table(self) -> None:
+        """The shown set's columns (overall and every frequency): train and test side by
+        side would not fit 120 columns."""
         table = self.query_one(DataTable)
-        if not self.histories:
+        table.clear(columns=True)
+        data = self.data
+        if data is None:
             return
-        data = compare_table(self.histories)
-        table.add_column("id")
-        table.add_column("method")
-        for label, name in data.columns:
-            table.add_column(f"{label}\n{name}")  # two header rows keep the columns narrow
+        table.add_column("set\nline")  # the data set, and the session's marker in the plot
+        for name in ("id", "method", "duration", "phase", "seeds"):
+            table.add_column(name)
+        shown = [c for c, (_, kind) in enumerate(data.columns) if kind == self.show_set]
+        for c in shown:
+            table.add_column(f"{data.columns[c][0]}\n{self.show_set}")  # two header rows
         for r, h in enumerate(data.sessions):
-            cells: list[Text | str] = [Text(h.id, style=COLOURS[r % len(COLOURS)]), h.method]
-            for c, v in enumerate(data.values[r]):
-                best = data.best[c] == r
+            k = self.histories.index(h)  # its colour and marker in the plot
+            colour = "rgb({},{},{})".format(*COLOURS[k % len(COLOURS)])
+            cells: list[Text | str] = [
+                Text.assemble(set_name(data.group[r]), " ", (MARKERS[k % len(MARKERS)], colour)),
+                Text(h.id, style=colour),
+                h.method,
+                f"{h.duration:g} s",
+                f"{h.phase_scale:g}",
+                h.seeds_text,
+            ]
+            for c in shown:
+                best = data.is_best(r, c)
                 cells.append(
-                    Text(fmt_mse(v) + (BEST if best else ""), style="bold" if best else "")
+                    Text(fmt_mse(data.values[r][c]) + (BEST if best else ""), style="bold" * best)
                 )
             table.add_row(*cells)
+        self.call_after_refresh(self._say_if_it_scrolls)
+
+    def _say_if_it_scrolls(self) -> None:
+        table = self.query_one(DataTable)
+        wider = table.virtual_size.width > table.scrollable_content_region.width
+        self.query_one("#compare-help", Label).update(f"{HELP} · {SCROLLS}" if wider else HELP)
 
     def _draw(self) -> None:
         plot = self.query_one(PlotextPlot)
@@ -107,26 +147,33 @@ class CompareScreen(ModalScreen[None]):
         # log10 drawn on a linear axis with decade labels: plotext's own log scale fails
         # on a series of one point
         logs: list[float] = []
+        rows: list[int] = []
+        # on a short terminal the legend would cover the lines: the table's "line" column
+        # and its coloured ids say which is which
+        legend = self.app.size.height >= LEGEND_MIN_HEIGHT
         for r, h in enumerate(self.histories):
             ys = h.test if self.show_set == "test" else h.train
             points = [(x, y) for x, y in zip(h.rows, ys, strict=True) if y > 0 and math.isfinite(y)]
             if points:
                 xs, vs = zip(*points, strict=True)
                 logs += [math.log10(v) for v in vs]
+                rows += xs
                 plt.plot(
                     list(xs),
                     [math.log10(v) for v in vs],
-                    marker="braille",
+                    marker=MARKERS[r % len(MARKERS)],
                     color=COLOURS[r % len(COLOURS)],
-                    label=f"{h.id} {h.method}",
+                    label=f"{h.id} {h.method} ({h.data_text})" if legend else None,
                 )
         if logs:
             ticks = log_ticks(min(logs), max(logs))
             plt.yticks(ticks, [f"{10**t:.2g}" for t in ticks])
+            plt.xticks(*row_ticks(min(rows), max(rows)))  # 2M 4M, as the history plot
         plot.refresh()
 
     def action_toggle_set(self) -> None:
         self.show_set = "train" if self.show_set == "test" else "test"
+        self._fill_table()
         self._draw()
 
     def action_close(self) -> None:

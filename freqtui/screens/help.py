@@ -19,7 +19,7 @@ KEYS = (
     ("p", "next plot: frozen, oscillator, history, live, Graph 1"),
     ("v", "below 120 columns: switch between the tables and the plots"),
     ("s", "save a session snapshot now"),
-    ("o", "sessions: Enter resumes; space marks, c compares the marked"),
+    ("o", "sessions: Enter resumes; space marks, c compares; s sort, f method, d delete"),
     ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command)"),
     ("?  escape", "close this help"),
 )

@@ -7,10 +7,10 @@ from __future__ import annotations
 from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
-from engine.compare import list_models
+from engine.compare import list_models, load_history
 from engine.run import TrainingRun
 from freqtui.compare import fmt_mse
-from freqtui.screens.compare import CompareScreen
+from freqtui.screens.compare import MARKERS, CompareScreen
 from freqtui.screens.sessions import MARK, SessionBrowser
 from tests.tui.conftest import short_config, wait_for
 
@@ -30,8 +30,9 @@ def tiny_session(root, seed: int) -> TrainingRun:
 
 
 def row_of(table: DataTable, text: str) -> int:
-    for r in range(table.row_count):
-        if str(table.get_row_at(r)[0]).split(" (")[0] == text:
+    """The row of the session browser whose id (or models/ name) is `text`."""
+    for r, row in enumerate(table.ordered_rows):
+        if str(table.get_cell(row.key, "id")).split(" (")[0] == text:
             return r
     raise AssertionError(f"{text} is not in the browser")
 
@@ -53,20 +54,30 @@ async def test_marking_two_sessions_and_c_compares_them(make_app, sessions_root)
         for run in (a, b):
             table.move_cursor(row=row_of(table, run.run_id))
             await pilot.press("space")
-        for run in (a, b):  # the marks show in the browser's last column
-            assert str(table.get_row_at(row_of(table, run.run_id))[-1]) == MARK
+        for run in (a, b):  # the marks show in the browser's first column
+            assert str(table.get_row_at(row_of(table, run.run_id))[0]) == MARK
         assert sorted(app.screen.marked) == sorted(row_of(table, r.run_id) for r in (a, b))
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
         await pilot.pause(0.2)
         screen = app.screen
         shown = screen.query_one(DataTable)
-        rows = {str(shown.get_row_at(r)[0]): shown.get_row_at(r) for r in range(shown.row_count)}
+        rows = {str(shown.get_row_at(r)[1]): shown.get_row_at(r) for r in range(shown.row_count)}
         assert set(rows) == {a.run_id, b.run_id}
-        best = min(mse, key=mse.get)
+        best = min(mse, key=mse.get)  # the same data (only the torch seed differs): ranked
         for run_id, value in mse.items():
-            test_overall = str(rows[run_id][3])  # id, method, overall train, overall test
+            # set and line marker, id, method, duration, phase, seeds, then the test overall
+            assert str(rows[run_id][0]).split()[0] == "A"
+            assert [str(c) for c in rows[run_id][1:6]] == [
+                run_id,
+                "handoff",
+                "0.1 s",
+                "1",
+                "1/2",
+            ]
+            test_overall = str(rows[run_id][6])
             assert test_overall == fmt_mse(value) + ("*" if run_id == best else "")
+        assert "one data set" in str(screen.query_one("#compare-ranking").render())
         plot = screen.query_one(PlotextPlot)
         assert plot.size.width > 40 and plot.size.height >= 8
         drawn = plot.plt.build()
@@ -76,3 +87,65 @@ async def test_marking_two_sessions_and_c_compares_them(make_app, sessions_root)
         await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "back")
         await pilot.press("escape")
         await pilot.press("q")
+
+
+async def test_the_models_compare_at_120x40_every_frequency_shown_ranked_within_their_data(
+    make_app,
+):
+    """The committed models/: two phase scales (two data sets), two sessions each. At
+    120×40 every frequency's column is on screen; the best is marked within each phase
+    scale only; the lines differ by marker; the x ticks read 100M, not 100000000."""
+    models = [m for m in list_models() if not m.error]
+    assert len({load_history(m.path).phase_scale for m in models}) == 2
+    app = make_app(autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
+        table = app.screen.query_one(DataTable)
+        for m in models:
+            table.move_cursor(row=row_of(table, f"models/{m.path.name}"))
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
+        await pilot.pause(0.3)
+        screen = app.screen
+        shown = screen.query_one(DataTable)
+        assert shown.scroll_x == 0 and shown.virtual_size.width <= shown.size.width
+        header = " ".join(str(c.label) for c in shown.ordered_columns)
+        for label in ("overall", "f=1 Hz", "f=3 Hz", "f=5 Hz", "f=7 Hz", "duration", "phase"):
+            assert label in header
+        last_line = shown.render_line(0).text  # the header's first row, as drawn
+        assert "f=7 Hz" in last_line
+        assert "2 data sets" in str(screen.query_one("#compare-ranking").render())
+        data = screen.data
+        for c in range(len(data.columns)):  # one best per phase scale, in every column
+            assert {data.sessions[r].phase_scale for r in data.best[c]} == {1.0, 0.01}
+        drawn = screen.query_one(PlotextPlot).plt.build()
+        assert "M" in drawn and "100000000" not in drawn
+        markers = {MARKERS[r] for r in range(len(models))}
+        assert all(m in drawn for m in markers)  # each line drawn with its own marker
+        # and the table's first column pairs each session with its marker
+        assert {str(shown.get_row_at(r)[0]).split()[1] for r in range(len(models))} == markers
+
+
+async def test_at_80x24_the_tables_say_they_scroll_and_arrows_scroll_them(make_app):
+    models = [m for m in list_models() if not m.error]
+    app = make_app(autostart=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
+        await pilot.pause(0.2)
+        assert "← → scrolls" in str(app.screen.query_one("#browser-state").render())
+        table = app.screen.query_one(DataTable)
+        await pilot.press("right", "right", "right")
+        await wait_for(pilot, lambda: table.scroll_x > 0, "the browser to scroll")
+        for m in models:
+            table.move_cursor(row=row_of(table, f"models/{m.path.name}"))
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
+        await pilot.pause(0.2)
+        assert "← → scroll the table" in str(app.screen.query_one("#compare-help").render())
+        shown = app.screen.query_one(DataTable)
+        await pilot.press(*["right"] * 10)
+        await wait_for(pilot, lambda: shown.scroll_x > 0, "the comparison to scroll")

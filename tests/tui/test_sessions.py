@@ -47,7 +47,7 @@ async def test_o_lists_the_session_and_enter_resumes_from_the_same_row(app, sess
         table = app.screen.query_one(DataTable)
         # this session, then the repository's models/ snapshots
         assert table.row_count == 1 + len(list_models())
-        assert str(table.get_row_at(0)[0]).startswith(first.run_id)
+        assert str(table.get_cell_at((0, 1))).startswith(first.run_id)  # after the mark column
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.training is not first, "the resumed run")
         resumed = app.training

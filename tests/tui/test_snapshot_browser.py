@@ -1,0 +1,39 @@
+"""The session browser and the comparison as a user sees them, on the committed models/
+only (fixed numbers and dates; no live run behind: a bare host app), at 80×24 and 120×40:
+the mark column first with the frozen MSE and saved-at columns on screen; the comparison
+of the four models in two data sets, the best marked within each, every frequency's
+column at 120×40, the lines told apart by marker, the rows ticks as 100M."""
+
+from __future__ import annotations
+
+from textual.app import App
+
+from engine.compare import list_models
+from freqtui.screens.sessions import SessionBrowser
+
+ALL_MARKED = ["space"] * 4
+
+
+class BrowserHost(App):
+    """Only the browser, over the repository's models/ ("sessions" is a name only)."""
+
+    def on_mount(self) -> None:
+        self.push_screen(SessionBrowser([], "sessions", "", models=list_models()))
+
+
+def test_browser_marked_80x24(snap_compare):
+    assert snap_compare(BrowserHost(), press=ALL_MARKED, terminal_size=(80, 24))
+
+
+def test_browser_sorted_by_frozen_mse_120x40(snap_compare):
+    assert snap_compare(BrowserHost(), press=["s"], terminal_size=(120, 40))
+
+
+def test_compare_models_120x40(snap_compare):
+    press = [*ALL_MARKED, "c"]
+    assert snap_compare(BrowserHost(), press=press, terminal_size=(120, 40))
+
+
+def test_compare_models_80x24(snap_compare):
+    press = [*ALL_MARKED, "c"]
+    assert snap_compare(BrowserHost(), press=press, terminal_size=(80, 24))
