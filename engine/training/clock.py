@@ -18,8 +18,10 @@ every row of each block's window (full BPTT, no truncation). The run has three p
    learning rate is lr·(min(t0, T)/T)^lr_pow with T the mean window.
 2. **S**: the amplitude of the S fed to the model rises by `amp_step` (1 = at once) up
    to 1, the task as written, whenever the full-window loss of every block is below
-   `thr`. S is always drawn fresh by the spec's recipe (`draws` draws per block and step)
-   from a generator of its own, never from the train or test seed.
+   `thr`. With `s_hold` the stage at full S is gated too (every block below `final_thr`),
+   with the same trap rules, before the polish starts: S fed at once can knock a block
+   out of its oscillation. S is always drawn fresh by the spec's recipe (`draws` draws
+   per block and step) from a generator of its own, never from the train or test seed.
 3. **Polish**, a budget of its own: `polish` epochs counted from the end of the
    curriculum (so a slow or restarted curriculum never eats it; the run's `--epochs` is
    only a cap). The learning rate returns to its full-window value and falls linearly
@@ -106,6 +108,8 @@ class ClockTrainer(Trainer):
         "amp0": 0.0,
         "amp_step": 1.0,
         "s_gate": 1,
+        "s_hold": 1,
+        "final_thr": 0.04,
         "stage_lr_reset": 0,
         "s_decay": 1e-3,
         "block_weight": 1.0,
@@ -126,7 +130,7 @@ class ClockTrainer(Trainer):
     schedule_live = ("lr", "validation MSE", "best validation", "polish")
     INTS = (
         "t0", "min_steps", "patience", "retries", "first_steps", "draws", "noise_seed",
-        "val_seed", "val_every", "select", "epoch_sets", "polish", "anneal", "s_gate", "stage_lr_reset",
+        "val_seed", "val_every", "select", "epoch_sets", "polish", "anneal", "s_gate", "s_hold", "stage_lr_reset",
     )  # fmt: skip
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
@@ -192,7 +196,7 @@ class ClockTrainer(Trainer):
         for k in ("t0", "min_steps", "draws", "epoch_sets", "val_every", "polish"):
             if o[k] < 1:
                 raise FreqtuiError(f"clock option {k} must be >= 1, got {o[k]}")
-        for k in ("anneal", "select", "s_gate", "stage_lr_reset"):
+        for k in ("anneal", "select", "s_gate", "s_hold", "stage_lr_reset"):
             if o[k] not in (0, 1):
                 raise FreqtuiError(f"clock option {k} must be 0 or 1, got {o[k]}")
         for k, v in o.items():
@@ -210,7 +214,7 @@ class ClockTrainer(Trainer):
             raise FreqtuiError(
                 f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}"
             )
-        for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
+        for k in ("thr", "final_thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
                   "patience", "rollback", "forget_bias", "trap", "first_steps", "retries"):  # fmt: skip
             if o[k] < 0:
                 raise FreqtuiError(f"clock option {k} must be >= 0, got {o[k]}")
@@ -450,7 +454,8 @@ class ClockTrainer(Trainer):
             self._set_lr()
             return
         # every block must pass, not their mean: a mean gate lets a trapped block through
-        passed = self.steps_here >= self.o["min_steps"] and float(self.ema.max()) < self.o["thr"]
+        thr = self.o["final_thr"] if self._final_stage else self.o["thr"]
+        passed = self.steps_here >= self.o["min_steps"] and float(self.ema.max()) < thr
         if not passed:
             if self.stages == 0:
                 if self.o["first_steps"] and self.steps_here >= self.o["first_steps"]:
@@ -473,6 +478,8 @@ class ClockTrainer(Trainer):
                 self._raise_amp()  # no gate of its own at the whole windows
         elif self.amp < 1.0:
             self._raise_amp()
+        else:  # the stage at full S passed (`s_hold`): the curriculum is done
+            self._finish()
         self.stages += 1
         self.retries_here = 0
         if self.o["stage_lr_reset"]:
@@ -482,9 +489,22 @@ class ClockTrainer(Trainer):
 
     def _raise_amp(self) -> None:
         self.amp = min(1.0, round(self.amp + self.o["amp_step"], 6))
-        if self.amp >= 1.0:
-            self.done_at = self.position
-            self.lr_mult = 1.0  # the polish starts from the full-window rate
+        if self.amp >= 1.0 and not self.o["s_hold"]:
+            self._finish()
+
+    @property
+    def _final_stage(self) -> bool:
+        """The stage at whole windows and full S, gated on its own (`s_hold`)."""
+        return (
+            self.amp >= 1.0
+            and not self.sliding
+            and bool(np.all(self.windows() >= self.config.n_samples))
+        )
+
+    def _finish(self) -> None:
+        """The curriculum is done: the polish starts, from the full-window rate."""
+        self.done_at = self.position
+        self.lr_mult = 1.0
 
     def _keep_passed(self) -> None:
         """Keep the weights (and Adam's state) at a passed stage, to roll back to."""

@@ -18,6 +18,8 @@ from engine.training import make_trainer, method_names
 # 3, 5 and 7 Hz), so the tests run short steps
 def trainer(duration=0.1, **options):
     options = {"t0": 20, "k0": 0.06, "epoch_sets": 5, **options}
+    if "thr" in options:  # the stage at full S gates on `final_thr`: the same unless set
+        options.setdefault("final_thr", options["thr"])
     config = RunConfig(
         method="clock",
         backend="torch",
@@ -96,6 +98,23 @@ def test_the_slide_then_the_windows_then_s():
     assert x[:, :, 0].abs().sum() > 0
 
 
+def test_the_stage_at_full_s_is_gated_before_the_polish():
+    """S fed at once can knock a block out of its oscillation: with `s_hold` the stage at
+    full S has a gate of its own (`final_thr`) and the polish waits for it."""
+    tr = trainer(thr=10.0, min_steps=1, grow=2.0, final_thr=0.0)  # nothing passes at full S
+    for _ in range(30):
+        tr.step()
+    assert tr.amp == 1.0 and tr.windows().tolist() == [100] * 4
+    assert tr.phase == "S" and not tr.curriculum_done and tr.done_at is None
+    tr.o["final_thr"] = 10.0
+    tr.step()
+    assert tr.phase == "polish" and tr.curriculum_done
+    old = trainer(thr=10.0, min_steps=1, grow=2.0, final_thr=0.0, s_hold=0)
+    for _ in range(30):
+        old.step()
+    assert old.phase == "polish"  # without the hold, S at full amplitude starts the polish
+
+
 def test_the_gate_judges_every_block_not_their_mean():
     tr = trainer(min_steps=1)
     tr.step()
@@ -152,7 +171,7 @@ def test_epoch_position_and_rows():
 
 
 def test_rate_anneals_to_zero_after_the_curriculum():
-    tr = trainer(thr=10.0, min_steps=1, grow=10.0, amp_step=1.0, epoch_sets=3)
+    tr = trainer(thr=10.0, min_steps=1, grow=10.0, amp_step=1.0, epoch_sets=6)
     lrs = []
     while tr.row < tr.rows_per_epoch:
         tr.train_rows(1)
@@ -227,10 +246,11 @@ def polish_trainer(backend="torch", **options):
         duration=0.05,
         epochs=1,
         # whole windows from the start (no raised target): the first step passes the
-        # only stage, and S is fed from the second
+        # stage at S = 0, the second the stage at full S, and the polish starts
         options={
             "epoch_sets": 20,
             "thr": 10,
+            "final_thr": 10,
             "min_steps": 1,
             "val_every": 1,
             "k0": 100.0,
