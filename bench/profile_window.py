@@ -149,7 +149,7 @@ def section_split(
         mod._part_pass(
             x, y, coef, h0, h0, w_uT, w_hh, fc_w, fc_b,
             G, C, TC, U, DY, part.acc, part.dh, part.dc, part.blk,
-            out, part.mse, part.g_uT, part.g_fc, np.ones(1, dt), prof, skip,
+            out, part.online_loss, part.g_uT, part.g_fc, np.ones(1, dt), prof, skip,
         )  # fmt: skip
         prof[-1] = time.thread_time_ns() - c0  # this thread's CPU time, for the scale
         return prof

@@ -46,6 +46,7 @@ from engine.signals import (  # noqa: E402
 )
 from engine.training.kernels import handoff as fk  # noqa: E402
 from engine.training.kernels import window as wk  # noqa: E402
+from engine.training.kernels.common import lstm_params  # noqa: E402
 
 CONFIG = RunConfig()
 X_NP, Y_NP = train_set(CONFIG).rows()
@@ -156,15 +157,7 @@ def lstm_cell(adam: dict, compile_step: bool = False) -> Callable[[int, int], No
 def manual_backward() -> Callable[[int, int], None]:
     """No autograd: the one-step gradients written out in torch ops, then fused Adam."""
     model = fresh_model()
-    lstm, fc = model.lstm, model.fc
-    params = [
-        lstm.weight_ih_l0,
-        lstm.weight_hh_l0,
-        lstm.bias_ih_l0,
-        lstm.bias_hh_l0,
-        fc.weight,
-        fc.bias,
-    ]
+    params = list(lstm_params(model, "the manual backward"))  # W_ih, W_hh, b_ih, b_hh, head
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
     for p in params:
         p.grad = torch.zeros_like(p)

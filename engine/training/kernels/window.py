@@ -43,9 +43,12 @@ Workspaces are allocated per part for the largest T seen and reused: memory is b
 the longest window, about (7H + I + 1) * B * T values (72 MB at B = 8, T = 10,000,
 H = 64 in float32), about what autograd keeps for the same step.
 
-If numba cannot be imported, ``AVAILABLE`` is False and :class:`WindowStepper` raises
-:class:`WindowUnsupportedError`; so does any setup whose arithmetic this kernel does not
-implement (more layers, another optimizer, amsgrad, weight decay ...): fall back to torch.
+What the two kernels share (the numba guard, the checks of the model and of Adam, the
+views on torch's memory, the fused multiply-add, the warm-up) is in ``common.py``. If
+numba cannot be imported :class:`WindowStepper` raises
+:class:`~engine.training.kernels.common.KernelUnavailable`; so does any setup whose
+arithmetic this kernel does not implement (more layers, another optimizer, amsgrad,
+weight decay ...): fall back to torch.
 """
 
 from __future__ import annotations
@@ -59,46 +62,51 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.training.kernels.torch_views import adam_state_views, flat_view
+from engine.training.kernels.common import (
+    AVAILABLE,
+    UNAVAILABLE_REASON,
+    Compiled,
+    KernelUnavailable,
+    Stepper,
+    WarmUp,
+)
 
-try:  # numba is optional: plain torch is the always-available reference.
+if AVAILABLE:
     from numba import njit, types
     from numba.extending import intrinsic, overload
 
-    AVAILABLE = True
-    UNAVAILABLE_REASON: str | None = None
-except ImportError as exc:  # pragma: no cover - exercised only without numba
-    AVAILABLE = False
-    UNAVAILABLE_REASON = f"numba is not installed ({exc}); use the torch backend"
+    from engine.training.kernels.common import fma
 
 __all__ = [
     "AVAILABLE",
     "UNAVAILABLE_REASON",
+    "KernelUnavailable",
+    "WarmUp",
     "WindowResult",
     "WindowStepper",
-    "WindowUnsupportedError",
+    "is_compiled",
+    "warm_up",
 ]
 
 PARAM_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
 MAX_PARTS = 2  # the streams are split into at most this many parts (one per core here)
 
 
-class WindowUnsupportedError(RuntimeError):
-    """The window kernel cannot run this setup; the caller should use plain torch."""
+WHO = "the window kernel"  # how its refusals name it
 
 
 @dataclass(frozen=True)
 class WindowResult:
     """What one :meth:`WindowStepper.step` did.
 
-    ``mse[b]`` is stream b's mean squared error over the window and ``outputs`` the model
-    output of every row, both measured before the update (online). ``h``, ``c`` (B, H)
+    ``online_loss[b]`` is stream b's mean squared error over its window and ``outputs``
+    the model output of every row, both measured before the update (online). ``h``, ``c`` (B, H)
     are the state after the last row. ``grad_norm`` is the total gradient norm before
     clipping. ``updated`` is False only when the loss was not finite: then the weights and
     Adam's state are untouched (``grad_norm`` is nan).
     """
 
-    mse: np.ndarray
+    online_loss: np.ndarray
     outputs: np.ndarray
     h: torch.Tensor
     c: torch.Tensor
@@ -107,18 +115,6 @@ class WindowResult:
 
 
 if AVAILABLE:
-
-    @intrinsic
-    def _fma(typingctx, a, b, c):  # noqa: ARG001 - numba's intrinsic signature
-        """Single-rounding a * b + c (what torch's vectorised ``lerp_`` computes)."""
-        if not (a == b == c and a in (types.float32, types.float64)):
-            return None
-        sig = a(a, a, a)
-
-        def codegen(context, builder, signature, args):  # noqa: ARG001
-            return builder.fma(*args)
-
-        return sig, codegen
 
     @intrinsic
     def _from_bits(typingctx, i):  # noqa: ARG001
@@ -210,7 +206,7 @@ if AVAILABLE:
     def _part_pass(
         x, y, coef, lens, h0, c0, w_uT, w_hh, fc_w, fc_b,
         G, C, TC, U, DY, acc, dh, dc, blk,
-        out, mse, g_uT, g_fc, one,
+        out, online_loss, g_uT, g_fc, one,
     ):  # fmt: skip
         """Forward over T rows, online error, backward through all T rows, weight grads.
 
@@ -225,8 +221,9 @@ if AVAILABLE:
         cell states (C[0] = c0); TC (T, P, H) tanh(c); U (T+1, P, K) the inputs u_t
         (U[t, :, :H] = h_{t-1}); DY (T, P) dLoss/dout; acc (P, 4H); dh and dc
         (P, H); blk (16, 4H), the weight gradient's block accumulator.
-        Outputs: out (P, T) the head's output, mse (P,) float64, g_uT (K, 4H) = [dW_hh^T;
-        dW_ih^T; db] and g_fc (H + 1,) float64 (head weight, bias); overwritten.
+        Outputs: out (P, T) the head's output, online_loss (P,) float64 (each stream's
+        mean squared error before the update), g_uT (K, 4H) = [dW_hh^T; dW_ih^T; db] and
+        g_fc (H + 1,) float64 (head weight, bias); overwritten.
         """
         P, T, n_in = x.shape
         T = lens[0]
@@ -407,7 +404,7 @@ if AVAILABLE:
                 for k in range(H):
                     g_fc[k] = g_fc[k] + dy * np.float64(hv[k])
                 g_fc[H] = g_fc[H] + dy
-            mse[b] = s / Tb
+            online_loss[b] = s / Tb
 
         # ---------------- backward through time ----------------
         for b in range(P):
@@ -592,7 +589,7 @@ if AVAILABLE:
         """torch's _single_tensor_adam on one flat tensor, after grad.mul_(scale)."""
         for k in range(p.shape[0]):
             gk = g[k] * scale
-            mk = _fma(w1, gk - m[k], m[k])  # exp_avg.lerp_(grad, 1 - beta1)
+            mk = fma(w1, gk - m[k], m[k])  # exp_avg.lerp_(grad, 1 - beta1)
             vk = v[k] * b2 + omb2 * gk * gk  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
             denom = np.sqrt(vk) / bc2s + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
             p[k] = p[k] + neg_ss * mk / denom  # param.addcdiv_(m, denom, -step_size)
@@ -644,14 +641,6 @@ if AVAILABLE:
         return total
 
 
-_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def _flat_view(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """A writable numpy view sharing memory with ``t``."""
-    return flat_view(t, dtype, WindowUnsupportedError, "the window kernel")
-
-
 class _Part:
     """Workspaces of one part of the streams, grown to the longest window seen."""
 
@@ -665,7 +654,7 @@ class _Part:
         self.blk = np.zeros((16, g4), dtype)
         self.g_uT = np.zeros((hidden + n_in + 1, g4), dtype)
         self.g_fc = np.zeros(hidden + 1, np.float64)
-        self.mse = np.zeros(streams, np.float64)
+        self.online_loss = np.zeros(streams, np.float64)
 
     def views(self, T: int) -> tuple[np.ndarray, ...]:
         if self.capacity < T:
@@ -679,7 +668,7 @@ class _Part:
         return self._G[:T], self._C[: T + 1], self._TC[:T], self._U[: T + 1], self._DY[:T]
 
 
-class WindowStepper:
+class WindowStepper(Stepper):
     """One full-BPTT training step per call on a FrequencyLSTM-shaped model + torch Adam.
 
     ``param.grad`` is not written (the gradients live in the stepper's own buffers; see
@@ -695,44 +684,14 @@ class WindowStepper:
     not depend on it.
     """
 
+    who = WHO
+
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, threads: int = 2):
-        if not AVAILABLE:
-            raise WindowUnsupportedError(UNAVAILABLE_REASON)
-        lstm, fc = getattr(model, "lstm", None), getattr(model, "fc", None)
-        if not isinstance(lstm, nn.LSTM) or not isinstance(fc, nn.Linear):
-            raise WindowUnsupportedError("the window kernel needs model.lstm and model.fc")
-        if lstm.num_layers != 1 or lstm.bidirectional or lstm.proj_size or not lstm.bias:
-            raise WindowUnsupportedError(
-                "the window kernel supports a one-layer, one-way LSTM with biases "
-                f"(got num_layers={lstm.num_layers}, bidirectional={lstm.bidirectional}, "
-                f"proj_size={lstm.proj_size}, bias={lstm.bias})"
-            )
-        if not lstm.batch_first:
-            raise WindowUnsupportedError("the window kernel expects a batch_first LSTM")
-        if fc.in_features != lstm.hidden_size or fc.out_features != 1 or fc.bias is None:
-            raise WindowUnsupportedError("the window kernel supports a head Linear(H, 1)")
-        if lstm.training and lstm.dropout:
-            raise WindowUnsupportedError("the window kernel does not implement dropout")
-        self.params = (
-            lstm.weight_ih_l0,
-            lstm.weight_hh_l0,
-            lstm.bias_ih_l0,
-            lstm.bias_hh_l0,
-            fc.weight,
-            fc.bias,
-        )
-        self.dtype = self.params[0].dtype
-        if self.dtype not in _DTYPES or any(p.dtype != self.dtype for p in self.params):
-            raise WindowUnsupportedError(
-                f"the window kernel supports float32 or float64 parameters, got {self.dtype}"
-            )
-        for p in self.params:
-            _flat_view(p, self.dtype)
-        self.np_dtype = _DTYPES[self.dtype]
-        self.hidden = lstm.hidden_size
-        self.n_in = lstm.input_size
-        self.optimizer = optimizer
-        self._check_optimizer()
+        super().__init__(model, optimizer)
+        if not model.lstm.batch_first:
+            raise KernelUnavailable(f"{WHO} expects a batch_first LSTM")
+        if model.lstm.training and model.lstm.dropout:
+            raise KernelUnavailable(f"{WHO} does not implement dropout")
         if int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
@@ -751,50 +710,6 @@ class WindowStepper:
         )
         self._one = np.ones(1, dt)
         self._lock = threading.Lock()
-
-    # ---- checks ---------------------------------------------------------------------
-    def _check_optimizer(self) -> None:
-        opt = self.optimizer
-        if type(opt) is not torch.optim.Adam:
-            raise WindowUnsupportedError(
-                f"the window kernel implements torch.optim.Adam only, got {type(opt).__name__}"
-            )
-        if len(opt.param_groups) != 1:
-            raise WindowUnsupportedError("the window kernel expects one Adam parameter group")
-        group = opt.param_groups[0]
-        if len(group["params"]) != 6 or {id(p) for p in group["params"]} != {
-            id(p) for p in self.params
-        }:
-            raise WindowUnsupportedError(
-                "the Adam group must hold exactly the model's six parameter tensors"
-            )
-        required = {
-            "weight_decay": 0,
-            "amsgrad": False,
-            "maximize": False,
-            "capturable": False,
-            "differentiable": False,
-            "decoupled_weight_decay": False,
-            "foreach": None,
-            "fused": None,
-        }
-        for key, ok in required.items():
-            value = group.get(key, ok)
-            if value != ok and not (key in ("foreach", "fused") and value is False):
-                raise WindowUnsupportedError(
-                    f"the window kernel does not support Adam {key}={value!r}"
-                )
-        for key in ("lr", "eps"):
-            if isinstance(group[key], torch.Tensor):
-                raise WindowUnsupportedError(f"the window kernel needs a float Adam {key}")
-        if any(isinstance(b, torch.Tensor) for b in group["betas"]):
-            raise WindowUnsupportedError("the window kernel needs float Adam betas")
-
-    def _state_views(self) -> tuple[tuple, tuple, tuple]:
-        """Views of Adam's state tensors, created as torch's Adam creates them if absent."""
-        return adam_state_views(
-            self.optimizer, self.params, self.dtype, WindowUnsupportedError, "the window kernel"
-        )
 
     # ---- the step ---------------------------------------------------------------------
     @property
@@ -891,8 +806,8 @@ class WindowStepper:
                 np.ascontiguousarray(a[order]) for a in (x, y, coef, h0, c0, lens)
             )
 
-        exp_avgs, exp_avg_sqs, steps = self._state_views()
-        params = tuple(_flat_view(p, self.dtype) for p in self.params)
+        exp_avgs, exp_avg_sqs, steps = self.state_views()
+        params = self.param_views()
         w_ih = params[0].reshape(4 * H, n_in)
         w_hh = params[1].reshape(4 * H, H)
         np.copyto(self._w_uT[:H], w_hh.T)
@@ -918,7 +833,7 @@ class WindowStepper:
                 x[lo:hi], y[lo:hi], coef[lo:hi], lens[lo:hi], h0[lo:hi], c0[lo:hi],
                 self._w_uT, w_hh, params[4], params[5],
                 G, C, TC, U, DY, part.acc, part.dh, part.dc, part.blk,
-                outputs[lo:hi], part.mse, part.g_uT, part.g_fc, self._one,
+                outputs[lo:hi], part.online_loss, part.g_uT, part.g_fc, self._one,
             )  # fmt: skip
             for b in range(lo, hi):  # each stream's state after its own last row
                 hT_np[b] = U[lens[b], b - lo, :H]
@@ -937,13 +852,13 @@ class WindowStepper:
             for q in range(len(parts)):
                 run(q)
 
-        mse = np.concatenate([p.mse for p in parts])
+        online_loss = np.concatenate([p.online_loss for p in parts])
         if reordered:  # back to the caller's order
             back = np.argsort(order)
-            mse, outputs = mse[back], outputs[back]
+            online_loss, outputs = online_loss[back], outputs[back]
             hT, cT = hT[torch.from_numpy(back)], cT[torch.from_numpy(back)]
-        if not np.all(np.isfinite(mse)):
-            return WindowResult(mse, outputs, hT, cT, float("nan"), False)
+        if not np.all(np.isfinite(online_loss)):
+            return WindowResult(online_loss, outputs, hT, cT, float("nan"), False)
 
         # sum the parts' gradients in a fixed order
         g_ih, g_hh, g_bih, g_bhh, g_fw, g_fb = self._grads
@@ -973,7 +888,7 @@ class WindowStepper:
             params, self._grads, exp_avgs, exp_avg_sqs, steps, hyper,
             float(group["lr"]), beta1, beta2,
         )  # fmt: skip
-        return WindowResult(mse, outputs, hT, cT, float(norm), True)
+        return WindowResult(online_loss, outputs, hT, cT, float(norm), True)
 
     # ---- copies (a trainer that holds a stepper is deep-copied by the state check) ----
     def __getstate__(self) -> dict:
@@ -1004,3 +919,25 @@ class WindowStepper:
 
 def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+class _Tiny(nn.Module):
+    """The smallest FrequencyLSTM-shaped model: the warm-up's throwaway."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(3, 2, batch_first=True)
+        self.fc = nn.Linear(2, 1)
+
+
+def _dummy_call() -> None:
+    """One step on tiny arrays of exactly the production types (float32, two parts)."""
+    model = _Tiny()
+    stepper = WindowStepper(model, torch.optim.Adam(model.parameters(), lr=0.0), threads=1)
+    x = np.zeros((2, 3, 3), dtype=np.float32)
+    stepper.step(x, np.zeros((2, 3), np.float32), np.full(2, 0.5), clip=1.0, s_decay=1e-3)
+    stepper.close()
+
+
+KERNEL = Compiled(_dummy_call, lambda: (_part_pass, _clip_and_adam))
+is_compiled, warm_up = KERNEL.is_compiled, KERNEL.warm_up
