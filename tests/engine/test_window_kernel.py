@@ -20,8 +20,9 @@ import torch
 
 from engine.model import FrequencyLSTM
 from engine.training.kernels import window as wk
+from engine.training.kernels.common import AVAILABLE, UNAVAILABLE_REASON, KernelUnavailable
 
-pytestmark = pytest.mark.skipif(not wk.AVAILABLE, reason=str(wk.UNAVAILABLE_REASON))
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=str(UNAVAILABLE_REASON))
 
 NAMES = {
     "lstm.weight_ih_l0": "weight_ih_l0",
@@ -203,7 +204,9 @@ def test_per_stream_windows_are_bitwise_the_same_with_one_or_two_threads():
         x, y, coef, _, _ = window(6, 30, 5, 16, torch.float32, gen, False)
         ra = sa.step(x, y, coef, clip=1.0, lengths=lengths)
         rb = sb.step(x, y, coef, clip=1.0, lengths=lengths)
-        assert np.array_equal(ra.outputs, rb.outputs) and np.array_equal(ra.online_loss, rb.online_loss)
+        assert np.array_equal(ra.outputs, rb.outputs) and np.array_equal(
+            ra.online_loss, rb.online_loss
+        )
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
 
@@ -299,16 +302,16 @@ def test_float32_one_step_within_torchs_own_rounding():
 )
 def test_unsupported_optimizers_are_refused(change, message):
     model = FrequencyLSTM(5, 8)
-    with pytest.raises(wk.KernelUnavailable, match=message):
+    with pytest.raises(KernelUnavailable, match=message):
         wk.WindowStepper(model, change(model))
 
 
 def test_unsupported_models_are_refused():
     model = FrequencyLSTM(5, 8, num_layers=2)
-    with pytest.raises(wk.KernelUnavailable, match="one-layer"):
+    with pytest.raises(KernelUnavailable, match="one-layer"):
         wk.WindowStepper(model, torch.optim.Adam(model.parameters()))
     model = FrequencyLSTM(5, 8).to(torch.float16)
-    with pytest.raises(wk.KernelUnavailable, match="float32 or float64"):
+    with pytest.raises(KernelUnavailable, match="float32 or float64"):
         wk.WindowStepper(model, torch.optim.Adam(model.parameters()))
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 try:  # numba is optional: the torch backend is the always-available reference.
-    from numba import types
+    from numba import njit, types
     from numba.extending import intrinsic
 
     AVAILABLE = True
@@ -50,6 +50,32 @@ if AVAILABLE:
             return builder.fma(*args)
 
         return sig, codegen
+
+    @njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
+    def adam_element(p, m, v, k, g, w1, b2, omb2, bc2s, eps, neg_ss):
+        """torch's ``_single_tensor_adam`` on element k of p with gradient g, operation by
+        operation (the first moment as the fused multiply-add of its vectorised lerp_)."""
+        mk = fma(w1, g - m[k], m[k])  # exp_avg.lerp_(grad, 1 - beta1)
+        vk = v[k] * b2 + omb2 * g * g  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
+        denom = np.sqrt(vk) / bc2s + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+        p[k] = p[k] + neg_ss * mk / denom  # param.addcdiv_(m, denom, -step_size)
+        m[k] = mk
+        v[k] = vk
+
+    @njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
+    def adam_step(steps, beta1, beta2, lr, cast):
+        """Count one Adam step in the six tensors' float32 ``step`` (as torch keeps it)
+        and set cast[0] = sqrt(1 - beta2^step), cast[1] = -lr / (1 - beta1^step): the
+        bias corrections in float64, as torch computes them from the Python float step,
+        rounded into the working dtype by the store."""
+        step = steps[0][0] + np.float32(1.0)
+        for q in range(6):
+            steps[q][0] = step
+        step64 = np.float64(step)
+        bc1 = 1.0 - beta1**step64
+        bc2 = 1.0 - beta2**step64
+        cast[0] = bc2**0.5
+        cast[1] = -(lr / bc1)
 
 
 def require() -> None:

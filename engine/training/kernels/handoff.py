@@ -35,30 +35,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.training.kernels.common import (
-    AVAILABLE,
-    UNAVAILABLE_REASON,
-    Compiled,
-    KernelUnavailable,
-    Stepper,
-    WarmUp,
-)
+from engine.training.kernels.common import AVAILABLE, Compiled, Stepper
 
 if AVAILABLE:
     from numba import njit
 
-    from engine.training.kernels.common import fma
-
-__all__ = [
-    "AVAILABLE",
-    "UNAVAILABLE_REASON",
-    "FusedBlock",
-    "FusedStepper",
-    "KernelUnavailable",
-    "WarmUp",
-    "is_compiled",
-    "warm_up",
-]
+    from engine.training.kernels.common import adam_element, adam_step
 
 WHO = "the fused backend"  # how its refusals name it
 
@@ -116,22 +98,10 @@ if AVAILABLE:
         """
         if clip:
             for k in range(p.shape[0]):
-                g = a * src[k] * scale
-                mk = fma(w1, g - m[k], m[k])  # exp_avg.lerp_(grad, 1 - beta1)
-                vk = v[k] * b2 + omb2 * g * g  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-                denom = np.sqrt(vk) / bc2s + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-                p[k] = p[k] + neg_ss * mk / denom  # param.addcdiv_(m, denom, -step_size)
-                m[k] = mk
-                v[k] = vk
+                adam_element(p, m, v, k, a * src[k] * scale, w1, b2, omb2, bc2s, eps, neg_ss)
         else:
             for k in range(p.shape[0]):
-                g = a * src[k]
-                mk = fma(w1, g - m[k], m[k])
-                vk = v[k] * b2 + omb2 * g * g
-                denom = np.sqrt(vk) / bc2s + eps
-                p[k] = p[k] + neg_ss * mk / denom
-                m[k] = mk
-                v[k] = vk
+                adam_element(p, m, v, k, a * src[k], w1, b2, omb2, bc2s, eps, neg_ss)
 
     @njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
     def _train_block(
@@ -277,15 +247,7 @@ if AVAILABLE:
                     scale = coef
 
             # ---- Adam's step and bias corrections, in float64 as torch computes them ----
-            step = steps[0][0] + np.float32(1.0)
-            for q in range(6):
-                steps[q][0] = step
-            step64 = np.float64(step)
-            bc1 = 1.0 - beta1**step64
-            bc2 = 1.0 - beta2**step64
-            step_size = lr / bc1
-            cast[0] = bc2**0.5
-            cast[1] = -step_size
+            adam_step(steps, beta1, beta2, lr, cast)
             bc2s = cast[0]
             neg_ss = cast[1]
 

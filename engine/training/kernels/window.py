@@ -62,31 +62,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.training.kernels.common import (
-    AVAILABLE,
-    UNAVAILABLE_REASON,
-    Compiled,
-    KernelUnavailable,
-    Stepper,
-    WarmUp,
-)
+from engine.training.kernels.common import AVAILABLE, Compiled, KernelUnavailable, Stepper
 
 if AVAILABLE:
     from numba import njit, types
     from numba.extending import intrinsic, overload
 
-    from engine.training.kernels.common import fma
-
-__all__ = [
-    "AVAILABLE",
-    "UNAVAILABLE_REASON",
-    "KernelUnavailable",
-    "WarmUp",
-    "WindowResult",
-    "WindowStepper",
-    "is_compiled",
-    "warm_up",
-]
+    from engine.training.kernels.common import adam_element, adam_step
 
 PARAM_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
 MAX_PARTS = 2  # the streams are split into at most this many parts (one per core here)
@@ -201,6 +183,62 @@ if AVAILABLE:
             return impl64
         return None
 
+    # ---- the two matmuls' main loop, shared by the forward and the backward pass -------
+    @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy", inline="always")
+    def _mac8(A, W, out, na, K8):
+        """out[b] += sum_{k < K8} A[b, k] W[k] for the streams b < na, K8 a multiple of 8.
+
+        Eight rows of W times four streams per pass of the inner loop, which then loads
+        each weight once for four streams and each accumulator once per eight
+        multiply-adds; then the streams left over, one at a time. The forward pass runs it
+        as u_t W_u^T, the backward as dg_t W_hh; each adds its own tail rows (k >= K8).
+        """
+        N = W.shape[1]
+        P4 = na - na % 4
+        for k in range(0, K8, 8):
+            w0, w1, w2, w3 = W[k], W[k + 1], W[k + 2], W[k + 3]
+            w4, w5, w6, w7 = W[k + 4], W[k + 5], W[k + 6], W[k + 7]
+            for b in range(0, P4, 4):
+                u0, u1, u2, u3 = A[b], A[b + 1], A[b + 2], A[b + 3]
+                a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
+                a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
+                a10, a11, a12, a13 = u1[k], u1[k + 1], u1[k + 2], u1[k + 3]
+                a14, a15, a16, a17 = u1[k + 4], u1[k + 5], u1[k + 6], u1[k + 7]
+                a20, a21, a22, a23 = u2[k], u2[k + 1], u2[k + 2], u2[k + 3]
+                a24, a25, a26, a27 = u2[k + 4], u2[k + 5], u2[k + 6], u2[k + 7]
+                a30, a31, a32, a33 = u3[k], u3[k + 1], u3[k + 2], u3[k + 3]
+                a34, a35, a36, a37 = u3[k + 4], u3[k + 5], u3[k + 6], u3[k + 7]
+                c0, c1, c2, c3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+                for j in range(N):
+                    x0, x1, x2, x3 = w0[j], w1[j], w2[j], w3[j]
+                    x4, x5, x6, x7 = w4[j], w5[j], w6[j], w7[j]
+                    c0[j] = (
+                        c0[j] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+                        + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
+                    )  # fmt: skip
+                    c1[j] = (
+                        c1[j] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+                        + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
+                    )  # fmt: skip
+                    c2[j] = (
+                        c2[j] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+                        + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
+                    )  # fmt: skip
+                    c3[j] = (
+                        c3[j] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+                        + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
+                    )  # fmt: skip
+            for b in range(P4, na):
+                u0 = A[b]
+                a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
+                a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
+                c0 = out[b]
+                for j in range(N):
+                    c0[j] = (
+                        c0[j] + a00 * w0[j] + a01 * w1[j] + a02 * w2[j] + a03 * w3[j]
+                        + a04 * w4[j] + a05 * w5[j] + a06 * w6[j] + a07 * w7[j]
+                    )  # fmt: skip
+
     # ---- the forward and backward pass of one part of the streams ---------------------
     @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
     def _part_pass(
@@ -259,7 +297,6 @@ if AVAILABLE:
         for t in range(T):
             while na > 0 and lens[na - 1] <= t:
                 na -= 1
-            P4 = na - na % 4
             # --- forward: u_t W_u^T (matmul)
             # acc = u_t W_u^T: eight rows of W_u^T times four streams per pass of the
             # inner loop, which then loads each weight once for four streams and each
@@ -268,61 +305,7 @@ if AVAILABLE:
                 ab = acc[b]
                 for j in range(G4):
                     ab[j] = zero
-            for k in range(0, K8, 8):
-                w0 = w_uT[k]
-                w1 = w_uT[k + 1]
-                w2 = w_uT[k + 2]
-                w3 = w_uT[k + 3]
-                w4 = w_uT[k + 4]
-                w5 = w_uT[k + 5]
-                w6 = w_uT[k + 6]
-                w7 = w_uT[k + 7]
-                for b in range(0, P4, 4):
-                    u0 = U[t, b]
-                    u1 = U[t, b + 1]
-                    u2 = U[t, b + 2]
-                    u3 = U[t, b + 3]
-                    a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
-                    a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
-                    a10, a11, a12, a13 = u1[k], u1[k + 1], u1[k + 2], u1[k + 3]
-                    a14, a15, a16, a17 = u1[k + 4], u1[k + 5], u1[k + 6], u1[k + 7]
-                    a20, a21, a22, a23 = u2[k], u2[k + 1], u2[k + 2], u2[k + 3]
-                    a24, a25, a26, a27 = u2[k + 4], u2[k + 5], u2[k + 6], u2[k + 7]
-                    a30, a31, a32, a33 = u3[k], u3[k + 1], u3[k + 2], u3[k + 3]
-                    a34, a35, a36, a37 = u3[k + 4], u3[k + 5], u3[k + 6], u3[k + 7]
-                    c0 = acc[b]
-                    c1 = acc[b + 1]
-                    c2 = acc[b + 2]
-                    c3 = acc[b + 3]
-                    for j in range(G4):
-                        x0, x1, x2, x3 = w0[j], w1[j], w2[j], w3[j]
-                        x4, x5, x6, x7 = w4[j], w5[j], w6[j], w7[j]
-                        c0[j] = (
-                            c0[j] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                            + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
-                        )  # fmt: skip
-                        c1[j] = (
-                            c1[j] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-                            + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
-                        )  # fmt: skip
-                        c2[j] = (
-                            c2[j] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-                            + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
-                        )  # fmt: skip
-                        c3[j] = (
-                            c3[j] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-                            + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
-                        )  # fmt: skip
-                for b in range(P4, na):
-                    u0 = U[t, b]
-                    a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
-                    a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
-                    c0 = acc[b]
-                    for j in range(G4):
-                        c0[j] = (
-                            c0[j] + a00 * w0[j] + a01 * w1[j] + a02 * w2[j] + a03 * w3[j]
-                            + a04 * w4[j] + a05 * w5[j] + a06 * w6[j] + a07 * w7[j]
-                        )  # fmt: skip
+            _mac8(U[t], w_uT, acc, na, K8)
             for k in range(K8, K4, 4):
                 w0 = w_uT[k]
                 w1 = w_uT[k + 1]
@@ -415,7 +398,6 @@ if AVAILABLE:
             na = P
             while na > 0 and lens[na - 1] <= t:
                 na -= 1
-            P4 = na - na % 4
             # --- backward: gate gradients
             # written over the activations in G, one gate per loop: loops that touch
             # few arrays are the ones the compiler vectorises
@@ -456,61 +438,7 @@ if AVAILABLE:
             for b in range(na):
                 for k in range(H):
                     dh[b, k] = zero
-            for j in range(0, J8, 8):
-                w0 = w_hh[j]
-                w1 = w_hh[j + 1]
-                w2 = w_hh[j + 2]
-                w3 = w_hh[j + 3]
-                w4 = w_hh[j + 4]
-                w5 = w_hh[j + 5]
-                w6 = w_hh[j + 6]
-                w7 = w_hh[j + 7]
-                for b in range(0, P4, 4):
-                    e0 = G[t, b]
-                    e1 = G[t, b + 1]
-                    e2 = G[t, b + 2]
-                    e3 = G[t, b + 3]
-                    a00, a01, a02, a03 = e0[j], e0[j + 1], e0[j + 2], e0[j + 3]
-                    a04, a05, a06, a07 = e0[j + 4], e0[j + 5], e0[j + 6], e0[j + 7]
-                    a10, a11, a12, a13 = e1[j], e1[j + 1], e1[j + 2], e1[j + 3]
-                    a14, a15, a16, a17 = e1[j + 4], e1[j + 5], e1[j + 6], e1[j + 7]
-                    a20, a21, a22, a23 = e2[j], e2[j + 1], e2[j + 2], e2[j + 3]
-                    a24, a25, a26, a27 = e2[j + 4], e2[j + 5], e2[j + 6], e2[j + 7]
-                    a30, a31, a32, a33 = e3[j], e3[j + 1], e3[j + 2], e3[j + 3]
-                    a34, a35, a36, a37 = e3[j + 4], e3[j + 5], e3[j + 6], e3[j + 7]
-                    c0 = dh[b]
-                    c1 = dh[b + 1]
-                    c2 = dh[b + 2]
-                    c3 = dh[b + 3]
-                    for k in range(H):
-                        x0, x1, x2, x3 = w0[k], w1[k], w2[k], w3[k]
-                        x4, x5, x6, x7 = w4[k], w5[k], w6[k], w7[k]
-                        c0[k] = (
-                            c0[k] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                            + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
-                        )  # fmt: skip
-                        c1[k] = (
-                            c1[k] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-                            + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
-                        )  # fmt: skip
-                        c2[k] = (
-                            c2[k] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-                            + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
-                        )  # fmt: skip
-                        c3[k] = (
-                            c3[k] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-                            + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
-                        )  # fmt: skip
-                for b in range(P4, na):
-                    e0 = G[t, b]
-                    a00, a01, a02, a03 = e0[j], e0[j + 1], e0[j + 2], e0[j + 3]
-                    a04, a05, a06, a07 = e0[j + 4], e0[j + 5], e0[j + 6], e0[j + 7]
-                    c0 = dh[b]
-                    for k in range(H):
-                        c0[k] = (
-                            c0[k] + a00 * w0[k] + a01 * w1[k] + a02 * w2[k] + a03 * w3[k]
-                            + a04 * w4[k] + a05 * w5[k] + a06 * w6[k] + a07 * w7[k]
-                        )  # fmt: skip
+            _mac8(G[t], w_hh, dh, na, J8)
             for j in range(J8, G4):  # 4H = 4 (mod 8) when H is odd
                 wj = w_hh[j]
                 for b in range(na):
@@ -588,13 +516,7 @@ if AVAILABLE:
     def _adam_tensor(p, m, v, g, scale, w1, b2, omb2, bc2s, eps, neg_ss):
         """torch's _single_tensor_adam on one flat tensor, after grad.mul_(scale)."""
         for k in range(p.shape[0]):
-            gk = g[k] * scale
-            mk = fma(w1, gk - m[k], m[k])  # exp_avg.lerp_(grad, 1 - beta1)
-            vk = v[k] * b2 + omb2 * gk * gk  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-            denom = np.sqrt(vk) / bc2s + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-            p[k] = p[k] + neg_ss * mk / denom  # param.addcdiv_(m, denom, -step_size)
-            m[k] = mk
-            v[k] = vk
+            adam_element(p, m, v, k, g[k] * scale, w1, b2, omb2, bc2s, eps, neg_ss)
 
     @njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
     def _clip_and_adam(params, grads, exp_avgs, exp_avg_sqs, steps, hyper, lr, beta1, beta2):
@@ -625,14 +547,7 @@ if AVAILABLE:
             coef = max_norm / (cast[0] + clip_eps)
             if coef < one:
                 scale = coef
-        step = steps[0][0] + np.float32(1.0)
-        for q in range(6):
-            steps[q][0] = step
-        step64 = np.float64(step)
-        bc1 = 1.0 - beta1**step64
-        bc2 = 1.0 - beta2**step64
-        cast[0] = bc2**0.5
-        cast[1] = -(lr / bc1)
+        adam_step(steps, beta1, beta2, lr, cast)
         for q in range(6):
             _adam_tensor(
                 params[q], exp_avgs[q], exp_avg_sqs[q], grads[q], scale,
