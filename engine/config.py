@@ -71,7 +71,7 @@ class RunConfig:
         defaults = METHODS.get(self.method)
         for name in METHOD_FIELDS:
             if getattr(self, name) is None and defaults is not None:
-                object.__setattr__(self, name, defaults.value(name))
+                object.__setattr__(self, name, defaults.own_default(name))
 
     @property
     def n_samples(self) -> int:

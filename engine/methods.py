@@ -37,7 +37,7 @@ class Method:
     # checks that tie an option to the rest of the config: (values, config) -> None
     check: Callable[[dict[str, Any], Any], None] | None = None
 
-    def value(self, field_name: str) -> Any:
+    def own_default(self, field_name: str) -> Any:
         """The method's own lr, clip or epochs."""
         return getattr(self, field_name)
 
@@ -113,8 +113,8 @@ CLOCK = Method(
     backends=("torch", "fused"),
     options=(
         Option("t0", 1000, int, 1, 10_000_000,
-               "the mean window (rows) up to which the learning rate is full: "
-               "lr·(min(t0, T)/T)^lr_pow, T the mean window"),
+               "rows: the learning rate is lr while the mean window T is at most t0, "
+               "then lr·(t0/T)^lr_pow"),
         Option("k0", 3.0, float, 0, None,
                "periods of its current target in each block's first window", above=True),
         Option("slide_from", 3.0, float, 0, None,
@@ -145,8 +145,8 @@ CLOCK = Method(
                "steps the first stage has to find an oscillation before the run restarts "
                "from new weights (0: no limit)"),
         Option("lr_pow", 1.0, float, 0, None,
-               "how steeply the learning rate falls as the windows outgrow t0 (the power "
-               "in lr·(min(t0, T)/T)^lr_pow)"),
+               "how steeply the learning rate falls once the mean window T outgrows t0: "
+               "lr·(t0/T)^lr_pow"),
         Option("draws", 2, int, 1, 64,
                "noise draws of S per block and step, once S is fed"),
         Option("amp0", 0.0, float, 0, 1,

@@ -128,7 +128,7 @@ def _spec_default(name: str) -> Any:
 def _per_method(name: str) -> str:
     """'the method's own: clock 20 (the default method), handoff 1, tbptt 1'."""
     each = ", ".join(
-        f"{m.name} {m.value(name):g}"
+        f"{m.name} {m.own_default(name):g}"
         + (" (the default method)" if m.name == DEFAULT_METHOD else "")
         for m in registered_methods()
     )

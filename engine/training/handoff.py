@@ -20,7 +20,6 @@ from engine.methods import HANDOFF
 from engine.model import FrequencyLSTM
 from engine.signals import SignalSet
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
-from engine.training.kernels import handoff as fused_kernel
 
 
 class HandoffTrainer(Trainer):
@@ -33,10 +32,13 @@ class HandoffTrainer(Trainer):
         self.x = torch.from_numpy(X)  # (rows, 1 + F)
         self.y = torch.from_numpy(y)  # (rows,)
         self.t = np.tile(train.t, train.n_blocks)
-        self._fused: fused_kernel.FusedStepper | None = None
+        self._fused = None  # a kernels.handoff.FusedStepper when the fused backend runs
         if config.backend == "fused":
+            # late, as the window kernel: numba loads only for a run that asks for it
+            from engine.training.kernels import handoff as kernel
+
             self._fused = self._fused_stepper(
-                fused_kernel, lambda: fused_kernel.FusedStepper(model, self.optimizer, config.clip)
+                kernel, lambda: kernel.FusedStepper(model, self.optimizer, config.clip)
             )
 
     @property
