@@ -5,6 +5,8 @@ method is declared once, with one Trainer."""
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,3 +168,17 @@ def test_every_method_is_declared_once_with_one_trainer():
             ]  # fmt: skip
             keyed = [str(p) for p, text in sources.items() if f'"{option.name}": ' in text]
             assert declared == ["engine/methods.py"] and not keyed, (option.name, declared, keyed)
+
+
+def test_the_methods_and_their_options_load_without_torch():
+    # `freqtui methods`, --help and the config's checks read the declarations: no torch
+    code = (
+        "import sys; from engine.config import RunConfig, registered_methods; "
+        "RunConfig(method='clock', options={'thr': 0.1}).validated(); "
+        "assert registered_methods(); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "False", (out.stdout, out.stderr)
