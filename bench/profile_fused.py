@@ -29,6 +29,9 @@ from engine.model import build_model  # noqa: E402
 from engine.signals import train_set  # noqa: E402
 
 RDTSC = """
+    from numba import njit, types  # the kernel module imports only what it uses
+    from numba.extending import intrinsic
+
     @intrinsic
     def _rdtsc(typingctx):  # noqa: ARG001
         from llvmlite import ir as llir
@@ -90,7 +93,7 @@ def main() -> None:
     stepper = fk.FusedStepper(model, opt, args.clip)
     h, c = model.init_hidden(1)
     params = tuple(p.detach().view(-1).numpy() for p in stepper.params)
-    m, v, steps = stepper._state_views()  # creates Adam's state as torch would
+    m, v, steps = stepper.state_views()  # creates Adam's state as torch would
     hyper = fk._hyper(0.9, 0.999, 1e-8, args.clip, np.float32)
     prof = np.zeros(len(names), np.int64)
     n = args.rows

@@ -30,6 +30,9 @@ from engine.model import FrequencyLSTM  # noqa: E402
 from engine.training.kernels import window as wk  # noqa: E402
 
 RDTSC = """
+    from numba import njit, types  # the kernel module imports only what it uses
+    from numba.extending import intrinsic
+
     @intrinsic
     def _rdtsc(typingctx):  # noqa: ARG001
         from llvmlite import ir as llir
@@ -142,14 +145,15 @@ def section_split(
     fc_w = (0.1 * rng.standard_normal(H)).astype(dt)
     fc_b = np.zeros(1, dt)
     out = np.empty((P, T), dt)
+    lens = np.full(P, T, np.int64)  # every stream runs the whole window
 
     def run(skip: int) -> np.ndarray:
         prof = np.zeros(len(names) + 1, np.int64)
         c0 = time.thread_time_ns()
         mod._part_pass(
-            x, y, coef, h0, h0, w_uT, w_hh, fc_w, fc_b,
+            x, y, coef, lens, h0, h0, w_uT, w_hh, fc_w, fc_b,
             G, C, TC, U, DY, part.acc, part.dh, part.dc, part.blk,
-            out, part.mse, part.g_uT, part.g_fc, np.ones(1, dt), prof, skip,
+            out, part.online_loss, part.g_uT, part.g_fc, np.ones(1, dt), prof, skip,
         )  # fmt: skip
         prof[-1] = time.thread_time_ns() - c0  # this thread's CPU time, for the scale
         return prof

@@ -46,6 +46,7 @@ from engine.signals import (  # noqa: E402
 )
 from engine.training.kernels import handoff as fk  # noqa: E402
 from engine.training.kernels import window as wk  # noqa: E402
+from engine.training.kernels.common import AVAILABLE, UNAVAILABLE_REASON, lstm_params  # noqa: E402
 
 CONFIG = RunConfig()
 X_NP, Y_NP = train_set(CONFIG).rows()
@@ -156,15 +157,7 @@ def lstm_cell(adam: dict, compile_step: bool = False) -> Callable[[int, int], No
 def manual_backward() -> Callable[[int, int], None]:
     """No autograd: the one-step gradients written out in torch ops, then fused Adam."""
     model = fresh_model()
-    lstm, fc = model.lstm, model.fc
-    params = [
-        lstm.weight_ih_l0,
-        lstm.weight_hh_l0,
-        lstm.bias_ih_l0,
-        lstm.bias_hh_l0,
-        fc.weight,
-        fc.bias,
-    ]
+    params = list(lstm_params(model, "the manual backward"))  # W_ih, W_hh, b_ih, b_hh, head
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
     for p in params:
         p.grad = torch.zeros_like(p)
@@ -362,8 +355,8 @@ def clock_main(args: argparse.Namespace) -> None:
     The variants take turns within each round (the order rotating every round) so that
     load from other processes falls on all of them alike; the table gives the median
     round's rows/s (wall clock) and the process CPU time per row."""
-    if not wk.AVAILABLE:
-        sys.exit(f"window kernel unavailable: {wk.UNAVAILABLE_REASON}")
+    if not AVAILABLE:
+        sys.exit(f"window kernel unavailable: {UNAVAILABLE_REASON}")
     default_threads = torch.get_num_threads()
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} (default "
@@ -468,8 +461,8 @@ def main() -> None:
         clock_main(args)
         return
     args.rounds = args.rounds or 3
-    if not fk.AVAILABLE:
-        sys.exit(f"fused backend unavailable: {fk.UNAVAILABLE_REASON}")
+    if not AVAILABLE:
+        sys.exit(f"fused backend unavailable: {UNAVAILABLE_REASON}")
 
     default_threads = torch.get_num_threads()
     warm = fk.warm_up()

@@ -1,20 +1,19 @@
-"""RunConfig: the task's and the model's defaults (SPEC §1-2), and the register where
-each training method files its own defaults (lr, clip, epochs) and options.
+"""RunConfig: the task's and the model's defaults (SPEC §1-2); a method's own defaults
+(lr, clip, epochs) and its options come from its declaration in engine/methods.py.
 
-This module imports no trainer: `engine.training` registers every method when the
-`engine` package loads, so a RunConfig always finds its method's defaults here.
+This module imports no trainer and no torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine import limits
 from engine.errors import FreqtuiError
+from engine.methods import METHODS, Method, method_named
 
 BACKENDS = ("torch", "fused")
 DEFAULT_METHOD = "clock"  # the method that learns the task as written (README, bench/quality.py)
@@ -24,41 +23,9 @@ DEFAULT_METHOD = "clock"  # the method that learns the task as written (README, 
 METHOD_FIELDS = ("lr", "clip", "epochs")
 
 
-@dataclass(frozen=True)
-class MethodDefaults:
-    """A training method as the config and the CLI know it: its own lr, clip and epochs,
-    its `-O` options with their defaults, the backends it has, and its option check."""
-
-    name: str
-    description: str
-    lr: float
-    clip: float  # clipping by total norm; 0 = off
-    epochs: int
-    options: dict[str, Any]
-    backends: tuple[str, ...]
-    validate: Callable[[RunConfig], None]
-
-    def value(self, field_name: str) -> Any:
-        return getattr(self, field_name)
-
-
-_METHODS: dict[str, MethodDefaults] = {}
-
-
-def register_method(defaults: MethodDefaults) -> None:
-    """File a method's defaults (called by `engine.training` for each method)."""
-    _METHODS[defaults.name] = defaults
-
-
-def method_defaults(name: str) -> MethodDefaults:
-    """A registered method's defaults; FreqtuiError names the methods there are."""
-    if name not in _METHODS:
-        raise FreqtuiError(f"unknown method {name!r}: choose one of {', '.join(sorted(_METHODS))}")
-    return _METHODS[name]
-
-
-def registered_methods() -> list[MethodDefaults]:
-    return [_METHODS[n] for n in sorted(_METHODS)]
+def registered_methods() -> list[Method]:
+    """Every training method (engine/methods.py), the default method first."""
+    return sorted(METHODS.values(), key=lambda m: (m.name != DEFAULT_METHOD, m.name))
 
 
 def _default_backend() -> str:
@@ -90,7 +57,7 @@ class RunConfig:
     # the backend asked for; a method without it trains on torch (`TrainingRun.backend`
     # reports the path that runs)
     backend: str = field(default_factory=_default_backend)
-    # lr, epochs and clip: None = the method's own default (MethodDefaults), filled in at
+    # lr, epochs and clip: None = the method's own default (engine/methods.py), filled in at
     # construction, so after __init__ they always hold numbers
     lr: float | None = None
     epochs: int | None = None
@@ -101,10 +68,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         # an unknown method keeps None here; validated() names it
-        defaults = _METHODS.get(self.method)
+        defaults = METHODS.get(self.method)
         for name in METHOD_FIELDS:
             if getattr(self, name) is None and defaults is not None:
-                object.__setattr__(self, name, defaults.value(name))
+                object.__setattr__(self, name, defaults.own_default(name))
 
     @property
     def n_samples(self) -> int:
@@ -148,7 +115,7 @@ class RunConfig:
 
     def validated(self) -> RunConfig:
         """Return self, or raise FreqtuiError naming the first bad field."""
-        method = method_defaults(self.method)  # an unknown method first: nothing else fits
+        method = method_named(self.method)  # an unknown method first: nothing else fits
 
         limits.check_config(self)  # types, finiteness and sizes first (engine/limits.py)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, registered_methods
 from engine.errors import FreqtuiError
+from engine.options import option_lines, parse_assignment
 from engine.run import AUTOSAVE_MIN_ROWS, RESUMABLE_CHANGES, TrainingRun
 from engine.sessions import list_sessions, read_snapshot, resolve, sessions_dir
 from freqtui import __version__
@@ -113,15 +114,10 @@ def check_flag_places(p: argparse.ArgumentParser, argv: list[str]) -> None:
 
 
 def _option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    for kind in (int, float):
-        try:
-            return key, kind(value)
-        except ValueError:
-            pass
-    return key, value
+    try:
+        return parse_assignment(text)
+    except FreqtuiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _spec_default(name: str) -> Any:
@@ -132,11 +128,10 @@ def _spec_default(name: str) -> Any:
 
 def _per_method(name: str) -> str:
     """'the method's own: clock 20 (the default method), handoff 1, tbptt 1'."""
-    methods = sorted(registered_methods(), key=lambda m: (m.name != DEFAULT_METHOD, m.name))
     each = ", ".join(
-        f"{m.name} {m.value(name):g}"
+        f"{m.name} {m.own_default(name):g}"
         + (" (the default method)" if m.name == DEFAULT_METHOD else "")
-        for m in methods
+        for m in registered_methods()
     )
     return f"default: the method's own: {each}"
 
@@ -174,7 +169,17 @@ def _help(field: str, text: str) -> str:
     return text % (f"{default:g}" if isinstance(default, float) else default)
 
 
+def options_help() -> str:
+    """Every method's -O options, one line each: the help's epilog."""
+    lines = ["-O options, by method (`freqtui methods` lists the methods):"]
+    for m in registered_methods():
+        lines += [f"  {m.name}:", *(option_lines(m.options, "    -O ") or ["    none"])]
+    return "\n".join(lines)
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.epilog = options_help()
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # the epilog's lines stay
     g = p.add_argument_group("run configuration (defaults: SPEC §1-2 and each method's own)")
     for field, flag, kind, text in FLAGS:
         extra: dict[str, Any] = {"choices": BACKENDS} if field == "backend" else {}
@@ -185,7 +190,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         type=_option,
         action="append",
         metavar="KEY=VALUE",
-        help="a method-specific option, repeatable (`freqtui methods` lists them)",
+        help="a method-specific option, repeatable (listed below, by method)",
     )
 
 
@@ -490,17 +495,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def methods_text() -> str:
     """Every method: its description, its own lr, clip and epochs, its backends and its
-    `-O` options with their defaults (as engine.training declares them)."""
+    `-O` options with their defaults, bounds and what each does (engine/methods.py)."""
     lines = []
-    for m in sorted(registered_methods(), key=lambda m: (m.name != DEFAULT_METHOD, m.name)):
+    for m in registered_methods():
         mark = "  (the default method)" if m.name == DEFAULT_METHOD else ""
         lines.append(f"{m.name}{mark}: {m.description}")
         lines.append(
             f"    defaults: lr {m.lr:g}, clip {m.clip:g}, epochs {m.epochs}; "
             f"backends: {', '.join(m.backends)}"
         )
-        opts = " ".join(f"{k}={v}" for k, v in m.options.items()) or "none"
-        lines.append(f"    options (-O KEY=VALUE): {opts}")
+        lines += option_lines(m.options, "    -O ") or ["    no -O options"]
     return "\n".join(lines)
 
 

@@ -1,14 +1,14 @@
 """Training methods, one module each, all sharing the contract in `base.py`; fused
 kernels in `kernels/`.
 
-Importing this package files every method's defaults and options with engine/config.py
-(`engine/__init__.py` imports it, so a RunConfig always finds them).
+What a method is (name, defaults, options) is declared in engine/methods.py, the one
+registry; here each declared method finds the Trainer that runs it.
 """
 
 from __future__ import annotations
 
-from engine.config import RunConfig, register_method
-from engine.errors import FreqtuiError
+from engine.config import RunConfig
+from engine.methods import method_named, method_names
 from engine.model import FrequencyLSTM
 from engine.signals import SignalSet
 from engine.training.base import Trainer
@@ -16,22 +16,16 @@ from engine.training.clock import ClockTrainer
 from engine.training.handoff import HandoffTrainer
 from engine.training.tbptt import TbpttTrainer
 
-# every method; each is one Trainer subclass with a unique `method` name
-_METHODS: dict[str, type[Trainer]] = {
-    cls.method: cls for cls in (HandoffTrainer, TbpttTrainer, ClockTrainer)
-}
-for _cls in _METHODS.values():
-    register_method(_cls.registration())
+__all__ = ["get_method", "make_trainer", "method_names"]
 
-
-def method_names() -> list[str]:
-    return sorted(_METHODS)
+# the Trainer of each method in engine/methods.py (tests/test_layout.py: one each)
+TRAINERS: tuple[type[Trainer], ...] = (ClockTrainer, HandoffTrainer, TbpttTrainer)
 
 
 def get_method(name: str) -> type[Trainer]:
-    if name not in _METHODS:
-        raise FreqtuiError(f"unknown method {name!r}: choose one of {', '.join(sorted(_METHODS))}")
-    return _METHODS[name]
+    """The Trainer of a declared method; FreqtuiError names the methods there are."""
+    spec = method_named(name)
+    return next(cls for cls in TRAINERS if cls.spec is spec)
 
 
 def make_trainer(model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> Trainer:

@@ -9,10 +9,10 @@ building, `prepare()` and the state check; the model's weights belong to the mod
 `state_dict()`: tensors and plain Python values only, so a snapshot loads with
 `torch.load(weights_only=True)`.
 
-A method declares, once, on its class: `method`, `description`, `DEFAULTS` (lr, clip,
-epochs), `OPTIONS` (`-O KEY=VALUE` and their defaults) and `BACKENDS`. To add one:
-subclass `Trainer` and list its module in `engine/training/__init__.py`, which files
-those declarations with engine/config.py.
+A method is declared once, in engine/methods.py (description, lr, clip, epochs,
+backends, `-O` options); its Trainer names that declaration as `spec` and reads its
+options' values with `spec.values(config.options)`. To add one: declare it there,
+subclass `Trainer`, and list the subclass in `engine/training/__init__.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +29,9 @@ import numpy as np
 import torch
 
 from engine import events as ev
-from engine.config import MethodDefaults, RunConfig
+from engine.config import RunConfig
 from engine.errors import FreqtuiError, TrainingDiverged
+from engine.methods import Method
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
 
@@ -94,14 +94,8 @@ Emit = Callable[[ev.Event], None]
 
 
 class Trainer(ABC):
-    method: ClassVar[str]
-    description: ClassVar[str] = ""
-    # the method's own lr, clip (by total norm; 0 = off) and epochs: RunConfig's defaults
-    DEFAULTS: ClassVar[dict[str, Any]]
-    # a method's options (`-O KEY=VALUE`) and their defaults
-    OPTIONS: ClassVar[dict[str, Any]] = {}
-    # the backends a method has; asked for another, it trains on torch
-    BACKENDS: ClassVar[tuple[str, ...]] = ("torch",)
+    spec: ClassVar[Method]  # the method's declaration (engine/methods.py)
+    method: ClassVar[str]  # spec.name
     # rows per call in the state check; methods whose state holds a graph inside a chunk
     # (gradients across rows) check at their own update boundary
     check_chunk: ClassVar[int] = 1
@@ -124,20 +118,7 @@ class Trainer(ABC):
         self.h, self.c = model.init_hidden(self._state_streams())
         self.backend = "torch"  # the path that runs; a method with more sets it
         self.backend_note = ""  # why the backend asked for does not run, if it does not
-
-    @classmethod
-    def registration(cls) -> MethodDefaults:
-        """The method as engine/config.py files it."""
-        return MethodDefaults(
-            name=cls.method,
-            description=cls.description,
-            lr=float(cls.DEFAULTS["lr"]),
-            clip=float(cls.DEFAULTS["clip"]),
-            epochs=int(cls.DEFAULTS["epochs"]),
-            options=dict(cls.OPTIONS),
-            backends=cls.BACKENDS,
-            validate=cls.validate_options,
-        )
+        self.kernel: Any = None  # the fused backend's kernels.common.Compiled, when it runs
 
     def _state_streams(self) -> int:
         return self.config.n_blocks if self.state_batch == "blocks" else 1
@@ -159,10 +140,17 @@ class Trainer(ABC):
         return self.h, self.c
 
     def prepare(self, emit: Emit) -> None:
-        """Before the first row, on the worker: compile or load a backend's kernels,
-        emitting what takes time or what the user should know. Nothing by default."""
+        """Before the first row, on the worker: say why the backend asked for does not
+        run, if it does not; compile the fused kernel (or load it from numba's cache) as
+        a visible step, if it runs."""
         if self.backend_note:
             emit(ev.RunWarning(self.backend_note))
+        if self.kernel is None:
+            return
+        if not self.kernel.is_compiled():
+            emit(ev.Compiling("fused", done=False))
+        info = self.kernel.warm_up()
+        emit(ev.Compiling("fused", done=True, seconds=info.seconds, cached=info.from_cache))
 
     def schedule(self) -> tuple[tuple[str, str], ...]:
         """The method's schedule as it stands, as (label, value) pairs for the status line
@@ -173,17 +161,6 @@ class Trainer(ABC):
         """What changes when a resume sets the run's length to `new_epochs`: empty for a
         method whose schedule does not depend on it."""
         return ""
-
-    @classmethod
-    def validate_options(cls, config: RunConfig) -> None:
-        """Raise FreqtuiError for option names this method does not have; methods with
-        options extend this with their own value checks."""
-        unknown = set(config.options) - set(cls.OPTIONS)
-        if unknown:
-            takes = f"it takes: {', '.join(cls.OPTIONS)}" if cls.OPTIONS else "it takes none"
-            raise FreqtuiError(
-                f"method {cls.method!r} has no option {', '.join(sorted(unknown))}; {takes}"
-            )
 
     @property
     def rows_per_epoch(self) -> int:
@@ -301,32 +278,24 @@ class Trainer(ABC):
         # sessions or reading a file must stay light)
         from engine.training.kernels import window
 
-        try:
-            stepper = window.WindowStepper(
+        return self._fused_stepper(
+            window, lambda: window.WindowStepper(
                 self.model, self.optimizer, threads=min(window.MAX_PARTS, os.cpu_count() or 1)
             )
-        except window.WindowUnsupportedError as exc:
+        )  # fmt: skip
+
+    def _fused_stepper(self, kernel: Any, make: Callable[[], Any]) -> Any:
+        """`make()`'s stepper of a fused kernel module, the backend then "fused"; or None
+        when the kernel cannot run this setup, with the reason in `backend_note`."""
+        from engine.training.kernels.common import KernelUnavailable
+
+        try:
+            stepper = make()
+        except KernelUnavailable as exc:
             self.backend_note = f"fused backend unavailable ({exc}); training with torch"
             return None
-        self.backend = "fused"
+        self.backend, self.kernel = "fused", kernel.KERNEL
         return stepper
-
-    def warm_up_window(self, stepper: Any, emit: Emit) -> None:
-        """Compile (or load from numba's cache) the window kernel before the first row,
-        on a throwaway copy of the model, so the wait shows as its own step."""
-        from engine.training.kernels import window
-
-        emit(ev.Compiling("fused", done=False))
-        t0 = time.perf_counter()
-        model = copy.deepcopy(self.model)
-        probe = window.WindowStepper(
-            model, torch.optim.Adam(model.parameters(), lr=0.0), threads=stepper.threads
-        )
-        n_in = self.model.lstm.input_size
-        x = np.zeros((2, 3, n_in), dtype=np.float32)
-        probe.step(x, np.zeros((2, 3), np.float32), np.full(2, 0.5), clip=1.0, s_decay=1e-3)
-        probe.close()
-        emit(ev.Compiling("fused", done=True, seconds=time.perf_counter() - t0))
 
     def weights_note(self) -> str:
         """Which weights the model holds (snapshots, `eval` and the console say so)."""

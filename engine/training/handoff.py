@@ -11,25 +11,20 @@ that writes the model's parameters and this trainer's torch Adam state in place.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine import events as ev
 from engine.config import RunConfig
+from engine.methods import HANDOFF
 from engine.model import FrequencyLSTM
 from engine.signals import SignalSet
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
-from engine.training.kernels import handoff as fused_kernel
 
 
 class HandoffTrainer(Trainer):
-    method = "handoff"
-    description = "the hand-off's pattern: L=1, batch 1, state detached every row (SPEC §2)"
-    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 1e-3, "clip": 0.0, "epochs": 1}
-    BACKENDS = ("torch", "fused")
+    spec = HANDOFF  # its description and defaults: engine/methods.py
+    method = spec.name
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -37,23 +32,14 @@ class HandoffTrainer(Trainer):
         self.x = torch.from_numpy(X)  # (rows, 1 + F)
         self.y = torch.from_numpy(y)  # (rows,)
         self.t = np.tile(train.t, train.n_blocks)
-        self._fused: fused_kernel.FusedStepper | None = None
+        self._fused = None  # a kernels.handoff.FusedStepper when the fused backend runs
         if config.backend == "fused":
-            try:
-                self._fused = fused_kernel.FusedStepper(model, self.optimizer, config.clip)
-                self.backend = "fused"
-            except fused_kernel.FusedUnavailableError as exc:
-                self.backend_note = f"fused backend unavailable ({exc}); training with torch"
+            # late, as the window kernel: numba loads only for a run that asks for it
+            from engine.training.kernels import handoff as kernel
 
-    def prepare(self, emit) -> None:
-        """Before the first row: compile (or load) the fused kernel as a visible step."""
-        super().prepare(emit)
-        if self._fused is None:
-            return
-        if not fused_kernel.is_compiled():
-            emit(ev.Compiling("fused", done=False))
-        info = fused_kernel.warm_up()
-        emit(ev.Compiling("fused", done=True, seconds=info.seconds, cached=info.from_cache))
+            self._fused = self._fused_stepper(
+                kernel, lambda: kernel.FusedStepper(model, self.optimizer, config.clip)
+            )
 
     @property
     def last_input(self) -> torch.Tensor:

@@ -6,15 +6,9 @@ of K rows runs them step by step), the (h, c) state carried from row to row. Aft
 all of them, the weights are updated, and the carried state is detached: gradients cross
 up to K rows, never more, and memory stays bounded.
 
-Options (`-O key=value`):
-
-- `k` (int, default 200): rows per truncation window and per update;
-- `reset` (`block` | `carry`, default `block`): zero the state at each frequency block's
-  t = 0 (as frozen evaluation does) or carry it across blocks and epochs;
-- `noise` (`train` | `fresh`, default `fresh`): train on the seed-1 rows every epoch, or
-  draw a fresh S for every epoch from the spec's recipe with a generator of its own (never
-  the test seed); training on one fixed noise draw memorises it;
-- `noise_seed` (int, default 1000): seeds that generator.
+Its options (`-O key=value`: the window `k`, the state's `reset`, the `noise` it trains
+on and that noise's seed) are declared, with their defaults and bounds, in
+engine/methods.py (`freqtui methods` prints them).
 
 A window is atomic: `train_rows(n)` trains whole windows, at least one, so that the
 carried state between calls never holds autograd history and a snapshot resumes exactly.
@@ -22,13 +16,13 @@ carried state between calls never holds autograd history and a snapshot resumes 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from engine.config import RunConfig
-from engine.errors import FreqtuiError
+from engine.methods import TBPTT
 from engine.model import FrequencyLSTM
 from engine.signals import (
     SignalSet,
@@ -41,54 +35,23 @@ from engine.training.base import Chunk, Trainer
 
 
 class TbpttTrainer(Trainer):
-    method = "tbptt"
-    description = "truncated BPTT: rows in time order, gradients through the last K rows"
-    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 1e-3, "clip": 1.0, "epochs": 1}
-    OPTIONS: ClassVar[dict[str, Any]] = {
-        "k": 200,
-        "reset": "block",
-        "noise": "fresh",
-        "noise_seed": 1000,
-    }
-    BACKENDS = ("torch", "fused")
+    spec = TBPTT  # its description, defaults and `-O` options: engine/methods.py
+    method = spec.name
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
-        o = {**self.OPTIONS, **config.options}
-        self.k = int(o["k"])
-        self.reset = str(o["reset"])
-        self.noise = str(o["noise"])
+        o = self.spec.values(config.options)
+        self.k = o["k"]
+        self.reset = o["reset"]
+        self.noise = o["noise"]
         self.check_chunk = self.k  # the state is graph-free at every window boundary
-        self.rng = noise_generator(int(o["noise_seed"]))
+        self.rng = noise_generator(o["noise_seed"])
         self.targets = torch.from_numpy(np.array(train.targets, dtype=np.float32))  # (F, N)
         self.t = train.t
         self.S = torch.from_numpy(np.array(train.S, dtype=np.float32))
         self._last_x = torch.zeros(1, 1 + config.n_blocks)
         self._new_epoch_noise()
         self._stepper = self.fused_window()
-
-    def prepare(self, emit) -> None:
-        """Before the first row: compile (or load) the window kernel as a visible step."""
-        super().prepare(emit)
-        if self._stepper is not None:
-            self.warm_up_window(self._stepper, emit)
-
-    @classmethod
-    def validate_options(cls, config: RunConfig) -> None:
-        super().validate_options(config)  # option names
-        o = {**cls.OPTIONS, **config.options}
-        try:
-            k, seed = int(o["k"]), int(o["noise_seed"])
-        except (TypeError, ValueError) as exc:
-            raise FreqtuiError(f"tbptt options k and noise_seed must be integers: {exc}") from exc
-        if k < 1:
-            raise FreqtuiError(f"tbptt option k must be >= 1, got {k}")
-        if str(o["reset"]) not in ("block", "carry"):
-            raise FreqtuiError(f"tbptt option reset must be block or carry, got {o['reset']!r}")
-        if str(o["noise"]) not in ("train", "fresh"):
-            raise FreqtuiError(f"tbptt option noise must be train or fresh, got {o['noise']!r}")
-        if seed < 0:
-            raise FreqtuiError(f"tbptt option noise_seed must be >= 0, got {seed}")
 
     # ---- the contract ---------------------------------------------------------------
     @property
@@ -136,7 +99,7 @@ class TbpttTrainer(Trainer):
                 if not r.updated:
                     self.refuse_non_finite(float("nan"), self.row)
                 h, c = r.h.unsqueeze(0), r.c.unsqueeze(0)
-                loss, out = float(r.mse[0]) * n, np.asarray(r.outputs[0], dtype=np.float32)
+                loss, out = float(r.online_loss[0]) * n, np.asarray(r.outputs[0], dtype=np.float32)
             else:
                 o, (h, c) = self.model(x, (self.h, self.c))
                 err = (o[0, :, 0] - y) ** 2

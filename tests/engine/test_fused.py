@@ -28,8 +28,9 @@ from engine.evaluation import frozen_mse
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import test_set, train_set
 from engine.training.kernels import handoff as fk
+from engine.training.kernels.common import AVAILABLE, UNAVAILABLE_REASON, KernelUnavailable
 
-pytestmark = pytest.mark.skipif(not fk.AVAILABLE, reason=str(fk.UNAVAILABLE_REASON))
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=str(UNAVAILABLE_REASON))
 
 CONFIG = RunConfig()
 
@@ -326,9 +327,9 @@ def test_gate_means_are_those_of_the_last_row(rows):
 
 def test_unsupported_setups_are_refused_with_a_reason():
     model, _ = fresh()
-    with pytest.raises(fk.FusedUnavailableError, match="Adam"):
+    with pytest.raises(KernelUnavailable, match="Adam"):
         fk.FusedStepper(model, torch.optim.SGD(model.parameters(), lr=0.1))
-    with pytest.raises(fk.FusedUnavailableError, match="weight_decay"):
+    with pytest.raises(KernelUnavailable, match="weight_decay"):
         fk.FusedStepper(model, torch.optim.Adam(model.parameters(), weight_decay=0.1))
 
 

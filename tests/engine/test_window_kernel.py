@@ -20,8 +20,9 @@ import torch
 
 from engine.model import FrequencyLSTM
 from engine.training.kernels import window as wk
+from engine.training.kernels.common import AVAILABLE, UNAVAILABLE_REASON, KernelUnavailable
 
-pytestmark = pytest.mark.skipif(not wk.AVAILABLE, reason=str(wk.UNAVAILABLE_REASON))
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=str(UNAVAILABLE_REASON))
 
 NAMES = {
     "lstm.weight_ih_l0": "weight_ih_l0",
@@ -123,7 +124,7 @@ def test_float64_gradients_and_20_steps_equal_torch(B, T, n_in, H, carried, clip
             err = float((torch.from_numpy(got[name]) - g).abs().max())
             assert err <= 1e-9 * max(1.0, float(g.abs().max())), f"step {s} {name}: {err:.2e}"
         np.testing.assert_allclose(res.outputs, out.numpy(), rtol=0, atol=1e-9)
-        np.testing.assert_allclose(res.mse, mse.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(res.online_loss, mse.numpy(), rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(res.h.numpy(), h.numpy(), rtol=0, atol=1e-9)
         np.testing.assert_allclose(res.c.numpy(), c.numpy(), rtol=0, atol=1e-9)
         if norm is not None:
@@ -185,7 +186,7 @@ def test_per_stream_windows_equal_torch_with_the_loss_masked(lengths, threads):
             err = float((torch.from_numpy(stepper.grads[name]) - g).abs().max())
             assert err <= 1e-9 * max(1.0, float(g.abs().max())), f"step {s} {name}: {err:.2e}"
         np.testing.assert_allclose(res.outputs, out.numpy(), rtol=0, atol=1e-9)
-        np.testing.assert_allclose(res.mse, mse.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(res.online_loss, mse.numpy(), rtol=1e-9, atol=1e-12)
         for b, (h, c) in enumerate(ends):
             np.testing.assert_allclose(res.h[b].numpy(), h[0, 0].numpy(), rtol=0, atol=1e-9)
             np.testing.assert_allclose(res.c[b].numpy(), c[0, 0].numpy(), rtol=0, atol=1e-9)
@@ -203,7 +204,9 @@ def test_per_stream_windows_are_bitwise_the_same_with_one_or_two_threads():
         x, y, coef, _, _ = window(6, 30, 5, 16, torch.float32, gen, False)
         ra = sa.step(x, y, coef, clip=1.0, lengths=lengths)
         rb = sb.step(x, y, coef, clip=1.0, lengths=lengths)
-        assert np.array_equal(ra.outputs, rb.outputs) and np.array_equal(ra.mse, rb.mse)
+        assert np.array_equal(ra.outputs, rb.outputs) and np.array_equal(
+            ra.online_loss, rb.online_loss
+        )
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
 
@@ -299,16 +302,16 @@ def test_float32_one_step_within_torchs_own_rounding():
 )
 def test_unsupported_optimizers_are_refused(change, message):
     model = FrequencyLSTM(5, 8)
-    with pytest.raises(wk.WindowUnsupportedError, match=message):
+    with pytest.raises(KernelUnavailable, match=message):
         wk.WindowStepper(model, change(model))
 
 
 def test_unsupported_models_are_refused():
     model = FrequencyLSTM(5, 8, num_layers=2)
-    with pytest.raises(wk.WindowUnsupportedError, match="one-layer"):
+    with pytest.raises(KernelUnavailable, match="one-layer"):
         wk.WindowStepper(model, torch.optim.Adam(model.parameters()))
     model = FrequencyLSTM(5, 8).to(torch.float16)
-    with pytest.raises(wk.WindowUnsupportedError, match="float32 or float64"):
+    with pytest.raises(KernelUnavailable, match="float32 or float64"):
         wk.WindowStepper(model, torch.optim.Adam(model.parameters()))
 
 
@@ -321,7 +324,7 @@ def test_non_finite_loss_changes_nothing():
     y = torch.zeros(2, 10)
     y[1, 3] = float("nan")
     res = stepper.step(x, y, torch.ones(2))
-    assert not res.updated and np.isnan(res.mse[1])
+    assert not res.updated and np.isnan(res.online_loss[1])
     after = state(model, opt)
     assert all(torch.equal(before[k], after[k]) for k in before)
 

@@ -21,45 +21,28 @@ Compiled with ``fastmath=False`` (no reassociation, so the arithmetic stays torc
 and ``error_model="numpy"`` (IEEE division without Python's zero check, which is what
 lets the Adam loops vectorise). ``nogil=True``: the console's thread runs meanwhile.
 
-If numba cannot be imported, ``AVAILABLE`` is False, ``UNAVAILABLE_REASON`` says
-why, and :class:`FusedStepper` raises :class:`FusedUnavailableError`.
+What the two kernels share (the numba guard, the checks of the model and of Adam, the
+views on torch's memory, the fused multiply-add, the warm-up) is in ``common.py``; where
+numba is missing or a setup is not implemented, :class:`FusedStepper` raises
+:class:`~engine.training.kernels.common.KernelUnavailable`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.training.kernels.torch_views import adam_state_views, flat_view
+from engine.training.kernels.common import AVAILABLE, Compiled, Stepper
 
-try:  # numba is optional: the torch backend is the always-available reference.
-    from numba import njit, types
-    from numba.extending import intrinsic
+if AVAILABLE:
+    from numba import njit
 
-    AVAILABLE = True
-    UNAVAILABLE_REASON: str | None = None
-except ImportError as exc:  # pragma: no cover - exercised only without numba
-    AVAILABLE = False
-    UNAVAILABLE_REASON = f"numba is not installed ({exc}); use the torch backend"
+    from engine.training.kernels.common import adam_element, adam_step
 
-__all__ = [
-    "AVAILABLE",
-    "UNAVAILABLE_REASON",
-    "FusedBlock",
-    "FusedStepper",
-    "FusedUnavailableError",
-    "WarmUp",
-    "is_compiled",
-    "warm_up",
-]
-
-
-class FusedUnavailableError(RuntimeError):
-    """The fused backend cannot run here (numba missing or an unsupported setup)."""
+WHO = "the fused backend"  # how its refusals name it
 
 
 @dataclass(frozen=True)
@@ -81,27 +64,7 @@ class FusedBlock:
         return self.rows < len(self.losses)
 
 
-@dataclass(frozen=True)
-class WarmUp:
-    """Outcome of :func:`warm_up`: how long it took and whether the cache served it."""
-
-    seconds: float
-    from_cache: bool
-
-
 if AVAILABLE:
-
-    @intrinsic
-    def _fma(typingctx, a, b, c):  # noqa: ARG001 - numba's intrinsic signature
-        """Single-rounding a * b + c (what torch's vectorised ``lerp_`` computes)."""
-        if not (a == b == c and a in (types.float32, types.float64)):
-            return None
-        sig = a(a, a, a)
-
-        def codegen(context, builder, signature, args):  # noqa: ARG001
-            return builder.fma(*args)
-
-        return sig, codegen
 
     @njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
     def _dot(w, v, lanes):
@@ -135,22 +98,10 @@ if AVAILABLE:
         """
         if clip:
             for k in range(p.shape[0]):
-                g = a * src[k] * scale
-                mk = _fma(w1, g - m[k], m[k])  # exp_avg.lerp_(grad, 1 - beta1)
-                vk = v[k] * b2 + omb2 * g * g  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-                denom = np.sqrt(vk) / bc2s + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-                p[k] = p[k] + neg_ss * mk / denom  # param.addcdiv_(m, denom, -step_size)
-                m[k] = mk
-                v[k] = vk
+                adam_element(p, m, v, k, a * src[k] * scale, w1, b2, omb2, bc2s, eps, neg_ss)
         else:
             for k in range(p.shape[0]):
-                g = a * src[k]
-                mk = _fma(w1, g - m[k], m[k])
-                vk = v[k] * b2 + omb2 * g * g
-                denom = np.sqrt(vk) / bc2s + eps
-                p[k] = p[k] + neg_ss * mk / denom
-                m[k] = mk
-                v[k] = vk
+                adam_element(p, m, v, k, a * src[k], w1, b2, omb2, bc2s, eps, neg_ss)
 
     @njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
     def _train_block(
@@ -296,15 +247,7 @@ if AVAILABLE:
                     scale = coef
 
             # ---- Adam's step and bias corrections, in float64 as torch computes them ----
-            step = steps[0][0] + np.float32(1.0)
-            for q in range(6):
-                steps[q][0] = step
-            step64 = np.float64(step)
-            bc1 = 1.0 - beta1**step64
-            bc2 = 1.0 - beta2**step64
-            step_size = lr / bc1
-            cast[0] = bc2**0.5
-            cast[1] = -step_size
+            adam_step(steps, beta1, beta2, lr, cast)
             bc2s = cast[0]
             neg_ss = cast[1]
 
@@ -369,16 +312,6 @@ def _hyper(beta1: float, beta2: float, eps: float, max_norm: float, dtype: type)
     return np.array(values, dtype=dtype)
 
 
-def _require() -> None:
-    if not AVAILABLE:
-        raise FusedUnavailableError(UNAVAILABLE_REASON)
-
-
-def is_compiled() -> bool:
-    """True once the kernel has a compiled specialisation in this process."""
-    return AVAILABLE and bool(_train_block.signatures)
-
-
 def _dummy_call(dtype: type = np.float32, hidden: int = 8, n_in: int = 5) -> None:
     """Run the kernel once on tiny arrays of exactly the production types."""
     g4 = 4 * hidden
@@ -407,37 +340,11 @@ def _dummy_call(dtype: type = np.float32, hidden: int = 8, n_in: int = 5) -> Non
     )
 
 
-_load_info: WarmUp | None = None  # how the float32 kernel got into this process
+KERNEL = Compiled(_dummy_call, lambda: (_train_block,))
+is_compiled, warm_up = KERNEL.is_compiled, KERNEL.warm_up
 
 
-def warm_up() -> WarmUp:
-    """Compile the kernel (or load it from numba's on-disk cache) and report which.
-
-    The first call in a fresh environment compiles for several seconds; later processes
-    load the cached machine code in well under a second. Once done, every call returns
-    how that first load went (also when a first training block triggered it).
-    """
-    global _load_info
-    _require()
-    if _load_info is None:
-        t0 = time.perf_counter()
-        _dummy_call()
-        seconds = time.perf_counter() - t0
-        stats = _train_block.stats
-        cached = sum(stats.cache_hits.values()) > 0 and not sum(stats.cache_misses.values())
-        _load_info = WarmUp(seconds=seconds, from_cache=cached)
-    return _load_info
-
-
-_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def _flat_view(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """A writable numpy view sharing memory with ``t``."""
-    return flat_view(t, dtype, FusedUnavailableError, "the fused backend")
-
-
-class FusedStepper:
+class FusedStepper(Stepper):
     """Runs the hand-off's per-row step for blocks of rows on a model + torch Adam.
 
     ``model`` has ``lstm`` (a one-layer ``nn.LSTM``) and ``fc`` (``nn.Linear(H, 1)``);
@@ -449,74 +356,18 @@ class FusedStepper:
     turns clipping off (the hand-off's method).
     """
 
+    who = WHO
+
     def __init__(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         max_norm: float | None = None,
     ) -> None:
-        _require()
-        lstm, fc = model.lstm, model.fc
-        if lstm.num_layers != 1 or lstm.bidirectional or lstm.proj_size or not lstm.bias:
-            raise FusedUnavailableError(
-                "the fused backend supports a one-layer, one-way LSTM with biases"
-            )
-        if fc.out_features != 1 or fc.bias is None:
-            raise FusedUnavailableError("the fused backend supports a head with one output")
-        self.params = (
-            lstm.weight_ih_l0,
-            lstm.weight_hh_l0,
-            lstm.bias_ih_l0,
-            lstm.bias_hh_l0,
-            fc.weight,
-            fc.bias,
-        )
-        self.dtype = self.params[0].dtype
-        if self.dtype not in _DTYPES:
-            raise FusedUnavailableError(f"the fused backend does not support {self.dtype}")
-        self.np_dtype = _DTYPES[self.dtype]
-        self.hidden = lstm.hidden_size
-        self.n_in = lstm.input_size
-        self.optimizer = optimizer
+        super().__init__(model, optimizer)
         self.max_norm = float(max_norm) if max_norm else 0.0
-        self._check_optimizer()
         self._ws = np.zeros(_workspace_size(self.hidden, self.n_in), self.np_dtype)
         self._gate_means = np.zeros(4, self.np_dtype)
-
-    def _check_optimizer(self) -> None:
-        opt = self.optimizer
-        if type(opt) is not torch.optim.Adam:
-            raise FusedUnavailableError("the fused backend implements torch.optim.Adam only")
-        if len(opt.param_groups) != 1:
-            raise FusedUnavailableError("the fused backend expects one Adam parameter group")
-        group = opt.param_groups[0]
-        if len(group["params"]) != 6 or {id(p) for p in group["params"]} != {
-            id(p) for p in self.params
-        }:
-            raise FusedUnavailableError(
-                "the Adam group must hold exactly the model's six parameter tensors"
-            )
-        required = {
-            "weight_decay": 0,
-            "amsgrad": False,
-            "maximize": False,
-            "capturable": False,
-            "differentiable": False,
-            "decoupled_weight_decay": False,
-        }
-        for key, ok in required.items():
-            if group.get(key, ok) != ok:
-                raise FusedUnavailableError(
-                    f"the fused backend does not support Adam {key}={group[key]!r}"
-                )
-        if isinstance(group["lr"], torch.Tensor):
-            raise FusedUnavailableError("the fused backend needs a float learning rate")
-
-    def _state_views(self) -> tuple[tuple, tuple, tuple]:
-        """Views of Adam's state tensors, created as torch's Adam creates them if absent."""
-        return adam_state_views(
-            self.optimizer, self.params, self.dtype, FusedUnavailableError, "the fused backend"
-        )
 
     @property
     def gate_means(self) -> tuple[float, float, float, float]:
@@ -540,8 +391,7 @@ class FusedStepper:
         ``losses`` and ``outputs`` (n,) may be given to reuse buffers across calls.
         Training stops before updating on a row whose online loss is not finite.
         """
-        if _load_info is None:
-            warm_up()  # so that a later warm_up() can still say what the first load cost
+        warm_up()  # once: so that a later warm_up() can still say what the first load cost
         dt = self.np_dtype
         x = np.ascontiguousarray(x, dtype=dt)
         target = np.ascontiguousarray(target, dtype=dt).reshape(-1)
@@ -552,8 +402,8 @@ class FusedStepper:
         outputs = np.empty(n, dt) if outputs is None else outputs[:n]
         group = self.optimizer.param_groups[0]
         beta1, beta2 = (float(b) for b in group["betas"])
-        exp_avgs, exp_avg_sqs, steps = self._state_views()
-        params = tuple(_flat_view(p, self.dtype) for p in self.params)
+        exp_avgs, exp_avg_sqs, steps = self.state_views()
+        params = self.param_views()
         h_np, c_np = _state_view(h, self.dtype), _state_view(c, self.dtype)
         if h_np.shape[0] != self.hidden or c_np.shape[0] != self.hidden:
             raise ValueError(f"h and c must hold {self.hidden} values each")

@@ -43,9 +43,12 @@ Workspaces are allocated per part for the largest T seen and reused: memory is b
 the longest window, about (7H + I + 1) * B * T values (72 MB at B = 8, T = 10,000,
 H = 64 in float32), about what autograd keeps for the same step.
 
-If numba cannot be imported, ``AVAILABLE`` is False and :class:`WindowStepper` raises
-:class:`WindowUnsupportedError`; so does any setup whose arithmetic this kernel does not
-implement (more layers, another optimizer, amsgrad, weight decay ...): fall back to torch.
+What the two kernels share (the numba guard, the checks of the model and of Adam, the
+views on torch's memory, the fused multiply-add, the warm-up) is in ``common.py``. If
+numba cannot be imported :class:`WindowStepper` raises
+:class:`~engine.training.kernels.common.KernelUnavailable`; so does any setup whose
+arithmetic this kernel does not implement (more layers, another optimizer, amsgrad,
+weight decay ...): fall back to torch.
 """
 
 from __future__ import annotations
@@ -59,46 +62,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.training.kernels.torch_views import adam_state_views, flat_view
+from engine.training.kernels.common import AVAILABLE, Compiled, KernelUnavailable, Stepper
 
-try:  # numba is optional: plain torch is the always-available reference.
+if AVAILABLE:
     from numba import njit, types
     from numba.extending import intrinsic, overload
 
-    AVAILABLE = True
-    UNAVAILABLE_REASON: str | None = None
-except ImportError as exc:  # pragma: no cover - exercised only without numba
-    AVAILABLE = False
-    UNAVAILABLE_REASON = f"numba is not installed ({exc}); use the torch backend"
-
-__all__ = [
-    "AVAILABLE",
-    "UNAVAILABLE_REASON",
-    "WindowResult",
-    "WindowStepper",
-    "WindowUnsupportedError",
-]
+    from engine.training.kernels.common import adam_element, adam_step
 
 PARAM_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
 MAX_PARTS = 2  # the streams are split into at most this many parts (one per core here)
 
 
-class WindowUnsupportedError(RuntimeError):
-    """The window kernel cannot run this setup; the caller should use plain torch."""
+WHO = "the window kernel"  # how its refusals name it
 
 
 @dataclass(frozen=True)
 class WindowResult:
     """What one :meth:`WindowStepper.step` did.
 
-    ``mse[b]`` is stream b's mean squared error over the window and ``outputs`` the model
-    output of every row, both measured before the update (online). ``h``, ``c`` (B, H)
+    ``online_loss[b]`` is stream b's mean squared error over its window and ``outputs``
+    the model output of every row, both measured before the update (online). ``h``, ``c`` (B, H)
     are the state after the last row. ``grad_norm`` is the total gradient norm before
     clipping. ``updated`` is False only when the loss was not finite: then the weights and
     Adam's state are untouched (``grad_norm`` is nan).
     """
 
-    mse: np.ndarray
+    online_loss: np.ndarray
     outputs: np.ndarray
     h: torch.Tensor
     c: torch.Tensor
@@ -107,18 +97,6 @@ class WindowResult:
 
 
 if AVAILABLE:
-
-    @intrinsic
-    def _fma(typingctx, a, b, c):  # noqa: ARG001 - numba's intrinsic signature
-        """Single-rounding a * b + c (what torch's vectorised ``lerp_`` computes)."""
-        if not (a == b == c and a in (types.float32, types.float64)):
-            return None
-        sig = a(a, a, a)
-
-        def codegen(context, builder, signature, args):  # noqa: ARG001
-            return builder.fma(*args)
-
-        return sig, codegen
 
     @intrinsic
     def _from_bits(typingctx, i):  # noqa: ARG001
@@ -205,12 +183,68 @@ if AVAILABLE:
             return impl64
         return None
 
+    # ---- the two matmuls' main loop, shared by the forward and the backward pass -------
+    @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy", inline="always")
+    def _mac8(A, W, out, na, K8):
+        """out[b] += sum_{k < K8} A[b, k] W[k] for the streams b < na, K8 a multiple of 8.
+
+        Eight rows of W times four streams per pass of the inner loop, which then loads
+        each weight once for four streams and each accumulator once per eight
+        multiply-adds; then the streams left over, one at a time. The forward pass runs it
+        as u_t W_u^T, the backward as dg_t W_hh; each adds its own tail rows (k >= K8).
+        """
+        N = W.shape[1]
+        P4 = na - na % 4
+        for k in range(0, K8, 8):
+            w0, w1, w2, w3 = W[k], W[k + 1], W[k + 2], W[k + 3]
+            w4, w5, w6, w7 = W[k + 4], W[k + 5], W[k + 6], W[k + 7]
+            for b in range(0, P4, 4):
+                u0, u1, u2, u3 = A[b], A[b + 1], A[b + 2], A[b + 3]
+                a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
+                a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
+                a10, a11, a12, a13 = u1[k], u1[k + 1], u1[k + 2], u1[k + 3]
+                a14, a15, a16, a17 = u1[k + 4], u1[k + 5], u1[k + 6], u1[k + 7]
+                a20, a21, a22, a23 = u2[k], u2[k + 1], u2[k + 2], u2[k + 3]
+                a24, a25, a26, a27 = u2[k + 4], u2[k + 5], u2[k + 6], u2[k + 7]
+                a30, a31, a32, a33 = u3[k], u3[k + 1], u3[k + 2], u3[k + 3]
+                a34, a35, a36, a37 = u3[k + 4], u3[k + 5], u3[k + 6], u3[k + 7]
+                c0, c1, c2, c3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+                for j in range(N):
+                    x0, x1, x2, x3 = w0[j], w1[j], w2[j], w3[j]
+                    x4, x5, x6, x7 = w4[j], w5[j], w6[j], w7[j]
+                    c0[j] = (
+                        c0[j] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+                        + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
+                    )  # fmt: skip
+                    c1[j] = (
+                        c1[j] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+                        + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
+                    )  # fmt: skip
+                    c2[j] = (
+                        c2[j] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+                        + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
+                    )  # fmt: skip
+                    c3[j] = (
+                        c3[j] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+                        + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
+                    )  # fmt: skip
+            for b in range(P4, na):
+                u0 = A[b]
+                a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
+                a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
+                c0 = out[b]
+                for j in range(N):
+                    c0[j] = (
+                        c0[j] + a00 * w0[j] + a01 * w1[j] + a02 * w2[j] + a03 * w3[j]
+                        + a04 * w4[j] + a05 * w5[j] + a06 * w6[j] + a07 * w7[j]
+                    )  # fmt: skip
+
     # ---- the forward and backward pass of one part of the streams ---------------------
     @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
     def _part_pass(
         x, y, coef, lens, h0, c0, w_uT, w_hh, fc_w, fc_b,
         G, C, TC, U, DY, acc, dh, dc, blk,
-        out, mse, g_uT, g_fc, one,
+        out, online_loss, g_uT, g_fc, one,
     ):  # fmt: skip
         """Forward over T rows, online error, backward through all T rows, weight grads.
 
@@ -225,8 +259,9 @@ if AVAILABLE:
         cell states (C[0] = c0); TC (T, P, H) tanh(c); U (T+1, P, K) the inputs u_t
         (U[t, :, :H] = h_{t-1}); DY (T, P) dLoss/dout; acc (P, 4H); dh and dc
         (P, H); blk (16, 4H), the weight gradient's block accumulator.
-        Outputs: out (P, T) the head's output, mse (P,) float64, g_uT (K, 4H) = [dW_hh^T;
-        dW_ih^T; db] and g_fc (H + 1,) float64 (head weight, bias); overwritten.
+        Outputs: out (P, T) the head's output, online_loss (P,) float64 (each stream's
+        mean squared error before the update), g_uT (K, 4H) = [dW_hh^T; dW_ih^T; db] and
+        g_fc (H + 1,) float64 (head weight, bias); overwritten.
         """
         P, T, n_in = x.shape
         T = lens[0]
@@ -262,7 +297,6 @@ if AVAILABLE:
         for t in range(T):
             while na > 0 and lens[na - 1] <= t:
                 na -= 1
-            P4 = na - na % 4
             # --- forward: u_t W_u^T (matmul)
             # acc = u_t W_u^T: eight rows of W_u^T times four streams per pass of the
             # inner loop, which then loads each weight once for four streams and each
@@ -271,61 +305,7 @@ if AVAILABLE:
                 ab = acc[b]
                 for j in range(G4):
                     ab[j] = zero
-            for k in range(0, K8, 8):
-                w0 = w_uT[k]
-                w1 = w_uT[k + 1]
-                w2 = w_uT[k + 2]
-                w3 = w_uT[k + 3]
-                w4 = w_uT[k + 4]
-                w5 = w_uT[k + 5]
-                w6 = w_uT[k + 6]
-                w7 = w_uT[k + 7]
-                for b in range(0, P4, 4):
-                    u0 = U[t, b]
-                    u1 = U[t, b + 1]
-                    u2 = U[t, b + 2]
-                    u3 = U[t, b + 3]
-                    a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
-                    a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
-                    a10, a11, a12, a13 = u1[k], u1[k + 1], u1[k + 2], u1[k + 3]
-                    a14, a15, a16, a17 = u1[k + 4], u1[k + 5], u1[k + 6], u1[k + 7]
-                    a20, a21, a22, a23 = u2[k], u2[k + 1], u2[k + 2], u2[k + 3]
-                    a24, a25, a26, a27 = u2[k + 4], u2[k + 5], u2[k + 6], u2[k + 7]
-                    a30, a31, a32, a33 = u3[k], u3[k + 1], u3[k + 2], u3[k + 3]
-                    a34, a35, a36, a37 = u3[k + 4], u3[k + 5], u3[k + 6], u3[k + 7]
-                    c0 = acc[b]
-                    c1 = acc[b + 1]
-                    c2 = acc[b + 2]
-                    c3 = acc[b + 3]
-                    for j in range(G4):
-                        x0, x1, x2, x3 = w0[j], w1[j], w2[j], w3[j]
-                        x4, x5, x6, x7 = w4[j], w5[j], w6[j], w7[j]
-                        c0[j] = (
-                            c0[j] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                            + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
-                        )  # fmt: skip
-                        c1[j] = (
-                            c1[j] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-                            + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
-                        )  # fmt: skip
-                        c2[j] = (
-                            c2[j] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-                            + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
-                        )  # fmt: skip
-                        c3[j] = (
-                            c3[j] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-                            + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
-                        )  # fmt: skip
-                for b in range(P4, na):
-                    u0 = U[t, b]
-                    a00, a01, a02, a03 = u0[k], u0[k + 1], u0[k + 2], u0[k + 3]
-                    a04, a05, a06, a07 = u0[k + 4], u0[k + 5], u0[k + 6], u0[k + 7]
-                    c0 = acc[b]
-                    for j in range(G4):
-                        c0[j] = (
-                            c0[j] + a00 * w0[j] + a01 * w1[j] + a02 * w2[j] + a03 * w3[j]
-                            + a04 * w4[j] + a05 * w5[j] + a06 * w6[j] + a07 * w7[j]
-                        )  # fmt: skip
+            _mac8(U[t], w_uT, acc, na, K8)
             for k in range(K8, K4, 4):
                 w0 = w_uT[k]
                 w1 = w_uT[k + 1]
@@ -407,7 +387,7 @@ if AVAILABLE:
                 for k in range(H):
                     g_fc[k] = g_fc[k] + dy * np.float64(hv[k])
                 g_fc[H] = g_fc[H] + dy
-            mse[b] = s / Tb
+            online_loss[b] = s / Tb
 
         # ---------------- backward through time ----------------
         for b in range(P):
@@ -418,7 +398,6 @@ if AVAILABLE:
             na = P
             while na > 0 and lens[na - 1] <= t:
                 na -= 1
-            P4 = na - na % 4
             # --- backward: gate gradients
             # written over the activations in G, one gate per loop: loops that touch
             # few arrays are the ones the compiler vectorises
@@ -459,61 +438,7 @@ if AVAILABLE:
             for b in range(na):
                 for k in range(H):
                     dh[b, k] = zero
-            for j in range(0, J8, 8):
-                w0 = w_hh[j]
-                w1 = w_hh[j + 1]
-                w2 = w_hh[j + 2]
-                w3 = w_hh[j + 3]
-                w4 = w_hh[j + 4]
-                w5 = w_hh[j + 5]
-                w6 = w_hh[j + 6]
-                w7 = w_hh[j + 7]
-                for b in range(0, P4, 4):
-                    e0 = G[t, b]
-                    e1 = G[t, b + 1]
-                    e2 = G[t, b + 2]
-                    e3 = G[t, b + 3]
-                    a00, a01, a02, a03 = e0[j], e0[j + 1], e0[j + 2], e0[j + 3]
-                    a04, a05, a06, a07 = e0[j + 4], e0[j + 5], e0[j + 6], e0[j + 7]
-                    a10, a11, a12, a13 = e1[j], e1[j + 1], e1[j + 2], e1[j + 3]
-                    a14, a15, a16, a17 = e1[j + 4], e1[j + 5], e1[j + 6], e1[j + 7]
-                    a20, a21, a22, a23 = e2[j], e2[j + 1], e2[j + 2], e2[j + 3]
-                    a24, a25, a26, a27 = e2[j + 4], e2[j + 5], e2[j + 6], e2[j + 7]
-                    a30, a31, a32, a33 = e3[j], e3[j + 1], e3[j + 2], e3[j + 3]
-                    a34, a35, a36, a37 = e3[j + 4], e3[j + 5], e3[j + 6], e3[j + 7]
-                    c0 = dh[b]
-                    c1 = dh[b + 1]
-                    c2 = dh[b + 2]
-                    c3 = dh[b + 3]
-                    for k in range(H):
-                        x0, x1, x2, x3 = w0[k], w1[k], w2[k], w3[k]
-                        x4, x5, x6, x7 = w4[k], w5[k], w6[k], w7[k]
-                        c0[k] = (
-                            c0[k] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                            + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7
-                        )  # fmt: skip
-                        c1[k] = (
-                            c1[k] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-                            + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7
-                        )  # fmt: skip
-                        c2[k] = (
-                            c2[k] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-                            + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7
-                        )  # fmt: skip
-                        c3[k] = (
-                            c3[k] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-                            + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7
-                        )  # fmt: skip
-                for b in range(P4, na):
-                    e0 = G[t, b]
-                    a00, a01, a02, a03 = e0[j], e0[j + 1], e0[j + 2], e0[j + 3]
-                    a04, a05, a06, a07 = e0[j + 4], e0[j + 5], e0[j + 6], e0[j + 7]
-                    c0 = dh[b]
-                    for k in range(H):
-                        c0[k] = (
-                            c0[k] + a00 * w0[k] + a01 * w1[k] + a02 * w2[k] + a03 * w3[k]
-                            + a04 * w4[k] + a05 * w5[k] + a06 * w6[k] + a07 * w7[k]
-                        )  # fmt: skip
+            _mac8(G[t], w_hh, dh, na, J8)
             for j in range(J8, G4):  # 4H = 4 (mod 8) when H is odd
                 wj = w_hh[j]
                 for b in range(na):
@@ -591,13 +516,7 @@ if AVAILABLE:
     def _adam_tensor(p, m, v, g, scale, w1, b2, omb2, bc2s, eps, neg_ss):
         """torch's _single_tensor_adam on one flat tensor, after grad.mul_(scale)."""
         for k in range(p.shape[0]):
-            gk = g[k] * scale
-            mk = _fma(w1, gk - m[k], m[k])  # exp_avg.lerp_(grad, 1 - beta1)
-            vk = v[k] * b2 + omb2 * gk * gk  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-            denom = np.sqrt(vk) / bc2s + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-            p[k] = p[k] + neg_ss * mk / denom  # param.addcdiv_(m, denom, -step_size)
-            m[k] = mk
-            v[k] = vk
+            adam_element(p, m, v, k, g[k] * scale, w1, b2, omb2, bc2s, eps, neg_ss)
 
     @njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
     def _clip_and_adam(params, grads, exp_avgs, exp_avg_sqs, steps, hyper, lr, beta1, beta2):
@@ -628,28 +547,13 @@ if AVAILABLE:
             coef = max_norm / (cast[0] + clip_eps)
             if coef < one:
                 scale = coef
-        step = steps[0][0] + np.float32(1.0)
-        for q in range(6):
-            steps[q][0] = step
-        step64 = np.float64(step)
-        bc1 = 1.0 - beta1**step64
-        bc2 = 1.0 - beta2**step64
-        cast[0] = bc2**0.5
-        cast[1] = -(lr / bc1)
+        adam_step(steps, beta1, beta2, lr, cast)
         for q in range(6):
             _adam_tensor(
                 params[q], exp_avgs[q], exp_avg_sqs[q], grads[q], scale,
                 w1, b2, omb2, cast[0], eps, cast[1],
             )  # fmt: skip
         return total
-
-
-_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def _flat_view(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """A writable numpy view sharing memory with ``t``."""
-    return flat_view(t, dtype, WindowUnsupportedError, "the window kernel")
 
 
 class _Part:
@@ -665,7 +569,7 @@ class _Part:
         self.blk = np.zeros((16, g4), dtype)
         self.g_uT = np.zeros((hidden + n_in + 1, g4), dtype)
         self.g_fc = np.zeros(hidden + 1, np.float64)
-        self.mse = np.zeros(streams, np.float64)
+        self.online_loss = np.zeros(streams, np.float64)
 
     def views(self, T: int) -> tuple[np.ndarray, ...]:
         if self.capacity < T:
@@ -679,7 +583,7 @@ class _Part:
         return self._G[:T], self._C[: T + 1], self._TC[:T], self._U[: T + 1], self._DY[:T]
 
 
-class WindowStepper:
+class WindowStepper(Stepper):
     """One full-BPTT training step per call on a FrequencyLSTM-shaped model + torch Adam.
 
     ``param.grad`` is not written (the gradients live in the stepper's own buffers; see
@@ -695,44 +599,14 @@ class WindowStepper:
     not depend on it.
     """
 
+    who = WHO
+
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, threads: int = 2):
-        if not AVAILABLE:
-            raise WindowUnsupportedError(UNAVAILABLE_REASON)
-        lstm, fc = getattr(model, "lstm", None), getattr(model, "fc", None)
-        if not isinstance(lstm, nn.LSTM) or not isinstance(fc, nn.Linear):
-            raise WindowUnsupportedError("the window kernel needs model.lstm and model.fc")
-        if lstm.num_layers != 1 or lstm.bidirectional or lstm.proj_size or not lstm.bias:
-            raise WindowUnsupportedError(
-                "the window kernel supports a one-layer, one-way LSTM with biases "
-                f"(got num_layers={lstm.num_layers}, bidirectional={lstm.bidirectional}, "
-                f"proj_size={lstm.proj_size}, bias={lstm.bias})"
-            )
-        if not lstm.batch_first:
-            raise WindowUnsupportedError("the window kernel expects a batch_first LSTM")
-        if fc.in_features != lstm.hidden_size or fc.out_features != 1 or fc.bias is None:
-            raise WindowUnsupportedError("the window kernel supports a head Linear(H, 1)")
-        if lstm.training and lstm.dropout:
-            raise WindowUnsupportedError("the window kernel does not implement dropout")
-        self.params = (
-            lstm.weight_ih_l0,
-            lstm.weight_hh_l0,
-            lstm.bias_ih_l0,
-            lstm.bias_hh_l0,
-            fc.weight,
-            fc.bias,
-        )
-        self.dtype = self.params[0].dtype
-        if self.dtype not in _DTYPES or any(p.dtype != self.dtype for p in self.params):
-            raise WindowUnsupportedError(
-                f"the window kernel supports float32 or float64 parameters, got {self.dtype}"
-            )
-        for p in self.params:
-            _flat_view(p, self.dtype)
-        self.np_dtype = _DTYPES[self.dtype]
-        self.hidden = lstm.hidden_size
-        self.n_in = lstm.input_size
-        self.optimizer = optimizer
-        self._check_optimizer()
+        super().__init__(model, optimizer)
+        if not model.lstm.batch_first:
+            raise KernelUnavailable(f"{WHO} expects a batch_first LSTM")
+        if model.lstm.training and model.lstm.dropout:
+            raise KernelUnavailable(f"{WHO} does not implement dropout")
         if int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
@@ -751,50 +625,6 @@ class WindowStepper:
         )
         self._one = np.ones(1, dt)
         self._lock = threading.Lock()
-
-    # ---- checks ---------------------------------------------------------------------
-    def _check_optimizer(self) -> None:
-        opt = self.optimizer
-        if type(opt) is not torch.optim.Adam:
-            raise WindowUnsupportedError(
-                f"the window kernel implements torch.optim.Adam only, got {type(opt).__name__}"
-            )
-        if len(opt.param_groups) != 1:
-            raise WindowUnsupportedError("the window kernel expects one Adam parameter group")
-        group = opt.param_groups[0]
-        if len(group["params"]) != 6 or {id(p) for p in group["params"]} != {
-            id(p) for p in self.params
-        }:
-            raise WindowUnsupportedError(
-                "the Adam group must hold exactly the model's six parameter tensors"
-            )
-        required = {
-            "weight_decay": 0,
-            "amsgrad": False,
-            "maximize": False,
-            "capturable": False,
-            "differentiable": False,
-            "decoupled_weight_decay": False,
-            "foreach": None,
-            "fused": None,
-        }
-        for key, ok in required.items():
-            value = group.get(key, ok)
-            if value != ok and not (key in ("foreach", "fused") and value is False):
-                raise WindowUnsupportedError(
-                    f"the window kernel does not support Adam {key}={value!r}"
-                )
-        for key in ("lr", "eps"):
-            if isinstance(group[key], torch.Tensor):
-                raise WindowUnsupportedError(f"the window kernel needs a float Adam {key}")
-        if any(isinstance(b, torch.Tensor) for b in group["betas"]):
-            raise WindowUnsupportedError("the window kernel needs float Adam betas")
-
-    def _state_views(self) -> tuple[tuple, tuple, tuple]:
-        """Views of Adam's state tensors, created as torch's Adam creates them if absent."""
-        return adam_state_views(
-            self.optimizer, self.params, self.dtype, WindowUnsupportedError, "the window kernel"
-        )
 
     # ---- the step ---------------------------------------------------------------------
     @property
@@ -891,8 +721,8 @@ class WindowStepper:
                 np.ascontiguousarray(a[order]) for a in (x, y, coef, h0, c0, lens)
             )
 
-        exp_avgs, exp_avg_sqs, steps = self._state_views()
-        params = tuple(_flat_view(p, self.dtype) for p in self.params)
+        exp_avgs, exp_avg_sqs, steps = self.state_views()
+        params = self.param_views()
         w_ih = params[0].reshape(4 * H, n_in)
         w_hh = params[1].reshape(4 * H, H)
         np.copyto(self._w_uT[:H], w_hh.T)
@@ -918,7 +748,7 @@ class WindowStepper:
                 x[lo:hi], y[lo:hi], coef[lo:hi], lens[lo:hi], h0[lo:hi], c0[lo:hi],
                 self._w_uT, w_hh, params[4], params[5],
                 G, C, TC, U, DY, part.acc, part.dh, part.dc, part.blk,
-                outputs[lo:hi], part.mse, part.g_uT, part.g_fc, self._one,
+                outputs[lo:hi], part.online_loss, part.g_uT, part.g_fc, self._one,
             )  # fmt: skip
             for b in range(lo, hi):  # each stream's state after its own last row
                 hT_np[b] = U[lens[b], b - lo, :H]
@@ -937,13 +767,13 @@ class WindowStepper:
             for q in range(len(parts)):
                 run(q)
 
-        mse = np.concatenate([p.mse for p in parts])
+        online_loss = np.concatenate([p.online_loss for p in parts])
         if reordered:  # back to the caller's order
             back = np.argsort(order)
-            mse, outputs = mse[back], outputs[back]
+            online_loss, outputs = online_loss[back], outputs[back]
             hT, cT = hT[torch.from_numpy(back)], cT[torch.from_numpy(back)]
-        if not np.all(np.isfinite(mse)):
-            return WindowResult(mse, outputs, hT, cT, float("nan"), False)
+        if not np.all(np.isfinite(online_loss)):
+            return WindowResult(online_loss, outputs, hT, cT, float("nan"), False)
 
         # sum the parts' gradients in a fixed order
         g_ih, g_hh, g_bih, g_bhh, g_fw, g_fb = self._grads
@@ -973,7 +803,7 @@ class WindowStepper:
             params, self._grads, exp_avgs, exp_avg_sqs, steps, hyper,
             float(group["lr"]), beta1, beta2,
         )  # fmt: skip
-        return WindowResult(mse, outputs, hT, cT, float(norm), True)
+        return WindowResult(online_loss, outputs, hT, cT, float(norm), True)
 
     # ---- copies (a trainer that holds a stepper is deep-copied by the state check) ----
     def __getstate__(self) -> dict:
@@ -1004,3 +834,25 @@ class WindowStepper:
 
 def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+class _Tiny(nn.Module):
+    """The smallest FrequencyLSTM-shaped model: the warm-up's throwaway."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(3, 2, batch_first=True)
+        self.fc = nn.Linear(2, 1)
+
+
+def _dummy_call() -> None:
+    """One step on tiny arrays of exactly the production types (float32, two parts)."""
+    model = _Tiny()
+    stepper = WindowStepper(model, torch.optim.Adam(model.parameters(), lr=0.0), threads=1)
+    x = np.zeros((2, 3, 3), dtype=np.float32)
+    stepper.step(x, np.zeros((2, 3), np.float32), np.full(2, 0.5), clip=1.0, s_decay=1e-3)
+    stepper.close()
+
+
+KERNEL = Compiled(_dummy_call, lambda: (_part_pass, _clip_and_adam))
+is_compiled, warm_up = KERNEL.is_compiled, KERNEL.warm_up
