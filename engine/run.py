@@ -125,6 +125,8 @@ class TrainingRun:
         # what a resume with another --epochs changes in the method's schedule (shown
         # as a warning when the worker starts); empty when nothing does
         self.resume_note = ""
+        # set by `resume` when a file that stands alone became a new session: says so
+        self.origin = ""
 
     @classmethod
     def resume(
@@ -139,8 +141,10 @@ class TrainingRun:
         """A run that continues a snapshot (a path, a session folder, a run id or a unique
         prefix of one under `root`) exactly: weights, trainer state (optimizer, carried
         state, position, its RNGs), torch RNG and history. `epochs` may raise the number
-        of epochs (never below those done); nothing else may change. It keeps the run id
-        and saves back into the same session folder."""
+        of epochs (never below those done); nothing else may change. A session's snapshot
+        keeps its run id and saves back into its session folder; a file that stands alone
+        (models/*.pt) starts a new session under `root` and is never written to, nor
+        anything beside it (`origin` says so)."""
         root = sessions.sessions_dir(root)
         path = sessions.resolve(id_or_path, root)
         obj = sessions.read_snapshot(path)
@@ -164,13 +168,20 @@ class TrainingRun:
         run_id = obj["run_id"]
         # save back into the folder it was loaded from: a session's latest.pt or
         # previous.pt names its session by its folder (a copied folder is its own session,
-        # never the original's, whose id its files still carry); a loose snapshot file
-        # goes to its run id's folder under the sessions root
-        folder = path.parent if path.parent.name else path.absolute().parent
-        if path.name in (sessions.LATEST, sessions.PREVIOUS) or folder.name == run_id:
+        # never the original's, whose id its files still carry); a file that stands alone
+        # starts a session of its own under the sessions root: resuming a committed model
+        # twice must not continue (and overwrite) the first resume's session
+        folder = sessions.session_folder_of(path, run_id)
+        origin = ""
+        if folder is not None:
             home, run_id = folder.parent, folder.name
         else:
             home = root
+            run_id = sessions.new_run_id(config.method, root)
+            origin = (
+                f"{path} opened as a new session {run_id} under {root} "
+                "(the file itself is never written)"
+            )
         try:
             run = cls(
                 config,
@@ -191,6 +202,7 @@ class TrainingRun:
                 f"{path}: the trainer state does not fit method {config.method!r} ({first[:160]})"
             ) from None
         run._check_trainer_fits(path)
+        run.origin = origin
         if config.epochs != old_epochs:
             # the saved trainer, asked about the length it was not trained for
             saved = run.trainer
@@ -263,6 +275,20 @@ class TrainingRun:
         and it changes no state (no RNG is drawn, no weight moves)."""
         with self._lock:
             return predict(self.model, test_set(self.config))
+
+    def frozen_evaluation(self) -> tuple[EvalRecord, np.ndarray]:
+        """A frozen evaluation (train and test) of the weights as they are, stamped with
+        where the run stands, and the (F, N) test outputs: for a display only (a resumed
+        run's saved weights, shown by the loss table and the plots alike). Taken between
+        two chunks; recorded nowhere, and it changes no state (no RNG is drawn, no weight
+        moves)."""
+        with self._lock:
+            result = evaluate(self.model, self.config)
+            tr = self.trainer
+            record = EvalRecord(
+                tr.epoch + 1, tr.row, self.history.rows_total, result.train, result.test
+            )
+        return record, result.test_outputs
 
     def set_autosave(self, rows: int | None = None) -> None:
         """Save every `rows` rows (0 = only when asked or at the end); None = the default
