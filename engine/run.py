@@ -195,13 +195,19 @@ class TrainingRun:
                 torch_rng=obj["torch_rng"],
             )
         except FreqtuiError as exc:
+            _unclaim(root, run_id, folder)
             raise FreqtuiError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            _unclaim(root, run_id, folder)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FreqtuiError(
                 f"{path}: the trainer state does not fit method {config.method!r} ({first[:160]})"
             ) from None
-        run._check_trainer_fits(path)
+        try:
+            run._check_trainer_fits(path)
+        except FreqtuiError:
+            _unclaim(root, run_id, folder)
+            raise
         run.origin = origin
         if config.epochs != old_epochs:
             # the saved trainer, asked about the length it was not trained for
@@ -636,6 +642,14 @@ class TrainingRun:
             schedule=tr.schedule(),
             blocks_together=tr.blocks_together,
         )
+
+
+def _unclaim(root: Path, run_id: str, folder: Path | None) -> None:
+    """A new session's folder (claimed empty by new_run_id) given back when its resume is
+    refused: a file that cannot be resumed leaves nothing behind."""
+    if folder is None:
+        with contextlib.suppress(OSError):
+            (root / run_id).rmdir()  # only ever an empty folder
 
 
 def _clone(obj: Any) -> Any:
