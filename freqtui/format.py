@@ -292,23 +292,32 @@ def schedule_items(schedule: tuple[tuple[str, str], ...], *, short: bool = True)
     return out
 
 
-def run_settings(config: RunConfig, backend: str, defaults: dict[str, Any]) -> list[str]:
-    """The run's settings as short items for the run panel: method, seed, lr, the epochs
-    cap, the signal's duration and phase scale, the -O options that differ from the
-    method's defaults (`defaults`), and the backend that trains."""
-    items = [
+def run_settings(
+    config: RunConfig, backend: str, defaults: dict[str, Any], *, short: bool = False
+) -> list[str]:
+    """The run's settings as items for the run panel: method, seed, lr, the epochs cap,
+    the signal's duration and phase scale, the -O options that differ from the method's
+    defaults (`defaults`), and the backend that trains. `short`: the one-line form (the
+    backend beside the method, -O only when some differ)."""
+    changed = {k: v for k, v in config.options.items() if defaults.get(k, object()) != v}
+    options = " ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    if short:
+        items = [
+            f"{config.method} ({backend})",
+            f"seed {config.torch_seed}",
+            f"lr {config.lr:g}",
+            f"≤{config.epochs} epochs",
+            f"{config.duration:g} s",
+            f"phase scale {config.phase_scale:g}",
+        ]
+        return items + ([f"-O {options}"] if options else [])
+    return [
         f"method {config.method}",
         f"seed {config.torch_seed}",
         f"lr {config.lr:g}",
         f"epochs ≤ {config.epochs}",
         f"duration {config.duration:g} s",
         f"phase scale {config.phase_scale:g}",
+        f"-O {options}" if options else "-O defaults",
+        f"backend {backend}",
     ]
-    changed = {k: v for k, v in config.options.items() if defaults.get(k, object()) != v}
-    items.append(
-        "-O " + " ".join(f"{k}={v}" for k, v in sorted(changed.items()))
-        if changed
-        else "-O defaults"
-    )
-    items.append(f"backend {backend}")
-    return items

@@ -33,6 +33,7 @@ class RunPanel(Widget):
     ) -> None:
         super().__init__(**kw)
         self.settings = run_settings(config, backend, defaults)
+        self.short = run_settings(config, backend, defaults, short=True)
         self.schedule = schedule
         self.collapsed = True
 
@@ -61,12 +62,17 @@ class RunPanel(Widget):
         return out
 
     def _one_line(self, width: int) -> Text:
-        """As many settings as fit whole, then what `r` does."""
+        """Every setting if they fit (with what `r` does, in words or as "(r)"), else as
+        many as fit whole and an ellipsis: never a setting cut."""
+        whole = SEP.join(self.short)
+        for more in ("  r: more", "  (r)"):
+            if 4 + len(whole) + len(more) <= width:
+                return Text("run ", style="bold") + Text(whole) + Text(more, style="dim")
         more = "  r: more"
         line = Text("run ", style="bold")
-        for k, item in enumerate(self.settings):
+        for k, item in enumerate(self.short):
             sep = "" if k == 0 else SEP
-            if len(line) + len(sep) + len(item) + len(more) > width:
+            if len(line) + len(sep) + len(item) + 2 + len(more) > width:
                 line += Text(" …", style="dim")
                 break
             line += Text(sep, style="dim") + Text(item)

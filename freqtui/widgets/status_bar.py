@@ -27,17 +27,21 @@ STATE_STYLES = {
     "failed": "bold white on red",
 }
 BAR_MIN, BAR_MAX = 6, 30  # cells of each progress bar
+# the schedule's items on a narrow status line: the stage and what it feeds first
+SCHEDULE_PRIORITY = {"phase": 9, "S amplitude": 8, "polish": 8, "horizon": 7, "slide": 7}
 
 
-def fit(items: list[tuple[int, Text]], width: int, sep: str = "  ") -> Text:
-    """The items (priority, text) that fit in `width`, kept whole and in their order;
-    the lowest priorities are dropped first."""
-    keep = set(range(len(items)))
-    for k in sorted(range(len(items)), key=lambda k: items[k][0]):
-        total = sum(len(items[j][1]) for j in keep) + len(sep) * (len(keep) - 1)
-        if total <= width:
-            break
-        keep.discard(k)
+def fit(items: list[tuple[float, Text]], width: int, sep: str = "  ") -> Text:
+    """The items (priority, text) that fit in `width`, kept whole and in their order:
+    taken highest priority first, each one that still fits (a long one left out does not
+    keep a shorter, lower one out)."""
+    keep: set[int] = set()
+    used = 0
+    for k in sorted(range(len(items)), key=lambda k: -items[k][0]):
+        need = len(items[k][1]) + (len(sep) if keep else 0)
+        if used + need <= width:
+            keep.add(k)
+            used += need
     out = Text()
     for j in sorted(keep):
         if out.plain:
@@ -107,11 +111,12 @@ class StatusBar(Widget):
         line1 = fit(
             [
                 (9, Text(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, "reverse"))),
-                (3, Text(f"{cfg.method} ({self.backend})")),
+                (3, Text(f"{cfg.method} ({self.backend})")),  # the run panel has it too
                 (8, Text(f"epoch {epoch}/{epochs}")),
                 (7, Text(f"row {row:,}/{per_epoch:,}")),
                 (6, Text(where)),
                 (2, Text(f"elapsed {fmt_seconds(s.elapsed_s)}" if s else "elapsed -")),
+                (6.5, Text(f"run ETA {fmt_seconds(s.eta_s) if s else '-'}")),
             ],
             width - 1,
         )
@@ -123,11 +128,10 @@ class StatusBar(Widget):
             (10, Text(f"{name} {frac:.0%}", style="bold")) for name, frac in progress
         ]
         items += [
-            (9 - k, Text(words, style="magenta"))
-            for k, words in enumerate(schedule_items(self.schedule))
+            (SCHEDULE_PRIORITY.get(key, 6), Text(words, style="magenta"))
+            for (key, _), words in zip(self.schedule, schedule_items(self.schedule), strict=True)
         ]
-        rate = f"{s.rows_per_s:,.0f} rows/s" if s else "- rows/s"
-        items += [(4, Text(rate)), (7, Text(f"run ETA {fmt_seconds(s.eta_s) if s else '-'}"))]
+        items.append((4, Text(f"{s.rows_per_s:,.0f} rows/s" if s else "- rows/s")))
         line2 = fit(items, width - 1)
         room = width - 1 - len(line2) - 2 * (len(progress) + 1)
         if room >= 2 * BAR_MIN:  # bars in what is left, each beside its own figure
