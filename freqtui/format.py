@@ -201,7 +201,7 @@ def describe(e: ev.Event) -> Line | None:
             + (f" ({each})" if each else "")
         )
     if isinstance(e, ev.ScheduleChanged):
-        return Line("schedule: " + ", ".join(f"{k} {v}" for k, v in e.items), "magenta")
+        return Line("schedule: " + ", ".join(schedule_items(e.items, short=False)), "magenta")
     if isinstance(e, ev.Paused):
         return Line(f"paused at row {e.row:,}", "yellow")
     if isinstance(e, ev.Resumed):
@@ -297,8 +297,8 @@ def run_settings(
 ) -> list[str]:
     """The run's settings as items for the run panel: method, seed, lr, the epochs cap,
     the signal's duration and phase scale, the -O options that differ from the method's
-    defaults (`defaults`), and the backend that trains. `short`: the one-line form (the
-    backend beside the method, -O only when some differ)."""
+    defaults (`defaults`; none when none differ), and the backend that trains. `short`:
+    the one-line form (the backend beside the method)."""
     changed = {k: v for k, v in config.options.items() if defaults.get(k, object()) != v}
     options = " ".join(f"{k}={v}" for k, v in sorted(changed.items()))
     if short:
@@ -318,6 +318,6 @@ def run_settings(
         f"epochs ≤ {config.epochs}",
         f"duration {config.duration:g} s",
         f"phase scale {config.phase_scale:g}",
-        f"-O {options}" if options else "-O defaults",
+        *([f"-O {options}"] if options else []),
         f"backend {backend}",
     ]
