@@ -23,7 +23,7 @@ from engine import events as ev
 from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.evaluation import evaluate, predict
+from engine.evaluation import evaluate, frozen_mse, mse_of, predict
 from engine.files import model_from, save_weights
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
@@ -285,16 +285,25 @@ class TrainingRun:
     def frozen_evaluation(self) -> tuple[EvalRecord, np.ndarray]:
         """A frozen evaluation (train and test) of the weights as they are, stamped with
         where the run stands, and the (F, N) test outputs: for a display only (a resumed
-        run's saved weights, shown by the loss table and the plots alike). Taken between
-        two chunks; recorded nowhere, and it changes no state (no RNG is drawn, no weight
-        moves)."""
+        run's saved weights, shown by the loss table and the plots alike). The newest
+        recorded evaluation is returned when it is of these very weights (taken at this
+        row, the very same test MSE), which spares the train pass. Taken between two chunks;
+        recorded nowhere, and it changes no state (no RNG is drawn, no weight moves)."""
         with self._lock:
-            result = evaluate(self.model, self.config)
-            tr = self.trainer
-            record = EvalRecord(
-                tr.epoch + 1, tr.row, self.history.rows_total, result.train, result.test
-            )
-        return record, result.test_outputs
+            tr, h = self.trainer, self.history
+            test = test_set(self.config)
+            outputs = predict(self.model, test)
+            test_mse = mse_of(outputs, test)
+            last = h.evals[-1] if h.evals else None
+            if (
+                last is not None
+                and last.rows_total == h.rows_total
+                and tuple(last.test.per_block) == tuple(test_mse.per_block)
+            ):
+                return last, outputs
+            train = frozen_mse(self.model, train_set(self.config))
+            record = EvalRecord(tr.epoch + 1, tr.row, h.rows_total, train, test_mse)
+        return record, outputs
 
     def set_autosave(self, rows: int | None = None) -> None:
         """Save every `rows` rows (0 = only when asked or at the end); None = the default

@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 
 from engine.compare import list_models, models_dir
 from engine.errors import FreqtuiError
-from engine.evaluation import FrozenMSE
+from engine.evaluation import FrozenMSE, evaluate
 from engine.history import EvalRecord
 from engine.run import TrainingRun
 from freqtui import app as app_module
@@ -38,15 +38,22 @@ def status_lines(app) -> list[str]:
     return app.query_one(StatusBar).render().plain.split("\n")
 
 
-def finished_snapshot(sessions_root: Path, *, stale_eval: bool = False) -> Path:
+def finished_snapshot(
+    sessions_root: Path, *, stale_eval: bool = False, final_eval: bool = False
+) -> Path:
     """A one-epoch hand-off session saved as a finished run leaves it; with `stale_eval`
-    its history's last frozen evaluation is not of the weights saved (they trained on)."""
+    its history's last frozen evaluation is not of the weights saved (they trained on);
+    with `final_eval` it is the evaluation of the saved weights, taken at the end."""
     run = TrainingRun(short_config(epochs=1), state_check=False, sessions_root=sessions_root)
     run.trainer.epoch = 1  # the trainer as a finished run leaves it: epoch 2 of 1, row 0
     run.history.rows_total = run.config.rows_per_set
     if stale_eval:
         old = FrozenMSE(0.9362, (0.9362, 0.9, 0.95, 0.99))
         run.history.add_eval(EvalRecord(1, 1_000, 1_000, old, old))
+    if final_eval:
+        result = evaluate(run.model, run.config)
+        rows = run.history.rows_total
+        run.history.add_eval(EvalRecord(2, 0, rows, result.train, result.test))
     return run.save_snapshot("end")
 
 
@@ -80,6 +87,23 @@ async def test_a_resumed_run_shows_one_stamped_evaluation_in_the_table_and_the_p
         # the frozen tab's legend and the history title name the same weights
         assert label in str(plots.query_one("#freq-legend").render())
         assert len(resumed.history.evals) == 1  # recorded nowhere
+        await pilot.press("q")
+
+
+async def test_a_resumed_run_whose_last_evaluation_is_of_its_saved_weights_shows_that_one(
+    sessions_root,
+):
+    path = finished_snapshot(sessions_root, final_eval=True)
+    resumed = TrainingRun.resume(path, root=sessions_root)
+    app = FreqtuiApp(run=resumed, autostart=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table, plots = app.query_one(LossPanel), app.query_one(PlotsPanel)
+        await wait_for(pilot, lambda: plots.outputs is not None, "the saved weights' plots", 60)
+        await pilot.pause()
+        assert table.shown == plots.shown == resumed.history.evals[-1]
+        # recorded as "epoch 2, row 0" (the next epoch's start): shown as the end of epoch 1
+        assert table.shown_label == "saved weights e1 r4,000"
+        assert table.lines(76)[-1].plain.endswith("frozen at saved weights e1 r4,000")
         await pilot.press("q")
 
 
