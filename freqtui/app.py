@@ -175,13 +175,14 @@ class FreqtuiApp(App[int]):
         """A resumed run redraws its history; every run says where it starts."""
         view = self.training.view()
         self.status_bar.set_position(view.epoch, view.row, view.planned_epochs)
+        epoch, row = position(view.epoch, view.row, view.planned_epochs, view.rows_per_epoch)
         if view.online or view.evals or view.epochs:
             self.loss_panel.load_history(view.online, view.evals, view.epochs)
         self.plots_panel.load_history(view.online, view.evals)
         cfg = view.config
         self.log_line(
             f"{cfg.method} ({view.backend}), {epochs_text(view)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
-            f"starting at epoch {min(view.epoch, view.planned_epochs)}, row {view.row:,}"
+            f"{'finished' if view.finished else 'starting'} at epoch {epoch}, row {row:,}"
         )
         run = self.training
         where = "" if run.sessions_root == sessions_dir(None) else f" in {run.sessions_root}"
@@ -234,7 +235,7 @@ class FreqtuiApp(App[int]):
         elif isinstance(e, ev.Failed):
             self.failure = e.message
             self.exit_code = 1
-        line = describe(e)
+        line = describe(e, self.training.rows_per_epoch)
         if line is not None:
             text = line.text
             if isinstance(e, ev.Finished):

@@ -171,9 +171,10 @@ class Line:
     style: str = ""
 
 
-def describe(e: ev.Event) -> Line | None:
+def describe(e: ev.Event, rows_per_epoch: int | None = None) -> Line | None:
     """The one wording of an event; None for the live progress (StepStats), which the
-    status bar and the panels show instead."""
+    status bar and the panels show instead. With `rows_per_epoch`, an evaluation taken as
+    an epoch closed is placed at that epoch's last row, as the panels stamp it."""
     if isinstance(e, ev.StateCheckDone):
         return Line(
             f"state check {'passed' if e.passed else 'FAILED'}: {e.detail}",
@@ -187,8 +188,11 @@ def describe(e: ev.Event) -> Line | None:
     if isinstance(e, ev.EvalStarted):
         return Line(f"frozen evaluation at epoch {e.epoch}, row {e.row:,}...")
     if isinstance(e, ev.EvalDone):
+        epoch, row = e.epoch, e.row
+        if rows_per_epoch is not None and row <= 0 and epoch > 1:
+            epoch, row = epoch - 1, rows_per_epoch
         return Line(
-            f"frozen MSE (weights fixed) at epoch {e.epoch}, row {e.row:,}: "
+            f"frozen MSE (weights fixed) at epoch {epoch}, row {row:,}: "
             f"train {fmt_loss(e.train.overall)}, test {fmt_loss(e.test.overall)}",
             "bold cyan",
         )

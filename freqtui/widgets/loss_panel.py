@@ -182,7 +182,7 @@ class LossPanel(Widget):
             " " * NAME_W
             + "trend (EMA)".ljust(spark_w)
             + "now".rjust(NUM_W)
-            + (f"{self.epoch_label} mean" if self.epoch_label else "epoch").rjust(NUM_W)
+            + self._epoch_head().rjust(NUM_W)
             + "│"
             + "train".rjust(NUM_W - 1)
             + "test".rjust(NUM_W),
@@ -232,6 +232,13 @@ class LossPanel(Widget):
 
     def render(self) -> Text:
         return Text("\n").join(self.lines(max(20, self.size.width)))
+
+    def _epoch_head(self) -> str:
+        """The epoch column's head: which epoch its means are of, in what fits."""
+        label = self.epoch_label
+        if not label:
+            return "epoch"
+        return next(h for h in (f"{label} mean", f"{label} avg", label) if len(h) < NUM_W)
 
 
 def _frozen(v: float, width: int) -> Text:

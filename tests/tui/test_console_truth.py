@@ -153,6 +153,8 @@ async def test_a_finished_model_reads_row_n_of_n_and_the_whole_run_done(sessions
         line1, line2 = status_lines(app)
         assert "epoch 1/1" in line1 and "row 4,000/4,000" in line1 and "row 0/" not in line1
         assert "epoch 100%" in line2 and "run 100%" in line2
+        # the log says the same: at the end of the epoch, not at "row 0"
+        assert "finished at epoch 1, row 4,000" in app.event_log.messages[0]
         await pilot.press("q")
 
 
