@@ -352,7 +352,7 @@ class FreqtuiApp(App[int]):
             obj = read_file(info.path)  # refuse a bad file before the current run is stopped
             # a session's folder is locked (another process running it is refused); a file
             # that stands alone (models/) becomes a new session: nothing is written beside it
-            folder = session_folder_of(info.path, str(obj["run_id"]))
+            folder = session_folder_of(info.path, str(obj.get("run_id", "")))
             taken = lock.acquire(folder) if folder is not None else None
         except FreqtuiError as exc:
             self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
