@@ -49,6 +49,9 @@ BLOCK_COLORS = ("red", "green", "cyan", "yellow", "blue", "magenta")
 # each frequency's line has a marker of its own as well as a colour (and the legend shows
 # it): told apart on a terminal without colour, or by eyes that do not tell red from green
 BLOCK_MARKERS = ("•", "+", "x", "*", "o", "#")
+# the model's output in quarter blocks (plotext "hd"), the target a braille line: told
+# apart by their glyphs, not only by red and green (S, in Graph 1, is a grey •)
+OUTPUT_MARKER, OUTPUT_MARK = "hd", "▚"
 LOG_RATIO = 30.0  # the history plot's y axis is logarithmic above this max/min ratio
 ZERO_MSE = 0.5
 PLOT_TABS = ("tab-freq", "tab-osc", "tab-history", "tab-live", "tab-graph1")
@@ -207,7 +210,7 @@ class PlotsPanel(Vertical):
                 yield Static(
                     legend(
                         ("━", "green", "target"),
-                        ("⠶", "red", "output while training (before each update)"),
+                        (OUTPUT_MARK, "red", "output while training (before each update)"),
                     ),
                     classes="legend",
                 )
@@ -216,8 +219,8 @@ class PlotsPanel(Vertical):
                 yield Static(
                     legend(
                         ("━", "green", "target"),
-                        ("⠶", "red", "output, weights fixed"),
-                        ("·", "grey50", "S"),
+                        (OUTPUT_MARK, "red", "output, weights fixed"),
+                        ("•", "grey50", "S"),
                         ("", "", "t in s"),
                     ),
                     classes="legend",
@@ -360,7 +363,7 @@ class PlotsPanel(Vertical):
         # which weights every number and curve of the tab is from
         return legend(
             ("━", "green", "target"),
-            ("⠶", "red", "output (frozen)"),
+            (OUTPUT_MARK, "red", "output (frozen)"),
             ("", "", self.eval_label or "t in s"),
         )
 
@@ -380,7 +383,7 @@ class PlotsPanel(Vertical):
                     plt.title(f"f{i + 1} {f:g} Hz: no frozen eval yet")
                 else:
                     (out,) = _thin(self.outputs[i], points=n)
-                    plt.scatter(t, out, marker="braille", color="red")
+                    plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
                     plt.title(f"f{i + 1} {f:g} Hz  test MSE {fmt_loss(self.per_block[i])}")
                 plt.plot(t, target, marker="braille", color="green")  # over the dots
                 self._time_axis(plt, float(self.t[0]), float(self.t[-1]))
@@ -396,7 +399,7 @@ class PlotsPanel(Vertical):
             plt.scatter(t, S, marker="dot", color="gray")
             if self.outputs is not None:
                 (out,) = _thin(self.outputs[b], points=n)
-                plt.scatter(t, out, marker="braille", color="red")
+                plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
             plt.plot(t, target, marker="braille", color="green")  # over the dots
             if self.outputs is None:
                 plt.title(f"{name}: no frozen eval yet")
@@ -535,7 +538,7 @@ class PlotsPanel(Vertical):
             t, target, out = (np.array(v) for v in zip(*self.live, strict=True))
             run = segments(t, self.dt)[-1]  # the newest run of neighbouring rows
             t, target, out = _thin(t[run], target[run], out[run], points=LIVE_POINTS)
-            plt.scatter(t, out, marker="braille", color="red")
+            plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
             plt.plot(t, target, marker="braille", color="green")  # over the dots
             b = self.live_block
             f = self.config.frequencies[b]

@@ -6,10 +6,12 @@ as a new session and nothing is written beside it."""
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import DataTable
 
 from engine.compare import list_models, models_dir
@@ -327,3 +329,32 @@ def test_resuming_a_committed_model_writes_nothing_under_models(tmp_path):
         assert listing(models_dir()) == before
     finally:
         held.release()
+
+
+# ---- lines told apart by marker as well as colour --------------------------------------------
+def screen_text(app) -> str:
+    """The screen as plain text, as a user without colour would read it."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text(styles=False)
+
+
+async def test_the_plots_tell_their_lines_apart_without_colour(sessions_root):
+    from tests.tui.test_snapshot import feed_handoff, make_fed_app
+
+    app = make_fed_app(sessions_root, epochs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await feed_handoff(pilot)
+        frozen = screen_text(app)
+        # the output in quarter blocks, the target a braille line, the legend saying which
+        plot_rows = "".join(line for line in frozen.splitlines() if "┤" in line)
+        assert set(plot_rows) & set("▖▗▘▙▚▛▜▝▞▟▀▄") and set(plot_rows) & set("⡀⢀⠁⠈⣀⠉")
+        assert "▚ output (frozen)" in frozen and "━ target" in frozen
+        await pilot.press("p")  # the oscillator tab: one marker per frequency
+        await pilot.pause(0.3)
+        osc = screen_text(app)
+        assert "• f1   + f2   x f3   * f4" in osc
+        plot_area = "\n".join(line for line in osc.splitlines() if "┤" in line or "│" in line)
+        assert all(mark in plot_area for mark in "+x*")
+        await pilot.press("q")
