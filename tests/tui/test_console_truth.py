@@ -358,3 +358,16 @@ async def test_the_plots_tell_their_lines_apart_without_colour(sessions_root):
         plot_area = "\n".join(line for line in osc.splitlines() if "┤" in line or "│" in line)
         assert all(mark in plot_area for mark in "+x*")
         await pilot.press("q")
+
+
+def test_evaluating_and_reporting_a_models_file_writes_nothing_beside_it(
+    models_copy, tmp_path, capsys
+):
+    from freqtui.cli import main
+
+    before = listing(models_copy)
+    path = models_copy / "handoff_tiny.pt"
+    assert main(["eval", str(path)]) == 0
+    assert "frozen MSE (weights fixed)" in capsys.readouterr().out
+    assert main(["report", str(path), "--out", str(tmp_path / "report")]) == 0
+    assert listing(models_copy) == before
