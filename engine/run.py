@@ -23,7 +23,7 @@ from engine import events as ev
 from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.evaluation import evaluate, predict
+from engine.evaluation import evaluate, frozen_mse, mse_of, predict
 from engine.files import model_from, save_weights
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
@@ -125,6 +125,8 @@ class TrainingRun:
         # what a resume with another --epochs changes in the method's schedule (shown
         # as a warning when the worker starts); empty when nothing does
         self.resume_note = ""
+        # set by `resume` when a file that stands alone became a new session: says so
+        self.origin = ""
 
     @classmethod
     def resume(
@@ -139,8 +141,10 @@ class TrainingRun:
         """A run that continues a snapshot (a path, a session folder, a run id or a unique
         prefix of one under `root`) exactly: weights, trainer state (optimizer, carried
         state, position, its RNGs), torch RNG and history. `epochs` may raise the number
-        of epochs (never below those done); nothing else may change. It keeps the run id
-        and saves back into the same session folder."""
+        of epochs (never below those done); nothing else may change. A session's snapshot
+        keeps its run id and saves back into its session folder; a file that stands alone
+        (models/*.pt) starts a new session under `root` and is never written to, nor
+        anything beside it (`origin` says so)."""
         root = sessions.sessions_dir(root)
         path = sessions.resolve(id_or_path, root)
         obj = sessions.read_snapshot(path)
@@ -164,13 +168,20 @@ class TrainingRun:
         run_id = obj["run_id"]
         # save back into the folder it was loaded from: a session's latest.pt or
         # previous.pt names its session by its folder (a copied folder is its own session,
-        # never the original's, whose id its files still carry); a loose snapshot file
-        # goes to its run id's folder under the sessions root
-        folder = path.parent if path.parent.name else path.absolute().parent
-        if path.name in (sessions.LATEST, sessions.PREVIOUS) or folder.name == run_id:
+        # never the original's, whose id its files still carry); a file that stands alone
+        # starts a session of its own under the sessions root: resuming a committed model
+        # twice must not continue (and overwrite) the first resume's session
+        folder = sessions.session_folder_of(path, run_id)
+        origin = ""
+        if folder is not None:
             home, run_id = folder.parent, folder.name
         else:
             home = root
+            run_id = sessions.new_run_id(config.method, root)
+            origin = (
+                f"{path} opened as a new session {run_id} under {root} "
+                "(the file itself is never written)"
+            )
         try:
             run = cls(
                 config,
@@ -184,13 +195,20 @@ class TrainingRun:
                 torch_rng=obj["torch_rng"],
             )
         except FreqtuiError as exc:
+            _unclaim(root, run_id, folder)
             raise FreqtuiError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            _unclaim(root, run_id, folder)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FreqtuiError(
                 f"{path}: the trainer state does not fit method {config.method!r} ({first[:160]})"
             ) from None
-        run._check_trainer_fits(path)
+        try:
+            run._check_trainer_fits(path)
+        except FreqtuiError:
+            _unclaim(root, run_id, folder)
+            raise
+        run.origin = origin
         if config.epochs != old_epochs:
             # the saved trainer, asked about the length it was not trained for
             saved = run.trainer
@@ -263,6 +281,29 @@ class TrainingRun:
         and it changes no state (no RNG is drawn, no weight moves)."""
         with self._lock:
             return predict(self.model, test_set(self.config))
+
+    def frozen_evaluation(self) -> tuple[EvalRecord, np.ndarray]:
+        """A frozen evaluation (train and test) of the weights as they are, stamped with
+        where the run stands, and the (F, N) test outputs: for a display only (a resumed
+        run's saved weights, shown by the loss table and the plots alike). The newest
+        recorded evaluation is returned when it is of these very weights (taken at this
+        row, the very same test MSE), which spares the train pass. Taken between two chunks;
+        recorded nowhere, and it changes no state (no RNG is drawn, no weight moves)."""
+        with self._lock:
+            tr, h = self.trainer, self.history
+            test = test_set(self.config)
+            outputs = predict(self.model, test)
+            test_mse = mse_of(outputs, test)
+            last = h.evals[-1] if h.evals else None
+            if (
+                last is not None
+                and last.rows_total == h.rows_total
+                and tuple(last.test.per_block) == tuple(test_mse.per_block)
+            ):
+                return last, outputs
+            train = frozen_mse(self.model, train_set(self.config))
+            record = EvalRecord(tr.epoch + 1, tr.row, h.rows_total, train, test_mse)
+        return record, outputs
 
     def set_autosave(self, rows: int | None = None) -> None:
         """Save every `rows` rows (0 = only when asked or at the end); None = the default
@@ -610,6 +651,14 @@ class TrainingRun:
             schedule=tr.schedule(),
             blocks_together=tr.blocks_together,
         )
+
+
+def _unclaim(root: Path, run_id: str, folder: Path | None) -> None:
+    """A new session's folder (claimed empty by new_run_id) given back when its resume is
+    refused: a file that cannot be resumed leaves nothing behind."""
+    if folder is None:
+        with contextlib.suppress(OSError):
+            (root / run_id).rmdir()  # only ever an empty folder
 
 
 def _clone(obj: Any) -> Any:

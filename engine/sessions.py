@@ -47,6 +47,18 @@ _issued: set[Path] = set()  # ids handed out by this process but maybe not saved
 _issued_lock = threading.Lock()
 
 
+def session_folder_of(path: Path, run_id: str) -> Path | None:
+    """The session folder a snapshot file belongs to: the folder of a session's
+    `latest.pt` or `previous.pt`, or a folder named by the file's run id; None for a file
+    that stands alone (a committed `models/*.pt`, a copy elsewhere), which a resume never
+    writes beside."""
+    path = Path(path)
+    folder = path.parent if path.parent.name else path.absolute().parent
+    if path.name in (LATEST, PREVIOUS) or folder.name == run_id:
+        return folder
+    return None
+
+
 def new_run_id(method: str, root: Path, now: datetime | None = None) -> str:
     """A readable, unused run id: `YYYYmmdd-HHMMSS-<method>`, with `-2`, `-3` … if taken.
     Its folder is created here, so that runs started together never share one."""

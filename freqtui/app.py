@@ -17,6 +17,7 @@ import threading
 import time
 from typing import NoReturn
 
+import numpy as np
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -28,9 +29,10 @@ from engine.compare import list_models
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.files import read_file
+from engine.history import EvalRecord
 from engine.run import TrainingRun
-from engine.sessions import SessionInfo, list_sessions, sessions_dir
-from freqtui.format import describe, epochs_text, exit_message
+from engine.sessions import SessionInfo, list_sessions, session_folder_of, sessions_dir
+from freqtui.format import describe, epochs_text, exit_message, position, stamp
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -52,6 +54,7 @@ from freqtui.widgets.hidden_panel import HiddenPanel
 from freqtui.widgets.loss_panel import LossPanel
 from freqtui.widgets.memory_panel import MemoryPanel
 from freqtui.widgets.plots_panel import PLOT_TABS, PlotsPanel
+from freqtui.widgets.run_panel import RunPanel
 from freqtui.widgets.status_bar import StatusBar
 
 POLL_HZ = 10  # event drains per second (the issue allows up to 20)
@@ -84,6 +87,7 @@ class FreqtuiApp(App[int]):
         Binding("p", "next_plot", "plot"),
         Binding("v", "toggle_view", "view"),
         Binding("s", "save", "save"),
+        Binding("r", "toggle_run_panel", "run panel", show=False),
         Binding("o", "open_sessions", "sessions"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -125,6 +129,7 @@ class FreqtuiApp(App[int]):
         """Keep the main screen's widgets at hand (app queries search the top screen)."""
         main = self.main
         self.status_bar = main.query_one(StatusBar)
+        self.run_panel = main.query_one(RunPanel)
         self.loss_panel = main.query_one(LossPanel)
         self.memory_panel = main.query_one(MemoryPanel)
         self.hidden_panel = main.query_one(HiddenPanel)
@@ -170,17 +175,21 @@ class FreqtuiApp(App[int]):
         """A resumed run redraws its history; every run says where it starts."""
         view = self.training.view()
         self.status_bar.set_position(view.epoch, view.row, view.planned_epochs)
+        epoch, row = position(view.epoch, view.row, view.planned_epochs, view.rows_per_epoch)
         if view.online or view.evals or view.epochs:
             self.loss_panel.load_history(view.online, view.evals, view.epochs)
         self.plots_panel.load_history(view.online, view.evals)
         cfg = view.config
         self.log_line(
             f"{cfg.method} ({view.backend}), {epochs_text(view)}, lr {cfg.lr:g}, phase scale {cfg.phase_scale:g}; "
-            f"starting at epoch {min(view.epoch, view.planned_epochs)}, row {view.row:,}"
+            f"{'finished' if view.finished else 'starting'} at epoch {epoch}, row {row:,}"
         )
         run = self.training
         where = "" if run.sessions_root == sessions_dir(None) else f" in {run.sessions_root}"
         self.log_line(f"session {run.run_id}{where}")
+        if run.origin:  # a models/ file: continued in a new session, itself never written
+            self.log_line(run.origin, "bold")
+            self.notify(run.origin, title="a new session", timeout=8)
         if view.evals or view.rows_total:
             # the plots need the model's outputs, which a snapshot does not keep: one frozen
             # evaluation of the saved weights, recorded nowhere and changing no state
@@ -209,6 +218,7 @@ class FreqtuiApp(App[int]):
             if s is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
                 self._stats, self._stats_shown_at = None, now
                 self.status_bar.set_stats(s)
+                self.run_panel.set_schedule(s.schedule)
                 self.loss_panel.add_online(s.online_loss, s.online_loss_by_block)
                 self.plots_panel.add_online(s.rows_total, s.online_loss)
                 self.memory_panel.set_stats(s)
@@ -225,7 +235,7 @@ class FreqtuiApp(App[int]):
         elif isinstance(e, ev.Failed):
             self.failure = e.message
             self.exit_code = 1
-        line = describe(e)
+        line = describe(e, self.training.rows_per_epoch)
         if line is not None:
             text = line.text
             if isinstance(e, ev.Finished):
@@ -296,6 +306,9 @@ class FreqtuiApp(App[int]):
             return
         self.main.toggle_class("-plots")
 
+    def action_toggle_run_panel(self) -> None:
+        self.run_panel.toggle()
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
@@ -336,15 +349,12 @@ class FreqtuiApp(App[int]):
         old = self.training
         mine = lock.folder_key(old.sessions_root / old.run_id)
         try:
-            taken = lock.acquire(info.path.parent)  # a session another process runs: refused
+            obj = read_file(info.path)  # refuse a bad file before the current run is stopped
+            # a session's folder is locked (another process running it is refused); a file
+            # that stands alone (models/) becomes a new session: nothing is written beside it
+            folder = session_folder_of(info.path, str(obj.get("run_id", "")))
+            taken = lock.acquire(folder) if folder is not None else None
         except FreqtuiError as exc:
-            self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
-            return
-        try:
-            read_file(info.path)  # refuse a bad file before the current run is stopped
-        except FreqtuiError as exc:
-            if taken.folder != mine:
-                taken.release()
             self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
             return
         self._swapping = True  # no drain while the widgets are rebuilt
@@ -360,17 +370,18 @@ class FreqtuiApp(App[int]):
                     save_on_end=old.save_on_end,
                 )
             except FreqtuiError as exc:
-                if taken.folder != mine:
+                if taken is not None and taken.folder != mine:
                     taken.release()
                 self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
                 return
             self.training = new
             home = lock.folder_key(new.sessions_root / new.run_id)
-            if home != taken.folder:  # a loose snapshot file saves into its session folder
+            if taken is None or home != taken.folder:  # a new session's own folder
                 with contextlib.suppress(FreqtuiError):
                     lock.acquire(home)
-                taken.release()
-            if mine not in (home, taken.folder):
+                if taken is not None:
+                    taken.release()
+            if mine != home and (taken is None or mine != taken.folder):
                 lock.release(mine)  # the old session is free for others now
             self.failure, self.exit_code, self._stats = None, 0, None
             await self.main.recompose()
@@ -408,11 +419,20 @@ class FreqtuiApp(App[int]):
 
     @work(thread=True, exclusive=True, group="past-outputs")
     def _redraw_past_outputs(self, run: TrainingRun) -> None:
-        outputs = run.frozen_test_outputs()
+        # one evaluation of the saved weights, shown by the table and the plots alike
+        record, outputs = run.frozen_evaluation()
         view = run.view()
-        label = f"saved weights, e{min(view.epoch, view.planned_epochs)} r{view.row:,}"
+        label = "saved weights " + stamp(
+            *position(view.epoch, view.row, view.planned_epochs, view.rows_per_epoch)
+        )
         if run is self.training:
-            self.call_from_thread(self.plots_panel.set_past_outputs, outputs, label)
+            self.call_from_thread(self._show_saved_weights, record, outputs, label)
+
+    def _show_saved_weights(self, record: EvalRecord, outputs: np.ndarray, label: str) -> None:
+        if self.plots_panel.outputs is not None:
+            return  # a new evaluation came first
+        self.loss_panel.show_eval(record, label)
+        self.plots_panel.set_past_outputs(outputs, record, label)
 
     def stop_and_save(self, reason: str, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop the worker, then save its final state unless it failed, trained nothing,

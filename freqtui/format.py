@@ -171,9 +171,10 @@ class Line:
     style: str = ""
 
 
-def describe(e: ev.Event) -> Line | None:
+def describe(e: ev.Event, rows_per_epoch: int | None = None) -> Line | None:
     """The one wording of an event; None for the live progress (StepStats), which the
-    status bar and the panels show instead."""
+    status bar and the panels show instead. With `rows_per_epoch`, an evaluation taken as
+    an epoch closed is placed at that epoch's last row, as the panels stamp it."""
     if isinstance(e, ev.StateCheckDone):
         return Line(
             f"state check {'passed' if e.passed else 'FAILED'}: {e.detail}",
@@ -187,8 +188,11 @@ def describe(e: ev.Event) -> Line | None:
     if isinstance(e, ev.EvalStarted):
         return Line(f"frozen evaluation at epoch {e.epoch}, row {e.row:,}...")
     if isinstance(e, ev.EvalDone):
+        epoch, row = e.epoch, e.row
+        if rows_per_epoch is not None and row <= 0 and epoch > 1:
+            epoch, row = epoch - 1, rows_per_epoch
         return Line(
-            f"frozen MSE (weights fixed) at epoch {e.epoch}, row {e.row:,}: "
+            f"frozen MSE (weights fixed) at epoch {epoch}, row {row:,}: "
             f"train {fmt_loss(e.train.overall)}, test {fmt_loss(e.test.overall)}",
             "bold cyan",
         )
@@ -201,7 +205,7 @@ def describe(e: ev.Event) -> Line | None:
             + (f" ({each})" if each else "")
         )
     if isinstance(e, ev.ScheduleChanged):
-        return Line("schedule: " + ", ".join(f"{k} {v}" for k, v in e.items), "magenta")
+        return Line("schedule: " + ", ".join(schedule_items(e.items, short=False)), "magenta")
     if isinstance(e, ev.Paused):
         return Line(f"paused at row {e.row:,}", "yellow")
     if isinstance(e, ev.Resumed):
@@ -236,3 +240,88 @@ def epochs_text(view: RunView) -> str:
     if view.planned_epochs == view.config.epochs:
         return f"{view.config.epochs} epoch(s) of {rows}"
     return f"{view.planned_epochs} epoch(s) of {rows} planned so far (at most {view.config.epochs})"
+
+
+# ---- where a run stands: one meaning for epoch, row and progress ---------------------
+def position(epoch: int, row: int, epochs: int, rows_per_epoch: int) -> tuple[int, int]:
+    """(epoch, row) as the console shows them: the epoch is 1-based and `row` the rows
+    done in it. A run that has just closed an epoch (row 0 of the next, or past its last
+    epoch once finished) is shown at the end of the epoch it closed: a finished run reads
+    "epoch 30/30, row 2,000,000/2,000,000", never "row 0"."""
+    if row <= 0 and epoch > 1:
+        epoch, row = epoch - 1, rows_per_epoch
+    if epoch > epochs:
+        epoch, row = epochs, rows_per_epoch
+    return epoch, row
+
+
+def stamp(epoch: int, row: int, rows_per_epoch: int | None = None) -> str:
+    """Which weights a frozen number is from: 'e3 r40,000' (epoch and row in it)."""
+    if rows_per_epoch is not None and row <= 0 and epoch > 1:
+        epoch, row = epoch - 1, rows_per_epoch
+    return f"e{epoch} r{row:,}"
+
+
+def run_fraction(epoch: int, row: int, epochs: int, rows_per_epoch: int) -> float:
+    """The whole run's progress: rows done over the rows its planned epochs hold."""
+    epoch, row = position(epoch, row, epochs, rows_per_epoch)
+    total = max(1, epochs * rows_per_epoch)
+    return min(1.0, max(0.0, ((epoch - 1) * rows_per_epoch + row) / total))
+
+
+# the clock's stages by the engine's names; "phase" is not used on screen for them, since
+# in this task a phase is the φ of the signal
+STAGES = {"horizon": "grow the horizon", "S": "raise S", "polish": "polish"}
+
+
+def schedule_items(schedule: tuple[tuple[str, str], ...], *, short: bool = True) -> list[str]:
+    """The method's schedule in the console's words: the stage by its number and what it
+    does, the S amplitude out of its full 1, restarts counted (their reason only with
+    `short=False`: the run panel and the log have the room for it)."""
+    out = []
+    for key, value in schedule:
+        if key == "phase":
+            names = list(STAGES)
+            k = names.index(value) + 1 if value in STAGES else 0
+            label = STAGES.get(value, value)
+            out.append(f"stage {k}/{len(names)} {label}" if k else f"stage {label}")
+        elif key == "S amplitude":
+            out.append(f"S amplitude {value} of 1")
+        elif key == "restarts" and short:
+            out.append(f"restarts {value.split(' ', 1)[0]}")
+        elif key == "validation MSE":
+            out.append(f"validation MSE: {value}")
+        else:
+            out.append(f"{key} {value}")
+    return out
+
+
+def run_settings(
+    config: RunConfig, backend: str, defaults: dict[str, Any], *, short: bool = False
+) -> list[str]:
+    """The run's settings as items for the run panel: method, seed, lr, the epochs cap,
+    the signal's duration and phase scale, the -O options that differ from the method's
+    defaults (`defaults`; none when none differ), and the backend that trains. `short`:
+    the one-line form (the backend beside the method)."""
+    changed = {k: v for k, v in config.options.items() if defaults.get(k, object()) != v}
+    options = " ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    if short:
+        items = [
+            f"{config.method} ({backend})",
+            f"seed {config.torch_seed}",
+            f"lr {config.lr:g}",
+            f"≤{config.epochs} epochs",
+            f"{config.duration:g} s",
+            f"phase scale {config.phase_scale:g}",
+        ]
+        return items + ([f"-O {options}"] if options else [])
+    return [
+        f"method {config.method}",
+        f"seed {config.torch_seed}",
+        f"lr {config.lr:g}",
+        f"epochs ≤ {config.epochs}",
+        f"duration {config.duration:g} s",
+        f"phase scale {config.phase_scale:g}",
+        *([f"-O {options}"] if options else []),
+        f"backend {backend}",
+    ]

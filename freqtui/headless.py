@@ -64,6 +64,8 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
                 flush=True,
             )
         print(f"session {run.run_id}: snapshots in {where}", flush=True)
+        if run.origin:  # a models/ file: continued in a new session, itself never written
+            print(run.origin, flush=True)
         tty = sys.stdout.isatty()
         progress = _RichProgress(view) if tty else None
         run.start()

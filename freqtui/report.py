@@ -27,6 +27,11 @@ DIAGNOSTICS = "diagnostics_test_oscillator.png"
 METRICS = "metrics.json"
 FIGURES = (GRAPH1, GRAPH2, GRAPH2_ZOOM, DIAGNOSTICS)
 COLORS = ("tab:red", "tab:green", "tab:blue", "tab:purple", "tab:orange", "tab:brown")
+# each frequency's curve has a marker and a line style of its own as well as a colour
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (1, 1)))
+MARKS_PER_CURVE = 16  # markers on each curve (not on every point: they would hide it)
+ZOOM_S = 1.0  # the second page of Graph 2: the first second, where 5 and 7 Hz can be read
 
 
 def write_report(path: Path, out: Path) -> list[Path]:
@@ -41,7 +46,7 @@ def write_report(path: Path, out: Path) -> list[Path]:
     figures = {
         GRAPH1: graph1(test, result),
         GRAPH2: graph2(test, result),
-        GRAPH2_ZOOM: graph2(test, result, seconds=1.0),
+        GRAPH2_ZOOM: graph2(test, result, seconds=ZOOM_S),
         DIAGNOSTICS: diagnostics(test, result),
     }
     metrics = eval_json(path, config, result, weights_note(obj))
@@ -55,6 +60,12 @@ def write_report(path: Path, out: Path) -> list[Path]:
     except OSError as exc:
         raise FreqtuiError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     return written
+
+
+def _duration(test: SignalSet) -> float:
+    """The signal's real length in seconds (N samples at fs)."""
+    dt = float(test.t[1] - test.t[0]) if test.n_samples > 1 else 1.0
+    return round(test.n_samples * dt, 9)
 
 
 def _figure():
@@ -126,7 +137,26 @@ def _legend(ax) -> None:
         handle.set_alpha(1.0)
 
 
+def graph2_title(duration: float, seconds: float | None = None) -> str:
+    """Graph 2's title from the signal's real duration: the whole of it, or its first
+    `seconds`; a signal no longer than those makes the second page the same as the first,
+    and the title says so."""
+    head = "Graph 2 - test set, every frequency: target vs model output (frozen weights)"
+    if seconds is None:
+        return f"{head}, the whole {duration:g} s"
+    if seconds < duration:
+        return f"{head}, first {seconds:g} s (the whole {duration:g} s on {GRAPH2})"
+    return (
+        f"{head}, the whole {duration:g} s\n(the signal is no longer than {seconds:g} s: "
+        f"this page is the same as {GRAPH2})"
+    )
+
+
 def graph2(test: SignalSet, result: FrozenEval, seconds: float | None = None) -> bytes:
+    return _png(graph2_figure(test, result, seconds))
+
+
+def graph2_figure(test: SignalSet, result: FrozenEval, seconds: float | None = None):
     """Graph 2 (SPEC §3): one panel per frequency, test set, target vs output; with
     `seconds`, only the first ones (the second page, where 5 and 7 Hz can be read)."""
     plt = _figure()
@@ -146,15 +176,17 @@ def graph2(test: SignalSet, result: FrozenEval, seconds: float | None = None) ->
     axes[-1, 0].set_xlabel("t (s)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, markerscale=6, fontsize=8)
-    span = "" if seconds is None else f", first {seconds:g} s (the whole 10 s on the first page)"
-    fig.suptitle(
-        f"Graph 2 - test set, every frequency: target vs model output (frozen weights){span}"
-    )
+    duration = _duration(test)
+    fig.suptitle(graph2_title(duration, seconds), fontsize=10)
     fig.tight_layout(rect=(0, 0.035, 1, 1))
-    return _png(fig)
+    return fig
 
 
 def diagnostics(test: SignalSet, result: FrozenEval) -> bytes:
+    return _png(diagnostics_figure(test, result))
+
+
+def diagnostics_figure(test: SignalSet, result: FrozenEval):
     """The oscillator's diagnostics on the test set, per frequency over time t: the frozen
     squared error, and the phase and amplitude of the output against the target's
     (sliding-window projection on sin/cos, engine.evaluation.oscillator_diagnostics)."""
@@ -166,15 +198,27 @@ def diagnostics(test: SignalSet, result: FrozenEval) -> bytes:
         (d.phase_error_deg, "phase error (degrees)\noutput minus target"),
         (d.amplitude_error, "amplitude error\noutput minus 1"),
     )
+    duration = _duration(test)
     for ax, (values, label) in zip(axes, rows, strict=True):
         for i, f in enumerate(test.frequencies):
             mse = result.test.per_block[i]
+            name = f"f{i + 1} = {f:g} Hz (frozen MSE {mse:.4f})"
+            t, v = d.t[i], values[i]
+            if np.ptp(t) == 0:
+                # its window (whole periods, at least 0.2 s) is the whole signal: one
+                # value, drawn as one marker and said so, not a curve of no length
+                t, v = t[:1], v[:1]
+                name += f": one window, the whole {duration:g} s"
             ax.plot(
-                d.t[i],
-                values[i],
+                t,
+                v,
                 color=COLORS[i % len(COLORS)],
+                ls=LINESTYLES[i % len(LINESTYLES)],
+                marker=MARKERS[i % len(MARKERS)],
+                markevery=max(1, len(t) // MARKS_PER_CURVE),
+                ms=4,
                 lw=1.1,
-                label=f"f{i + 1} = {f:g} Hz (frozen MSE {mse:.4f})",
+                label=name,
             )
         ax.set_ylabel(label, fontsize=9)
         ax.grid(alpha=0.25)
@@ -202,4 +246,4 @@ def diagnostics(test: SignalSet, result: FrozenEval) -> bytes:
         "(windows of whole periods, at least 0.2 s)"
     )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return _png(fig)
+    return fig

@@ -1,7 +1,7 @@
 """Loss: one table per frequency (and overall) that puts side by side the online loss
 (weights moving: its trend, its smoothed value now, the mean of the last epoch) and the
-frozen MSE (weights fixed) on train and test of the last evaluation, with the 0.5 of
-predicting zero as a row of its own.
+frozen MSE (weights fixed) on train and test of one evaluation, stamped under the table with
+the weights it is from (epoch and row), with the 0.5 of predicting zero as a row of its own.
 
 The trends are sparklines on one shared scale (logarithmic when the values span more
 than a decade and a half), its min and max written under them: a flat series draws flat,
@@ -18,7 +18,7 @@ from textual.widget import Widget
 
 from engine.config import RunConfig
 from engine.history import EvalRecord
-from freqtui.format import fmt_loss
+from freqtui.format import fmt_loss, stamp
 
 MAX_POINTS = 600  # a trace is thinned (every other point kept) beyond this
 LEVELS = "▁▂▃▄▅▆▇█"
@@ -63,11 +63,10 @@ class Scale:
         x = (self._f(v) - self._f(self.lo)) / span
         return min(7, max(0, round(x * 7)))
 
-    def describe(self) -> str:
+    def describe(self, short: bool = False) -> str:
         kind = "log" if self.log else "linear"
-        return (
-            f"{LEVELS[0]} {fmt_loss(self.lo)}  {LEVELS[-1]} {fmt_loss(self.hi)}  ({kind}, shared)"
-        )
+        ends = f"{LEVELS[0]} {fmt_loss(self.lo)}  {LEVELS[-1]} {fmt_loss(self.hi)}"
+        return f"{ends} {kind}" if short else f"{ends}  ({kind}, shared)"
 
 
 def resample(values: list[float], width: int) -> list[float]:
@@ -95,9 +94,10 @@ class LossPanel(Widget):
 
     DEFAULT_CSS = f"LossPanel {{ height: {ROWS + 2}; }}"
 
-    def __init__(self, config: RunConfig, **kw) -> None:
+    def __init__(self, config: RunConfig, rows_per_epoch: int | None = None, **kw) -> None:
         super().__init__(**kw)
         self.config = config
+        self.rows_per_epoch = rows_per_epoch  # to stamp an epoch's end as its last row
         nb = config.n_blocks
         self.overall = Trace()
         self.by_block = [Trace() for _ in range(nb)]
@@ -105,6 +105,10 @@ class LossPanel(Widget):
         self.epoch_mean: list[float | None] = [None] * (nb + 1)
         self.epoch_label = ""
         self.evals: list[EvalRecord] = []
+        # the evaluation the frozen columns show, and which weights it is from: the newest
+        # recorded one, or the saved weights of a resumed run evaluated when it opened
+        self.shown: EvalRecord | None = None
+        self.shown_label = ""
 
     def on_mount(self) -> None:
         self.border_title = "loss per frequency"
@@ -129,6 +133,12 @@ class LossPanel(Widget):
 
     def add_eval(self, entry: EvalRecord) -> None:
         self.evals.append(entry)
+        self.show_eval(entry)
+
+    def show_eval(self, entry: EvalRecord, label: str | None = None) -> None:
+        """The frozen columns show `entry`, stamped with the weights it is from."""
+        self.shown = entry
+        self.shown_label = label or stamp(entry.epoch, entry.row, self.rows_per_epoch)
         self.refresh()
 
     def load_history(
@@ -145,6 +155,8 @@ class LossPanel(Widget):
                 self.by_block[block].add(loss)
                 self.now[block + 1] = loss
         self.evals = list(evals)
+        if self.evals:
+            self.show_eval(self.evals[-1])
         for epoch, mean, by_block in epochs:
             self.add_epoch(epoch, mean, by_block)
         self.refresh()
@@ -157,7 +169,7 @@ class LossPanel(Widget):
         """The table, fitted to `width` cells."""
         cfg = self.config
         spark_w = max(MIN_SPARK, width - NAME_W - 4 * NUM_W)
-        last = self.evals[-1] if self.evals else None
+        last = self.shown
         online_head = "online loss (weights moving)"
         frozen_head = "frozen MSE (weights fixed)"
         left_w = NAME_W + spark_w + 2 * NUM_W
@@ -165,14 +177,12 @@ class LossPanel(Widget):
             frozen_head = "frozen MSE"
         head1 = Text(" " * NAME_W + online_head.ljust(left_w - NAME_W), style="bold")
         head1 += Text("│" + frozen_head.rjust(2 * NUM_W - 1), style="bold")
-        at = f"frozen at e{last.epoch} r{last.row:,}" if last else ""
-        if self.epoch_label:
-            at = f"epoch = {self.epoch_label} mean" + (f", {at}" if at else "")
+        at = f"frozen at {self.shown_label}" if last else ""
         head2 = Text(
             " " * NAME_W
             + "trend (EMA)".ljust(spark_w)
             + "now".rjust(NUM_W)
-            + "epoch".rjust(NUM_W)
+            + self._epoch_head().rjust(NUM_W)
             + "│"
             + "train".rjust(NUM_W - 1)
             + "test".rjust(NUM_W),
@@ -208,11 +218,11 @@ class LossPanel(Widget):
         )
         out.append(zero)
         if any(t.values for t in traces):
-            foot = "scale " + scale.describe()
+            foots = ["scale " + scale.describe(), "scale " + scale.describe(short=True), ""]
         else:
-            foot = "trend: waiting for the first rows"
-        if len(foot) + len(at) + 1 > width:  # the scale first; where it stands if room
-            at = ""
+            foots = ["trend: waiting for the first rows", ""]
+        # which weights the frozen columns are from comes first; the scale in what is left
+        foot = next(f for f in foots if len(f) + len(at) + 1 <= width or not f)
         foot_line = Text(foot.ljust(width - len(at)), style="dim")
         foot_line += Text(at, style="dim")
         out.append(foot_line)
@@ -222,6 +232,13 @@ class LossPanel(Widget):
 
     def render(self) -> Text:
         return Text("\n").join(self.lines(max(20, self.size.width)))
+
+    def _epoch_head(self) -> str:
+        """The epoch column's head: which epoch its means are of, in what fits."""
+        label = self.epoch_label
+        if not label:
+            return "epoch"
+        return next(h for h in (f"{label} mean", f"{label} avg", label) if len(h) < NUM_W)
 
 
 def _frozen(v: float, width: int) -> Text:

@@ -32,10 +32,10 @@ from textual_plotext import PlotextPlot
 
 from engine import events as ev
 from engine.config import RunConfig
-from engine.evaluation import OscillatorDiagnostics, mse_of, oscillator_diagnostics
+from engine.evaluation import OscillatorDiagnostics, oscillator_diagnostics
 from engine.history import EvalRecord
 from engine.signals import test_set
-from freqtui.format import fmt_loss, fmt_tick
+from freqtui.format import fmt_loss, fmt_tick, stamp
 
 LIVE_HZ = 1.0
 # frozen evaluations can come every second (fused backend: ~1 s epochs); each redraw of
@@ -46,6 +46,12 @@ WINDOW_S = 2.0  # seconds of the test set drawn (the whole 10 s is too dense for
 MAX_POINTS = 400  # points per series handed to plotext
 LIVE_POINTS = 200  # the live plot is rebuilt often: fewer points, less UI-thread time
 BLOCK_COLORS = ("red", "green", "cyan", "yellow", "blue", "magenta")
+# each frequency's line has a marker of its own as well as a colour (and the legend shows
+# it): told apart on a terminal without colour, or by eyes that do not tell red from green
+BLOCK_MARKERS = ("•", "+", "x", "*", "o", "#")
+# the model's output in quarter blocks (plotext "hd"), the target a braille line: told
+# apart by their glyphs, not only by red and green (S, in Graph 1, is a grey •)
+OUTPUT_MARKER, OUTPUT_MARK = "hd", "▚"
 LOG_RATIO = 30.0  # the history plot's y axis is logarithmic above this max/min ratio
 ZERO_MSE = 0.5
 PLOT_TABS = ("tab-freq", "tab-osc", "tab-history", "tab-live", "tab-graph1")
@@ -132,9 +138,10 @@ class PlotsPanel(Vertical):
     PlotsPanel #osc-plots PlotextPlot { height: 1fr; }
     """
 
-    def __init__(self, config: RunConfig, **kw) -> None:
+    def __init__(self, config: RunConfig, rows_per_epoch: int | None = None, **kw) -> None:
         super().__init__(**kw)
         self.config = config
+        self.rows_per_epoch = rows_per_epoch  # to stamp an epoch's end as its last row
         test = test_set(config)
         self.test = test
         self.dt = 1.0 / config.fs
@@ -144,7 +151,8 @@ class PlotsPanel(Vertical):
         self.S = test.S[:n]
         self.outputs: np.ndarray | None = None  # (F, n) of the latest frozen evaluation
         self.diagnostics: OscillatorDiagnostics | None = None
-        self.eval_label = ""
+        self.eval_label = ""  # which weights the frozen plots are from: "e3 r40,000"
+        self.shown: EvalRecord | None = None  # the evaluation they show
         self.per_block: tuple[float, ...] = ()
         self.focus_block: int | None = None  # None = all four
         self.graph1_block = min(1, config.n_blocks - 1)  # f2, as the spec draws it
@@ -159,40 +167,38 @@ class PlotsPanel(Vertical):
         self._frozen_drawn_at = -math.inf
         self.osc_index = 0  # the diagnostic shown when there is room for one only
         self._osc_drawn_compact = False
+        self._history_drawn_width = 0
         self.redraws = {"freq": 0, "live": 0, "graph1": 0, "osc": 0, "history": 0}
 
     def compose(self) -> ComposeResult:
         blocks = [
-            (f"f{i + 1} {f:g} Hz", BLOCK_COLORS[i % len(BLOCK_COLORS)])
-            for i, f in enumerate(self.config.frequencies)
+            (
+                BLOCK_MARKERS[i % len(BLOCK_MARKERS)],
+                BLOCK_COLORS[i % len(BLOCK_COLORS)],
+                f"f{i + 1}",
+            )
+            for i in range(self.config.n_blocks)
         ]
         with TabbedContent(id="plot-tabs"):
             with TabPane("frozen", id="tab-freq"):
                 with Grid(id="freq-grid"):
                     for i in range(self.config.n_blocks):
                         yield PlotextPlot(id=f"freq-{i}")
-                yield Static(
-                    legend(
-                        ("━", "green", "target"),
-                        ("⠶", "red", "output, weights fixed"),
-                        ("", "", "test set, t in s"),
-                    ),
-                    classes="legend",
-                )
+                yield Static(self._frozen_legend(), id="freq-legend", classes="legend")
             with TabPane("oscillator", id="tab-osc"):
                 with Vertical(id="osc-plots"):
                     yield PlotextPlot(id="osc-err")
                     yield PlotextPlot(id="osc-phase")
                     yield PlotextPlot(id="osc-amp")
                 yield Static(
-                    legend(*(("━", c, name) for name, c in blocks), ("", "", "t in s")),
+                    legend(*blocks, ("", "", "t in s")),
                     classes="legend",
                 )
             with TabPane("history", id="tab-history"):
                 yield PlotextPlot(id="history")
                 yield Static(
                     legend(
-                        ("━", "cyan", "online loss (moving)"),
+                        ("━", "cyan", "online (moving)"),
                         ("o", "red", "frozen test"),
                         ("x", "green", "frozen train"),
                         ("─", "yellow", "0.5"),
@@ -204,7 +210,7 @@ class PlotsPanel(Vertical):
                 yield Static(
                     legend(
                         ("━", "green", "target"),
-                        ("⠶", "red", "output while training (before each update)"),
+                        (OUTPUT_MARK, "red", "output while training (before each update)"),
                     ),
                     classes="legend",
                 )
@@ -213,8 +219,8 @@ class PlotsPanel(Vertical):
                 yield Static(
                     legend(
                         ("━", "green", "target"),
-                        ("⠶", "red", "output, weights fixed"),
-                        ("·", "grey50", "S"),
+                        (OUTPUT_MARK, "red", "output, weights fixed"),
+                        ("•", "grey50", "S"),
                         ("", "", "t in s"),
                     ),
                     classes="legend",
@@ -238,23 +244,24 @@ class PlotsPanel(Vertical):
         if e.test_outputs is None:
             return
         r = e.record
-        self._set_outputs(np.asarray(e.test_outputs), f"e{r.epoch} r{r.row:,}", r.test.per_block)
+        self._set_outputs(np.asarray(e.test_outputs), r, stamp(r.epoch, r.row, self.rows_per_epoch))
 
-    def set_past_outputs(self, outputs: np.ndarray, label: str) -> None:
-        """A resumed run's outputs (its saved weights, evaluated frozen on the test set)
-        until a new evaluation comes; their MSE is computed here, since the weights may
-        have trained past the last recorded evaluation."""
+    def set_past_outputs(self, outputs: np.ndarray, record: EvalRecord, label: str) -> None:
+        """A resumed run's saved weights, evaluated frozen when it opened (the loss table
+        shows the same evaluation, `record`), until a new evaluation comes."""
         if self.outputs is not None:
             return  # a new evaluation came first
-        outputs = np.asarray(outputs)
-        self._set_outputs(outputs, label, mse_of(outputs, self.test).per_block)
+        self._set_outputs(np.asarray(outputs), record, label)
+        self._history_dirty = True
         self._maybe_draw_frozen()
 
-    def _set_outputs(self, outputs: np.ndarray, label: str, per_block: tuple[float, ...]) -> None:
+    def _set_outputs(self, outputs: np.ndarray, record: EvalRecord, label: str) -> None:
         self.diagnostics = oscillator_diagnostics(outputs, self.test)
         self.outputs = outputs[:, : len(self.t)]
         self.eval_label = label
-        self.per_block = per_block
+        self.shown = record
+        self.per_block = record.test.per_block
+        self.query_one("#freq-legend", Static).update(self._frozen_legend())
         self._frozen_dirty = True
         if time.monotonic() - self._frozen_drawn_at >= FROZEN_EVERY_S:
             self._maybe_draw_frozen()  # else the timer draws the newest one shortly
@@ -331,6 +338,8 @@ class PlotsPanel(Vertical):
         self._show_osc()
         if self.compact != self._osc_drawn_compact:
             self._draw_osc()  # the titles and time axes depend on it
+        if self.size.width != self._history_drawn_width:
+            self._history_dirty = True  # its title is fitted to the width
 
     def _show_osc(self) -> None:
         for k, key in enumerate(OSC_PLOTS):
@@ -350,6 +359,14 @@ class PlotsPanel(Vertical):
         return False
 
     # ---- drawing ---------------------------------------------------------------------
+    def _frozen_legend(self) -> Text:
+        # which weights every number and curve of the tab is from
+        return legend(
+            ("━", "green", "target"),
+            (OUTPUT_MARK, "red", "output (frozen)"),
+            ("", "", self.eval_label or "t in s"),
+        )
+
     def _time_axis(self, plt, t0: float, t1: float) -> None:
         ticks, labels = time_ticks(t0, t1)
         plt.xticks(ticks, labels)
@@ -366,8 +383,8 @@ class PlotsPanel(Vertical):
                     plt.title(f"f{i + 1} {f:g} Hz: no frozen eval yet")
                 else:
                     (out,) = _thin(self.outputs[i], points=n)
-                    plt.scatter(t, out, marker="braille", color="red")
-                    plt.title(f"f{i + 1} {f:g} Hz  frozen MSE {fmt_loss(self.per_block[i])}")
+                    plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
+                    plt.title(f"f{i + 1} {f:g} Hz  test MSE {fmt_loss(self.per_block[i])}")
                 plt.plot(t, target, marker="braille", color="green")  # over the dots
                 self._time_axis(plt, float(self.t[0]), float(self.t[-1]))
 
@@ -382,7 +399,7 @@ class PlotsPanel(Vertical):
             plt.scatter(t, S, marker="dot", color="gray")
             if self.outputs is not None:
                 (out,) = _thin(self.outputs[b], points=n)
-                plt.scatter(t, out, marker="braille", color="red")
+                plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
             plt.plot(t, target, marker="braille", color="green")  # over the dots
             if self.outputs is None:
                 plt.title(f"{name}: no frozen eval yet")
@@ -416,7 +433,7 @@ class PlotsPanel(Vertical):
                     plt.plot(
                         d.t[i].tolist(),
                         values[i].tolist(),
-                        marker="braille",
+                        marker=BLOCK_MARKERS[i % len(BLOCK_MARKERS)],
                         color=BLOCK_COLORS[i % len(BLOCK_COLORS)],
                     )
                 if key in ("osc-phase", "osc-amp"):
@@ -448,6 +465,7 @@ class PlotsPanel(Vertical):
 
     def _draw_history(self) -> None:
         self.redraws["history"] += 1
+        self._history_drawn_width = self.size.width
         plot = self.query_one("#history", PlotextPlot)
         plt = plot.plt
         plt.clear_figure()
@@ -481,9 +499,22 @@ class PlotsPanel(Vertical):
             decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
             yt = [10.0**k for k in decades if lo <= 10.0**k <= hi] + [ZERO_MSE]
             plt.yticks(yt, [fmt_loss(v) for v in yt])
-        last = self.evals[-1] if self.evals else None
-        tail = f", last frozen test {fmt_loss(last.test.overall)}" if last else ""
-        plt.title(f"loss vs rows trained, one {'log' if log else 'linear'} y scale{tail}")
+        last, at = self.shown, self.eval_label
+        if last is None and self.evals:
+            last = self.evals[-1]
+            at = stamp(last.epoch, last.row, self.rows_per_epoch)
+        tail = f"frozen test {fmt_loss(last.test.overall)} at {at}" if last else ""
+        kind = "log" if log else "linear"
+        # plotext leaves out a title wider than the plot: the longest that fits, the stamp
+        # of the frozen number kept to the last
+        titles = [
+            f"loss vs rows trained, one {kind} y scale" + (f", {tail}" if tail else ""),
+            f"loss vs rows, {kind} y" + (f"; {tail}" if tail else ""),
+            tail or f"loss vs rows, {kind} y",
+        ]
+        # the panel's width (the plot's own is 0 while its tab is hidden)
+        room = (self.size.width or self.app.size.width) - 4
+        plt.title(next((t for t in titles if len(t) <= room), titles[-1]))
         plot.refresh()
 
     def _maybe_draw_live(self) -> None:
@@ -507,7 +538,7 @@ class PlotsPanel(Vertical):
             t, target, out = (np.array(v) for v in zip(*self.live, strict=True))
             run = segments(t, self.dt)[-1]  # the newest run of neighbouring rows
             t, target, out = _thin(t[run], target[run], out[run], points=LIVE_POINTS)
-            plt.scatter(t, out, marker="braille", color="red")
+            plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
             plt.plot(t, target, marker="braille", color="green")  # over the dots
             b = self.live_block
             f = self.config.frequencies[b]

@@ -1,6 +1,8 @@
-"""Status: method, epoch, row and frequency block (or "all blocks" when every step trains
-them together), the method's schedule (horizon, S amplitude, learning rate ...), rows/s,
-elapsed, ETA, and the run state. Items that do not fit are left out whole, never cut."""
+"""Status: the run state, method, epoch, row (rows done in this epoch) and frequency block
+(or "all blocks" when every step trains them together), elapsed; then the progress of the
+epoch and of the whole run, each named (with bars where they fit), the method's schedule
+in the console's words (format.schedule_items), rows/s and the whole run's ETA. Items that
+do not fit are left out whole, never cut."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from textual.widget import Widget
 
 from engine import events as ev
 from engine.config import RunConfig
-from freqtui.format import fmt_seconds
+from freqtui.format import fmt_seconds, position, run_fraction, schedule_items
 from freqtui.widgets.gauge import bar
 
 STATE_STYLES = {
@@ -24,17 +26,22 @@ STATE_STYLES = {
     "stopped": "bold white on grey30",
     "failed": "bold white on red",
 }
+BAR_MIN, BAR_MAX = 6, 30  # cells of each progress bar
+# the schedule's items on a narrow status line: the stage and what it feeds first
+SCHEDULE_PRIORITY = {"phase": 9, "S amplitude": 8, "polish": 8, "horizon": 7, "slide": 7}
 
 
-def fit(items: list[tuple[int, Text]], width: int, sep: str = "  ") -> Text:
-    """The items (priority, text) that fit in `width`, kept whole and in their order;
-    the lowest priorities are dropped first."""
-    keep = set(range(len(items)))
-    for k in sorted(range(len(items)), key=lambda k: items[k][0]):
-        total = sum(len(items[j][1]) for j in keep) + len(sep) * (len(keep) - 1)
-        if total <= width:
-            break
-        keep.discard(k)
+def fit(items: list[tuple[float, Text]], width: int, sep: str = "  ") -> Text:
+    """The items (priority, text) that fit in `width`, kept whole and in their order:
+    taken highest priority first, each one that still fits (a long one left out does not
+    keep a shorter, lower one out)."""
+    keep: set[int] = set()
+    used = 0
+    for k in sorted(range(len(items)), key=lambda k: -items[k][0]):
+        need = len(items[k][1]) + (len(sep) if keep else 0)
+        if used + need <= width:
+            keep.add(k)
+            used += need
     out = Text()
     for j in sorted(keep):
         if out.plain:
@@ -85,6 +92,7 @@ class StatusBar(Widget):
     def set_stats(self, stats: ev.StepStats) -> None:
         self.stats = stats
         self.epoch, self.row, self.epochs = stats.epoch, stats.row, stats.epochs
+        self.rows_per_epoch = stats.rows_per_epoch
         self.schedule = stats.schedule
         self.blocks_together = stats.blocks_together
         self.refresh()
@@ -92,34 +100,52 @@ class StatusBar(Widget):
     def render(self) -> Text:
         cfg, s = self.config, self.stats
         width = max(20, self.size.width)
+        epochs, per_epoch = self.epochs, self.rows_per_epoch
+        epoch, row = position(self.epoch, self.row, epochs, per_epoch)
         if self.blocks_together:
             where = "all blocks"
         else:
             n = cfg.n_samples
-            block = min(self.row // n, cfg.n_blocks - 1) if s is None else s.block
+            block = min(row // n, cfg.n_blocks - 1) if s is None else s.block
             where = f"block f{block + 1} = {cfg.frequencies[block]:g} Hz"
-        epochs = self.epochs
         line1 = fit(
             [
                 (9, Text(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, "reverse"))),
-                (5, Text(f"{cfg.method} ({self.backend})")),
-                (8, Text(f"epoch {min(self.epoch, epochs)}/{epochs}")),
-                (7, Text(f"row {self.row:,}/{self.rows_per_epoch:,}")),
+                (3, Text(f"{cfg.method} ({self.backend})")),  # the run panel has it too
+                (8, Text(f"epoch {epoch}/{epochs}")),
+                (7, Text(f"row {row:,}/{per_epoch:,}")),
                 (6, Text(where)),
                 (2, Text(f"elapsed {fmt_seconds(s.elapsed_s)}" if s else "elapsed -")),
+                (6.5, Text(f"run ETA {fmt_seconds(s.eta_s) if s else '-'}")),
             ],
             width - 1,
         )
-        rate = f"{s.rows_per_s:,.0f} rows/s" if s else "- rows/s"
-        eta = f"ETA {fmt_seconds(s.eta_s)}" if s else "ETA -"
+        # two progress figures, each named: this epoch's rows, and the whole run's
+        epoch_frac = row / max(1, per_epoch)
+        run_frac = run_fraction(self.epoch, self.row, epochs, per_epoch)
+        progress = [("epoch", epoch_frac), ("run", run_frac)]
         items: list[tuple[int, Text]] = [
-            (9 - k, Text(f"{k_}: {v}" if k_ == "validation MSE" else f"{k_} {v}", style="magenta"))
-            for k, (k_, v) in enumerate(self.schedule)
+            (10, Text(f"{name} {frac:.0%}", style="bold")) for name, frac in progress
         ]
-        items += [(8, Text(rate)), (7, Text(eta))]
+        items += [
+            (SCHEDULE_PRIORITY.get(key, 6), Text(words, style="magenta"))
+            for (key, _), words in zip(self.schedule, schedule_items(self.schedule), strict=True)
+        ]
+        items.append((4, Text(f"{s.rows_per_s:,.0f} rows/s" if s else "- rows/s")))
         line2 = fit(items, width - 1)
-        room = width - 1 - len(line2) - 2
-        if room >= 8:  # the epoch's progress as a bar in what is left
-            frac = self.row / max(1, self.rows_per_epoch)
-            line2 = bar(frac, room, "blue") + Text("  ") + line2
+        room = width - 1 - len(line2) - 2 * (len(progress) + 1)
+        if room >= 2 * BAR_MIN:  # bars in what is left, each beside its own figure
+            w = min(BAR_MAX, room // 2)
+            for (name, frac), color in zip(progress, ("blue", "green"), strict=True):
+                label = f"{name} {frac:.0%}"
+                line2 = _with_bar(line2, label, bar(frac, w, color))
         return Text(" ") + line1 + Text("\n ") + line2
+
+
+def _with_bar(line: Text, label: str, gauge: Text) -> Text:
+    """`line` with `gauge` put right after the first `label` in it."""
+    at = line.plain.find(label)
+    if at < 0:
+        return line
+    cut = at + len(label)
+    return line[:cut] + Text(" ") + gauge + line[cut:]

@@ -69,6 +69,7 @@ def clock_events(config, rows_per_epoch: int) -> list[ev.Event]:
     for k, (h, amp, lr) in enumerate(((500, 0.0, 3e-3), (750, 0.0, 2e-3), (1000, 0.3, 1.5e-3))):
         horizon = min(config.n_samples, h)
         sched = (
+            ("phase", "S" if amp > 0 else "horizon"),
             ("horizon", f"{horizon:,} rows"),
             ("S amplitude", f"{amp:.2g}"),
             ("lr", f"{lr:.2e}"),

@@ -200,8 +200,13 @@ async def test_the_clock_status_says_all_blocks_and_shows_its_schedule(make_app)
         await pilot.pause()
         text = app.query_one(StatusBar).render().plain
         assert "all blocks" in text and "block f" not in text
-        assert "horizon 1,500 rows" in text and "S amplitude 0.3" in text and "lr 2.00e-03" in text
+        assert "horizon 1,500 rows" in text and "S amplitude 0.3 of 1" in text
         assert any(m.startswith("schedule: horizon 1,500 rows") for m in app.event_log.messages)
+        # the whole schedule (the lr too, which gives way on the status line at 80 columns)
+        # is in the run panel, opened by r
+        await pilot.press("r")
+        panel = "\n".join(line.plain for line in app.run_panel.lines(78))
+        assert "now horizon 1,500 rows · S amplitude 0.3 of 1 · lr 2.00e-03" in panel
         await pilot.press("q")
 
 
