@@ -1,13 +1,14 @@
 """RunConfig: the task's and the model's defaults (SPEC §1-2), and the register where
 each training method files its own defaults (lr, clip, epochs) and options.
 
-This module imports no trainer: `engine.training` registers every method when the
+This module imports no trainer: `engine.methods` registers every method when the
 `engine` package loads, so a RunConfig always finds its method's defaults here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,11 +63,9 @@ def registered_methods() -> list[MethodDefaults]:
 
 
 def _default_backend() -> str:
-    try:  # the fused backend needs numba; without it the torch reference still works
-        import numba  # noqa: F401
-    except ImportError:
-        return "torch"
-    return "fused"
+    # the fused backend needs numba; without it the torch reference still works. Found,
+    # not imported: a RunConfig (and `freqtui --help`) must not wait for numba to load
+    return "fused" if importlib.util.find_spec("numba") is not None else "torch"
 
 
 @dataclass(frozen=True)

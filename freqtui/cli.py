@@ -24,16 +24,18 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, registered_methods
 from engine.errors import FreqtuiError
-from engine.run import AUTOSAVE_MIN_ROWS, RESUMABLE_CHANGES, TrainingRun
-from engine.sessions import list_sessions, read_snapshot, resolve, sessions_dir
+from engine.sessions import AUTOSAVE_MIN_ROWS, list_sessions, read_snapshot, resolve, sessions_dir
 from freqtui import __version__
 from freqtui import serve as serve_defaults  # its defaults; textual-serve loads on use
 from freqtui.format import eval_json, eval_table, sessions_table
 from freqtui.sweep import CONNECT_TIMEOUT_S, SNAPSHOT_EVERY_S
+
+if TYPE_CHECKING:  # torch, numba and textual load only in the commands that use them
+    from engine.run import TrainingRun
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,6 +205,8 @@ def resumed_run(
 ) -> TrainingRun:
     """`TrainingRun.resume` with the command line's flags: a flag that would change the
     science of the saved run is refused, naming it; --epochs may grow."""
+    from engine.run import RESUMABLE_CHANGES, TrainingRun
+
     path = resolve(id_or_path, sessions_dir(root))
     config = read_snapshot(path)["config"]
     for field in FIELDS:
@@ -462,6 +466,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(methods_text())
         return 0
     config = config_from(args)  # bad flags fail here, before the console opens
+    from engine.run import TrainingRun
+
     root = getattr(args, "sessions", None)
     resume = getattr(args, "resume", None)
     if resume:
@@ -519,11 +525,12 @@ def resolve_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.evaluation import evaluate
     from engine.files import model_from, read_file, weights_note
 
     path = resolve_path(args)
-    obj = read_file(path)
+    obj = read_file(path)  # a file refused before torch.load is refused without torch
+    from engine.evaluation import evaluate
+
     config, model = obj["config"], model_from(path, obj)
     result = evaluate(model, config)
     note = weights_note(obj)

@@ -1,13 +1,14 @@
 """Training methods, one module each, all sharing the contract in `base.py`; fused
 kernels in `kernels/`.
 
-Importing this package files every method's defaults and options with engine/config.py
-(`engine/__init__.py` imports it, so a RunConfig always finds them).
+Each method's description, defaults and options are declared in engine/methods.py
+(torch-free, filed with engine/config.py when the `engine` package loads); this package
+holds the trainers that run them.
 """
 
 from __future__ import annotations
 
-from engine.config import RunConfig, register_method
+from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.model import FrequencyLSTM
 from engine.signals import SignalSet
@@ -20,8 +21,6 @@ from engine.training.tbptt import TbpttTrainer
 _METHODS: dict[str, type[Trainer]] = {
     cls.method: cls for cls in (HandoffTrainer, TbpttTrainer, ClockTrainer)
 }
-for _cls in _METHODS.values():
-    register_method(_cls.registration())
 
 
 def method_names() -> list[str]:

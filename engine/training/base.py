@@ -9,10 +9,10 @@ building, `prepare()` and the state check; the model's weights belong to the mod
 `state_dict()`: tensors and plain Python values only, so a snapshot loads with
 `torch.load(weights_only=True)`.
 
-A method declares, once, on its class: `method`, `description`, `DEFAULTS` (lr, clip,
-epochs), `OPTIONS` (`-O KEY=VALUE` and their defaults) and `BACKENDS`. To add one:
-subclass `Trainer` and list its module in `engine/training/__init__.py`, which files
-those declarations with engine/config.py.
+A method declares, once, in engine/methods.py (torch-free): its description, its lr,
+clip and epochs, its `-O` options and their defaults, its backends and its option check.
+To add one: declare it there, subclass `Trainer` (its `method` the declared name) and
+list its module in `engine/training/__init__.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from engine import events as ev
-from engine.config import MethodDefaults, RunConfig
+from engine.config import RunConfig
 from engine.errors import FreqtuiError, TrainingDiverged
 from engine.model import FrequencyLSTM, State
 from engine.signals import SignalSet
@@ -95,13 +95,8 @@ Emit = Callable[[ev.Event], None]
 
 class Trainer(ABC):
     method: ClassVar[str]
-    description: ClassVar[str] = ""
-    # the method's own lr, clip (by total norm; 0 = off) and epochs: RunConfig's defaults
-    DEFAULTS: ClassVar[dict[str, Any]]
-    # a method's options (`-O KEY=VALUE`) and their defaults
+    # a method's options (`-O KEY=VALUE`) and their defaults, as engine/methods.py declares
     OPTIONS: ClassVar[dict[str, Any]] = {}
-    # the backends a method has; asked for another, it trains on torch
-    BACKENDS: ClassVar[tuple[str, ...]] = ("torch",)
     # rows per call in the state check; methods whose state holds a graph inside a chunk
     # (gradients across rows) check at their own update boundary
     check_chunk: ClassVar[int] = 1
@@ -124,20 +119,6 @@ class Trainer(ABC):
         self.h, self.c = model.init_hidden(self._state_streams())
         self.backend = "torch"  # the path that runs; a method with more sets it
         self.backend_note = ""  # why the backend asked for does not run, if it does not
-
-    @classmethod
-    def registration(cls) -> MethodDefaults:
-        """The method as engine/config.py files it."""
-        return MethodDefaults(
-            name=cls.method,
-            description=cls.description,
-            lr=float(cls.DEFAULTS["lr"]),
-            clip=float(cls.DEFAULTS["clip"]),
-            epochs=int(cls.DEFAULTS["epochs"]),
-            options=dict(cls.OPTIONS),
-            backends=cls.BACKENDS,
-            validate=cls.validate_options,
-        )
 
     def _state_streams(self) -> int:
         return self.config.n_blocks if self.state_batch == "blocks" else 1
@@ -173,17 +154,6 @@ class Trainer(ABC):
         """What changes when a resume sets the run's length to `new_epochs`: empty for a
         method whose schedule does not depend on it."""
         return ""
-
-    @classmethod
-    def validate_options(cls, config: RunConfig) -> None:
-        """Raise FreqtuiError for option names this method does not have; methods with
-        options extend this with their own value checks."""
-        unknown = set(config.options) - set(cls.OPTIONS)
-        if unknown:
-            takes = f"it takes: {', '.join(cls.OPTIONS)}" if cls.OPTIONS else "it takes none"
-            raise FreqtuiError(
-                f"method {cls.method!r} has no option {', '.join(sorted(unknown))}; {takes}"
-            )
 
     @property
     def rows_per_epoch(self) -> int:

@@ -54,7 +54,6 @@ nothing here.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -63,6 +62,7 @@ import torch
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.evaluation import frozen_mse
+from engine.methods import CLOCK, clock_options
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import (
     SignalSet,
@@ -80,54 +80,12 @@ PHASES = ("horizon", "S", "polish")
 
 
 class ClockTrainer(Trainer):
-    method = "clock"
-    description = (
-        "full BPTT from t=0 through per-block windows that slide from 3 Hz down to each "
-        "block's frequency and grow to the whole block, then S at full amplitude, then a "
-        "polish of its own that keeps the best weights on a validation draw"
-    )
-    # epochs: a cap on the whole run; the polish has a budget of its own (`polish`)
-    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 3e-3, "clip": 1.0, "epochs": 60}
-    OPTIONS: ClassVar[dict[str, Any]] = {
-        "t0": 1000,
-        "k0": 3.0,
-        "slide_from": 3.0,
-        "slide": 1.15,
-        "grow": 2.0,
-        "thr": 0.04,
-        "min_steps": 30,
-        "patience": 300,
-        "retries": 1,
-        "min_lr_mult": 0.0625,
-        "trap": 0.1,
-        "first_steps": 2500,
-        "lr_pow": 1.0,
-        "draws": 2,
-        "amp0": 0.0,
-        "amp_step": 1.0,
-        "s_gate": 1,
-        "stage_lr_reset": 0,
-        "s_decay": 1e-3,
-        "block_weight": 1.0,
-        "forget_bias": 3.0,
-        "noise_seed": 1000,
-        "val_seed": 3,
-        "val_every": 10,
-        "rollback": 2.0,
-        "select": 1,
-        "epoch_sets": 50,
-        "polish": 10,
-        "anneal": 1,
-    }
-    BACKENDS = ("torch", "fused")
+    method = CLOCK.name  # its description, defaults and options: engine/methods.py
+    OPTIONS: ClassVar[dict[str, Any]] = CLOCK.options
     state_batch = "blocks"  # one carried stream per frequency block
     blocks_together = True  # every step runs all the blocks as one batch
     # shown live, without an event for each change: the annealed rate, the validation MSE
     schedule_live = ("lr", "validation MSE", "best validation", "polish")
-    INTS = (
-        "t0", "min_steps", "patience", "retries", "first_steps", "draws", "noise_seed",
-        "val_seed", "val_every", "select", "epoch_sets", "polish", "anneal", "s_gate", "stage_lr_reset",
-    )  # fmt: skip
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -176,51 +134,7 @@ class ClockTrainer(Trainer):
     # ---- options ----------------------------------------------------------------------
     @classmethod
     def options(cls, config: RunConfig) -> dict[str, Any]:
-        o = {**cls.OPTIONS, **config.options}
-        out: dict[str, Any] = {}
-        for k, v in o.items():
-            try:
-                out[k] = int(v) if k in cls.INTS else float(v)
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise FreqtuiError(f"clock option {k} must be a number, got {v!r}") from exc
-        return out
-
-    @classmethod
-    def validate_options(cls, config: RunConfig) -> None:
-        super().validate_options(config)  # option names
-        o = cls.options(config)
-        for k in ("t0", "min_steps", "draws", "epoch_sets", "val_every", "polish"):
-            if o[k] < 1:
-                raise FreqtuiError(f"clock option {k} must be >= 1, got {o[k]}")
-        for k in ("anneal", "select", "s_gate", "stage_lr_reset"):
-            if o[k] not in (0, 1):
-                raise FreqtuiError(f"clock option {k} must be 0 or 1, got {o[k]}")
-        for k, v in o.items():
-            if not math.isfinite(v):
-                raise FreqtuiError(f"clock option {k} must be finite, got {v}")
-        for k in ("grow", "slide"):
-            if o[k] <= 1:
-                raise FreqtuiError(f"clock option {k} must be > 1, got {o[k]}")
-        for k in ("k0", "slide_from"):
-            if o[k] <= 0:
-                raise FreqtuiError(f"clock option {k} must be > 0, got {o[k]}")
-        if not 0 <= o["amp0"] <= 1:
-            raise FreqtuiError(f"clock option amp0 must be in [0, 1], got {o['amp0']}")
-        if not 0 < o["min_lr_mult"] <= 1:
-            raise FreqtuiError(
-                f"clock option min_lr_mult must be in (0, 1], got {o['min_lr_mult']}"
-            )
-        for k in ("thr", "amp_step", "s_decay", "block_weight", "lr_pow", "noise_seed",
-                  "patience", "rollback", "forget_bias", "trap", "first_steps", "retries"):  # fmt: skip
-            if o[k] < 0:
-                raise FreqtuiError(f"clock option {k} must be >= 0, got {o[k]}")
-        if o["amp_step"] <= 0:
-            raise FreqtuiError("clock option amp_step must be > 0")
-        if o["val_seed"] in (config.train_seed, config.test_seed) or o["val_seed"] < 0:
-            raise FreqtuiError(
-                f"clock option val_seed must be a seed of its own (>= 0, not the train seed "
-                f"{config.train_seed} or the test seed {config.test_seed}), got {o['val_seed']}"
-            )
+        return clock_options(config)
 
     # ---- the schedule's geometry --------------------------------------------------------
     def _first_targets(self) -> np.ndarray:

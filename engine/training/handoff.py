@@ -11,14 +11,13 @@ that writes the model's parameters and this trainer's torch Adam state in place.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from engine import events as ev
 from engine.config import RunConfig
+from engine.methods import HANDOFF
 from engine.model import FrequencyLSTM
 from engine.signals import SignalSet
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
@@ -26,10 +25,7 @@ from engine.training.kernels import handoff as fused_kernel
 
 
 class HandoffTrainer(Trainer):
-    method = "handoff"
-    description = "the hand-off's pattern: L=1, batch 1, state detached every row (SPEC §2)"
-    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 1e-3, "clip": 0.0, "epochs": 1}
-    BACKENDS = ("torch", "fused")
+    method = HANDOFF.name  # its description and defaults: engine/methods.py
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)

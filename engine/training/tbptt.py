@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from engine.config import RunConfig
-from engine.errors import FreqtuiError
+from engine.methods import TBPTT
 from engine.model import FrequencyLSTM
 from engine.signals import (
     SignalSet,
@@ -41,16 +41,8 @@ from engine.training.base import Chunk, Trainer
 
 
 class TbpttTrainer(Trainer):
-    method = "tbptt"
-    description = "truncated BPTT: rows in time order, gradients through the last K rows"
-    DEFAULTS: ClassVar[dict[str, Any]] = {"lr": 1e-3, "clip": 1.0, "epochs": 1}
-    OPTIONS: ClassVar[dict[str, Any]] = {
-        "k": 200,
-        "reset": "block",
-        "noise": "fresh",
-        "noise_seed": 1000,
-    }
-    BACKENDS = ("torch", "fused")
+    method = TBPTT.name  # its description, defaults and options: engine/methods.py
+    OPTIONS: ClassVar[dict[str, Any]] = TBPTT.options
 
     def __init__(self, model: FrequencyLSTM, config: RunConfig, train: SignalSet) -> None:
         super().__init__(model, config, train)
@@ -72,23 +64,6 @@ class TbpttTrainer(Trainer):
         super().prepare(emit)
         if self._stepper is not None:
             self.warm_up_window(self._stepper, emit)
-
-    @classmethod
-    def validate_options(cls, config: RunConfig) -> None:
-        super().validate_options(config)  # option names
-        o = {**cls.OPTIONS, **config.options}
-        try:
-            k, seed = int(o["k"]), int(o["noise_seed"])
-        except (TypeError, ValueError) as exc:
-            raise FreqtuiError(f"tbptt options k and noise_seed must be integers: {exc}") from exc
-        if k < 1:
-            raise FreqtuiError(f"tbptt option k must be >= 1, got {k}")
-        if str(o["reset"]) not in ("block", "carry"):
-            raise FreqtuiError(f"tbptt option reset must be block or carry, got {o['reset']!r}")
-        if str(o["noise"]) not in ("train", "fresh"):
-            raise FreqtuiError(f"tbptt option noise must be train or fresh, got {o['noise']!r}")
-        if seed < 0:
-            raise FreqtuiError(f"tbptt option noise_seed must be >= 0, got {seed}")
 
     # ---- the contract ---------------------------------------------------------------
     @property
