@@ -173,7 +173,8 @@ def read_sidecar(folder: Path) -> SessionInfo | None:
         names = {f.name for f in dataclasses.fields(SessionInfo)} - {"path", "error"}
         if not isinstance(fields, dict) or set(fields) != names:
             return None  # written by another freqtui: the snapshot says what this one shows
-        values = {k: _sidecar_value(v) for k, v in fields.items()}
+        kinds = {f.name: str(f.type) for f in dataclasses.fields(SessionInfo)}
+        values = {k: _sidecar_value(v, kinds[k]) for k, v in fields.items()}
         if not isinstance(values["id"], str) or not values["id"] or "/" in values["id"]:
             return None
         return SessionInfo(**values, path=snapshot)
@@ -181,19 +182,23 @@ def read_sidecar(folder: Path) -> SessionInfo | None:
         return None
 
 
-def _sidecar_value(v: Any) -> Any:
-    """A sidecar field as listing shows it: short strings, finite counts and numbers."""
-    if v is None or isinstance(v, bool):
+def _sidecar_value(v: Any, kind: str) -> Any:
+    """A sidecar field as listing shows it, of the type SessionInfo declares for it
+    (`kind`, e.g. "float | None"): short printable strings, finite counts and numbers."""
+    allowed = {k.strip() for k in kind.split("|")}
+    if v is None:
+        ok = "None" in allowed
+    elif isinstance(v, bool):
+        ok = "bool" in allowed
+    elif isinstance(v, int):
+        ok = 0 <= v < 2**62 and bool(allowed & {"int", "float"})
+    elif isinstance(v, float):
+        ok = math.isfinite(v) and "float" in allowed
+    else:
+        ok = isinstance(v, str) and "str" in allowed and len(v) <= 300 and v.isprintable()
+    if ok:
         return v
-    if isinstance(v, int) and 0 <= v < 2**62:
-        return v
-    if isinstance(v, float) and math.isfinite(v):
-        return v
-    if isinstance(v, str) and len(v) <= 300 and v.isprintable():
-        return v
-    if isinstance(v, list) and len(v) <= 64:
-        return tuple(_sidecar_value(x) for x in v)
-    raise ValueError(f"not a sidecar value: {type(v).__name__}")
+    raise ValueError(f"not a sidecar value for {kind}: {type(v).__name__}")
 
 
 # ---- listing and finding sessions -----------------------------------------------------

@@ -19,8 +19,9 @@ KEYS = (
     ("p", "next plot: frozen, oscillator, history, live, Graph 1"),
     ("v", "below 120 columns: switch between the tables and the plots"),
     ("s", "save a session snapshot now"),
+    ("x", "export the metric history: history.csv and .json in the session folder"),
     ("o", "sessions: Enter resumes; space marks, c compares the marked"),
-    ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command)"),
+    ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command; ctrl+c exits 130)"),
     ("?  escape", "close this help"),
 )
 
