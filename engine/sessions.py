@@ -136,7 +136,7 @@ def write_sidecar(snapshot: Path, payload: dict[str, Any]) -> None:
             "session": fields,
         }
         atomic_write_bytes(side, json.dumps(data, indent=1).encode())
-    except (OSError, FreqtuiError, KeyError, TypeError, ValueError):
+    except Exception:  # a cache: whatever went wrong, the snapshot is saved and listable
         with contextlib.suppress(OSError):
             side.unlink()
 

@@ -24,6 +24,7 @@ import dataclasses
 import difflib
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -300,10 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser(
         "export",
         help="the metric history (online loss, frozen MSE, schedule changes) as CSV or JSON",
-        description="Write the whole metric history of a session or snapshot: the online "
-        "loss per frequency at every logged chunk and epoch, every frozen evaluation per "
-        "frequency (train and test, with the epoch and row it was taken at) and the "
-        "schedule's changes. CSV unless --json (or --out FILE.json); stdout unless --out.",
+        description=textwrap.fill(
+            "Write the whole metric history of a session or snapshot: the online loss per "
+            "frequency at every logged chunk and epoch, every frozen evaluation per "
+            "frequency (train and test, with the epoch and row it was taken at) and the "
+            "schedule's changes. CSV unless --json (or --out FILE.json); stdout unless --out.",
+            79,
+        ),
         epilog=columns_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

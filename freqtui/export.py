@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,12 +23,17 @@ FORMATS = ("csv", "json")
 CONSOLE_NAME = "history"  # the `x` key writes history.csv and history.json in the session folder
 
 
-def columns_help() -> str:
-    """The columns as `freqtui export --help` lists them."""
-    width = max(len(name) for name, _ in COLUMNS)
-    return "columns (one row per value):\n" + "\n".join(
-        f"  {name:<{width}}  {text}" for name, text in COLUMNS
-    )
+def columns_help(width: int = 79) -> str:
+    """The columns as `freqtui export --help` lists them, wrapped to `width`."""
+    pad = max(len(name) for name, _ in COLUMNS) + 4
+    lines = ["columns (one row per value):"]
+    for name, text in COLUMNS:
+        lines.append(
+            textwrap.fill(
+                text, width, initial_indent=f"  {name:<{pad - 2}}", subsequent_indent=" " * pad
+            )
+        )
+    return "\n".join(lines)
 
 
 def export_text(table: MetricTable, fmt: str) -> str:

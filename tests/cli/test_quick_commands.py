@@ -252,3 +252,16 @@ def test_a_sidecar_that_is_a_fifo_or_a_link_is_ignored(tmp_path, sessions):
     (root / "run-1" / SIDECAR).symlink_to("/dev/zero")
     rows, _ = listing(tmp_path, root)
     assert [{**r, "path": ""} for r in rows] == [{**r, "path": ""} for r in expected]
+
+
+def test_a_sidecar_that_cannot_be_written_never_fails_the_save(tmp_path, sessions):
+    root = copy_sessions(sessions, tmp_path / "s")
+    (root / "run-0" / SIDECAR).unlink()
+    (root / "run-0" / SIDECAR).mkdir()  # in the sidecar's place: its write fails
+    config = RunConfig(method="handoff", duration=0.05, backend="torch", epochs=3)
+    run = TrainingRun(config, sessions_root=root, run_id="run-0")
+    path = write_snapshot(root / "run-0", snapshot_payload(run.capture(), "run-0"))
+    assert path.exists()
+    rows, loaded = listing(tmp_path, root)
+    assert "torch" in loaded  # listed from its snapshot
+    assert sorted(r["id"] for r in rows) == ["run-0", "run-1", "run-2"]
