@@ -18,10 +18,9 @@ KEYS = (
     ("1-4  0", "one frequency large in the plots; 0: all four"),
     ("p", "next plot: frozen, oscillator, history, live, Graph 1"),
     ("v", "below 120 columns: switch between the tables and the plots"),
-    ("s", "save a session snapshot now"),
-    ("x", "export the metric history: history.csv and .json in the session folder"),
+    ("s  x", "save a snapshot now; x: the metric history as CSV, JSON"),
     ("o", "sessions: Enter resumes; space marks, c compares the marked"),
-    ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command; ctrl+c exits 130)"),
+    ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command)"),
     ("?  escape", "close this help"),
 )
 
