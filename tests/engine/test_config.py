@@ -52,4 +52,4 @@ def test_every_trainer_has_one_torch_free_declaration_and_every_declaration_a_tr
 
     assert {m.name for m in registered_methods()} == set(method_names())
     for m in registered_methods():
-        assert get_method(m.name).OPTIONS == m.options
+        assert m.options == get_method(m.name).OPTIONS
