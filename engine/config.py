@@ -7,6 +7,7 @@ This module imports no trainer and no torch.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +30,9 @@ def registered_methods() -> list[Method]:
 
 
 def _default_backend() -> str:
-    try:  # the fused backend needs numba; without it the torch reference still works
-        import numba  # noqa: F401
-    except ImportError:
-        return "torch"
-    return "fused"
+    # the fused backend needs numba; without it the torch reference still works. Found,
+    # not imported: a RunConfig (and `freqtui --help`) must not wait for numba to load
+    return "fused" if importlib.util.find_spec("numba") is not None else "torch"
 
 
 @dataclass(frozen=True)

@@ -13,23 +13,9 @@ import numpy as np
 import torch
 
 from engine.config import RunConfig
+from engine.history import FrozenMSE  # a plain record; defined torch-free there
 from engine.model import FrequencyLSTM
 from engine.signals import SignalSet, test_set, train_set
-
-
-@dataclass(frozen=True)
-class FrozenMSE:
-    """Frozen MSE of one set: overall (all rows) and per frequency block."""
-
-    overall: float
-    per_block: tuple[float, ...]
-
-    def to_dict(self) -> dict:
-        return {"overall": self.overall, "per_frequency": list(self.per_block)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FrozenMSE:
-        return cls(float(d["overall"]), tuple(float(v) for v in d["per_frequency"]))
 
 
 @dataclass(frozen=True)

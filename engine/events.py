@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
+from engine.history import EvalRecord, FrozenMSE
 
-from engine.evaluation import FrozenMSE
-from engine.history import EvalRecord
+if TYPE_CHECKING:  # numpy for a type only: the CLI's quick commands load no numpy
+    import numpy as np
 
 
 class RunState(str, Enum):

@@ -9,7 +9,9 @@ flipped byte in a tensor would otherwise load silently).
 Two kinds share the format: "weights" (config + `lstm.*`/`fc.*`) and "snapshot"
 (everything a run needs to continue exactly: weights, trainer state with optimizer,
 carried (h, c), position and RNG states, the torch RNG state and the metric history).
-Session folders and their snapshots are engine/sessions.py's.
+Session folders and their snapshots are engine/sessions.py's. A file that is not a zip
+archive or a pickle, or whose archive breaks a bound (engine/safeload.py), is refused
+before torch is loaded.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from engine import safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.model import FrequencyLSTM, build_model
+
+if TYPE_CHECKING:
+    from engine.model import FrequencyLSTM
+
+# torch is imported where a tensor is made or read, not here: listing sessions (from their
+# sidecars) and refusing a file that is not a torch file answer without loading it
 
 FORMAT = "freqtui"
 FORMAT_VERSION = 1
@@ -80,6 +85,8 @@ def _umask() -> int:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -91,25 +98,29 @@ def now_iso() -> str:
 
 def checksum(obj: dict[str, Any]) -> str:
     """SHA-256 over a file's content (every key but "checksum"), tensors by their bytes."""
+    import torch
+
     h = hashlib.sha256()
-    _digest({k: v for k, v in obj.items() if k != "checksum"}, h)
+    _digest({k: v for k, v in obj.items() if k != "checksum"}, h, torch.Tensor)
     return h.hexdigest()
 
 
-def _digest(obj: Any, h: Any) -> None:
-    if isinstance(obj, torch.Tensor):
+def _digest(obj: Any, h: Any, tensor: type) -> None:
+    if isinstance(obj, tensor):
+        import torch  # loaded already: `tensor` is its Tensor
+
         t = obj.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     elif isinstance(obj, dict):
         h.update(f"D{len(obj)}".encode())
         for k in sorted(obj, key=repr):
-            _digest(k, h)
-            _digest(obj[k], h)
+            _digest(k, h, tensor)
+            _digest(obj[k], h, tensor)
     elif isinstance(obj, (list, tuple)):
         h.update(f"{'L' if isinstance(obj, list) else 'U'}{len(obj)}".encode())
         for v in obj:
-            _digest(v, h)
+            _digest(v, h, tensor)
     elif obj is None or isinstance(obj, (bool, int, float, str, bytes)):
         h.update(f"{type(obj).__name__}:{obj!r};".encode())
     else:
@@ -153,6 +164,9 @@ def read_file(path: Path) -> dict[str, Any]:
         raise FreqtuiError(f"{path}: empty file (truncated)")
     try:
         safeload.check_archive(path)  # sizes before anything is unpacked
+        _check_magic(path)  # neither a zip nor a pickle: refused before torch loads
+        import torch
+
         with warnings.catch_warnings():  # torch warns on stderr about foreign pickles
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -197,7 +211,18 @@ def read_file(path: Path) -> dict[str, Any]:
     return obj
 
 
+def _check_magic(path: Path) -> None:
+    """A torch file is a zip archive (or, from old torch, a pickle): anything else is
+    refused here, as torch.load would refuse it, without loading torch."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK", b"\x80")):
+        raise FreqtuiError(f"{path}: not a readable freqtui file (not a torch file)")
+
+
 def _check_snapshot(path: Path, obj: dict[str, Any]) -> None:
+    import torch
+
     required = {
         "run_id": str,
         "saved_at": str,
@@ -257,6 +282,10 @@ def model_from(path: Path, obj: dict[str, Any]) -> FrequencyLSTM:
 
 def _check_weights(path: Path, obj: dict[str, Any]) -> FrequencyLSTM:
     """A fresh model for the file's config, after checking the weights fit it."""
+    import torch
+
+    from engine.model import build_model
+
     config: RunConfig = obj["config"]
     model = build_model(config)
     weights = obj.get("model")

@@ -23,7 +23,8 @@ from pathlib import Path
 from engine.errors import FreqtuiError
 
 LOCK_NAME = ".lock"
-TEMP_PATTERNS = (".latest.pt.*.tmp", ".previous.pt.*.tmp", ".probe.*.tmp")  # writable.probe
+# snapshots, the listing sidecar (engine/sessions.py) and writable.probe's
+TEMP_PATTERNS = (".latest.pt.*.tmp", ".previous.pt.*.tmp", ".latest.json.*.tmp", ".probe.*.tmp")
 
 _held: dict[Path, SessionLock] = {}  # folders this process owns
 _held_lock = threading.Lock()

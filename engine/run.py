@@ -37,15 +37,15 @@ EMA_ROWS = 500  # smoothing window of the online-loss readout, in rows
 LEAK_MB_PER_10K = 5.0  # an RSS slope above this, held over 10,000+ rows, means a leak
 
 
-AUTOSAVE_MIN_ROWS = 20_000  # the least default autosave interval, in rows
 # RunConfig fields a resume may change: none of them changes the science of the run
 RESUMABLE_CHANGES = ("epochs",)
 
 
 def default_autosave(rows_per_epoch: int) -> int:
-    """Every half epoch and at least every AUTOSAVE_MIN_ROWS rows: a method that trains a
-    whole window of rows per step (clock: 80,000) would otherwise save after every step."""
-    return max(AUTOSAVE_MIN_ROWS, rows_per_epoch // 2)
+    """Every half epoch and at least every AUTOSAVE_MIN_ROWS rows (engine/sessions.py): a
+    method that trains a whole window of rows per step (clock: 80,000) would otherwise
+    save after every step."""
+    return max(sessions.AUTOSAVE_MIN_ROWS, rows_per_epoch // 2)
 
 
 @dataclass(frozen=True)
@@ -531,7 +531,9 @@ class TrainingRun:
                 epoch_sum_by_block += chunk.loss_sum_by_block
                 epoch_rows_by_block += chunk.rows_by_block
                 with self._lock:
-                    self.history.add_online(self.history.rows_total, chunk.block, ema_all)
+                    self.history.add_online(
+                        self.history.rows_total, chunk.block, ema_all, tuple(ema)
+                    )
                 rss = rss_mb()
                 mem.append((self.history.rows_total, rss))
                 stats = self._stats(chunk, ema, ema_all, rss, mem, rate_rows, rate_t)
@@ -540,6 +542,10 @@ class TrainingRun:
                 moved = tuple(p for p in stats.schedule if p[0] not in tr.schedule_live)
                 if moved != schedule_shown:
                     if moved or schedule_shown:
+                        with self._lock:
+                            self.history.add_schedule(
+                                self.history.rows_total, tr.epoch + 1, tr.row, stats.schedule
+                            )
                         self._emit(ev.ScheduleChanged(stats.schedule))
                     schedule_shown = moved
                 self._emit(stats)

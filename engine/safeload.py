@@ -23,8 +23,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from engine.errors import FreqtuiError
 
 MAX_FILE_BYTES = 256 * 2**20  # a hidden-512, 4-layer snapshot with Adam state is ~90 MB
@@ -114,7 +112,7 @@ TOP = {  # key: (types, required in a snapshot)
     "config": (dict, True),
     "model": (dict, True),
     "trainer": (dict, False),
-    "torch_rng": (torch.Tensor, False),
+    "torch_rng": ("Tensor", False),  # torch.Tensor: looked up late (checks before it need none)
     "history": (dict, False),
     "rows_per_epoch": (int, False),
     "weights": (str, False),  # which weights a snapshot holds (final, best at row R, ...)
@@ -124,9 +122,12 @@ TOP = {  # key: (types, required in a snapshot)
 
 def check_payload(path: Path, obj: dict[str, Any]) -> None:
     """Structure, then schema, then the config through RunConfig; FreqtuiError on one line."""
+    import torch  # late: the checks before torch.load (check_archive) run without it
+
     path = Path(path)
     check_structure(path, obj)
-    for key, (kind, _) in TOP.items():
+    for key, (declared, _) in TOP.items():
+        kind = torch.Tensor if declared == "Tensor" else declared
         if key in obj and not (isinstance(obj[key], kind) and not isinstance(obj[key], bool)):
             raise refuse(path, f"{key} is a {type(obj[key]).__name__}, not a {kind.__name__}")
     for key in ("saved_at", "run_id", "checksum", "format", "kind", "weights"):
@@ -193,6 +194,34 @@ def check_history(path: Path, h: Any) -> None:
             per = m.get("per_frequency", [])
             if not isinstance(per, list) or len(per) > 64 or not all(_real(v) for v in per):
                 raise bad(f"an evaluation's {key} per-frequency MSE is {_show(per)}")
+    by_block = h.get("online_by_block", [])
+    if not isinstance(by_block, list) or len(by_block) > MAX_HISTORY:
+        raise bad("online_by_block is not a list")
+    for b in by_block:
+        if not (
+            isinstance(b, (list, tuple)) and len(b) <= 64 and all(v is None or _real(v) for v in b)
+        ):
+            raise bad(f"an online point by block is {_show(b)}")
+    schedule = h.get("schedule", [])
+    if not isinstance(schedule, list) or len(schedule) > MAX_HISTORY:
+        raise bad("schedule is not a list")
+    for c in schedule:
+        if not isinstance(c, dict) or not all(
+            _count(c.get(k)) for k in ("rows_total", "epoch", "row")
+        ):
+            raise bad(f"a schedule change is {_show(c)}, not a record")
+        pairs = c.get("schedule")
+        if (
+            not isinstance(pairs, list)
+            or len(pairs) > 64
+            or not all(
+                isinstance(p, (list, tuple))
+                and len(p) == 2
+                and all(isinstance(v, str) and len(v) <= 200 for v in p)
+                for p in pairs
+            )
+        ):
+            raise bad(f"a schedule change's labels are {_show(pairs)}")
     for key in ("rows_total", "stride"):
         if key in h and not _count(h[key]):
             raise bad(f"{key} is {_show(h[key])}")

@@ -3,12 +3,20 @@ finding them. Reading and checking a file is engine/files.py's; continuing a run
 snapshot is `TrainingRun.resume` (engine/run.py).
 
 Sessions live in `sessions/<run-id>/` (see `sessions_dir`); each folder holds
-`latest.pt` and, from the second save on, `previous.pt` (the save before it).
+`latest.pt` and, from the second save on, `previous.pt` (the save before it), and
+`latest.json`, a small sidecar with what `freqtui sessions` shows of `latest.pt` (written
+after it at every save). The sidecar is a cache for listing only, read without torch:
+one that is missing, stale (it names another size or time of `latest.pt`), malformed or
+hostile is ignored and the snapshot itself is read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
+import json
+import math
 import os
 import re
 import shutil
@@ -19,8 +27,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from engine import lock, safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
@@ -30,6 +36,10 @@ from engine.history import EvalRecord
 SESSIONS_ENV = "FREQTUI_SESSIONS"
 LATEST = "latest.pt"
 PREVIOUS = "previous.pt"
+SIDECAR = "latest.json"  # what `freqtui sessions` shows of latest.pt, readable without torch
+SIDECAR_FORMAT = "freqtui-session"
+SIDECAR_MAX_BYTES = 16_384  # a real sidecar is ~400 bytes
+AUTOSAVE_MIN_ROWS = 20_000  # the least default autosave interval, in rows
 
 
 def sessions_dir(explicit: Path | None = None) -> Path:
@@ -103,6 +113,8 @@ def write_snapshot(folder: Path, payload: dict[str, Any]) -> Path:
     Both steps are atomic writes, so after a crash at any moment `latest.pt` is a whole
     snapshot (the new one or the old one) and `previous.pt` a whole older one.
     """
+    import torch  # late: listing and finding sessions need no torch
+
     folder = Path(folder)
     latest = folder / LATEST
     buf = io.BytesIO()
@@ -115,7 +127,91 @@ def write_snapshot(folder: Path, payload: dict[str, Any]) -> Path:
         atomic_write_bytes(latest, buf.getvalue())
     except OSError as exc:
         raise FreqtuiError(f"{latest}: cannot write the snapshot ({exc.strerror or exc})") from None
+    write_sidecar(latest, payload)
     return latest
+
+
+def write_sidecar(snapshot: Path, payload: dict[str, Any]) -> None:
+    """`latest.json` beside a snapshot just written: its SessionInfo and the snapshot's
+    size and time, atomically. Best effort: a sidecar that cannot be written is removed
+    (the listing then reads the snapshot), never an error of the save."""
+    snapshot = Path(snapshot)
+    side = snapshot.parent / SIDECAR
+    try:
+        obj = {**payload, "config": RunConfig.from_dict(payload["config"])}
+        info = session_info(snapshot, obj)
+        st = os.stat(snapshot)
+        fields = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("path", "error")}
+        data = {
+            "format": SIDECAR_FORMAT,
+            "version": 1,
+            "snapshot": {"name": snapshot.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+            "session": fields,
+        }
+        atomic_write_bytes(side, json.dumps(data, indent=1).encode())
+    except Exception:  # a cache: whatever went wrong, the snapshot is saved and listable
+        with contextlib.suppress(OSError):
+            side.unlink()
+
+
+def read_sidecar(folder: Path) -> SessionInfo | None:
+    """The SessionInfo the sidecar in `folder` holds for its `latest.pt`, or None when
+    there is none or it cannot be trusted for listing (stale, malformed, hostile)."""
+    folder = Path(folder)
+    snapshot = folder / LATEST
+    try:
+        fd = os.open(folder / SIDECAR, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a fifo, a device
+                return None
+            raw = f.read(SIDECAR_MAX_BYTES + 1)
+        if len(raw) > SIDECAR_MAX_BYTES:
+            return None
+        data = json.loads(raw.decode("utf-8"))
+        snap = data["snapshot"]
+        st = os.stat(snapshot)
+        if (
+            data["format"] != SIDECAR_FORMAT
+            or data["version"] != 1
+            or snap["name"] != LATEST
+            or snap["size"] != st.st_size
+            or snap["mtime_ns"] != st.st_mtime_ns
+            or not stat.S_ISREG(st.st_mode)
+        ):
+            return None
+        fields = data["session"]
+        names = {f.name for f in dataclasses.fields(SessionInfo)} - {"path", "error"}
+        if not isinstance(fields, dict) or set(fields) != names:
+            return None  # written by another freqtui: the snapshot says what this one shows
+        kinds = {f.name: str(f.type) for f in dataclasses.fields(SessionInfo)}
+        values = {k: _sidecar_value(v, kinds[k]) for k, v in fields.items()}
+        if not isinstance(values["id"], str) or not values["id"] or "/" in values["id"]:
+            return None
+        return SessionInfo(**values, path=snapshot)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
+def _sidecar_value(v: Any, kind: str) -> Any:
+    """A sidecar field as listing shows it, of the type SessionInfo declares for it
+    (`kind`, e.g. "float | None"): short printable strings, finite counts and numbers."""
+    allowed = {k.strip() for k in kind.split("|")}
+    if v is None:
+        ok = "None" in allowed
+    elif isinstance(v, bool):
+        ok = "bool" in allowed
+    elif isinstance(v, int):
+        ok = 0 <= v < 2**62 and bool(allowed & {"int", "float"})
+    elif isinstance(v, float):
+        ok = math.isfinite(v) and "float" in allowed
+    else:
+        ok = isinstance(v, str) and "str" in allowed and len(v) <= 300 and v.isprintable()
+    if ok:
+        return v
+    raise ValueError(f"not a sidecar value for {kind}: {type(v).__name__}")
 
 
 # ---- listing and finding sessions -----------------------------------------------------
@@ -186,8 +282,12 @@ def list_sessions(root: Path) -> list[SessionInfo]:
             continue
         if path is None:
             continue
+        cached = read_sidecar(folder) if path.name == LATEST else None
+        if cached is not None:
+            out.append(cached)
+            continue
         try:
-            obj = read_file(path)
+            obj = read_file(path)  # no sidecar (an older save) or one not to be trusted
             if obj["kind"] != "snapshot":
                 raise FreqtuiError(f"{path}: a weights file, not a snapshot")
             out.append(session_info(path, obj))

@@ -88,6 +88,7 @@ class FreqtuiApp(App[int]):
         Binding("v", "toggle_view", "view"),
         Binding("s", "save", "save"),
         Binding("r", "toggle_run_panel", "run panel", show=False),
+        Binding("x", "export", "export", show=False),
         Binding("o", "open_sessions", "sessions"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -322,6 +323,18 @@ class FreqtuiApp(App[int]):
         self.log_line("saving a snapshot...")
         self._save_in_thread()
 
+    def action_export(self) -> None:
+        """x: the metric history as it stands, as CSV and JSON in the session folder."""
+        from freqtui.export import export_run
+
+        try:
+            csv_path, json_path = export_run(self.training)
+        except (FreqtuiError, OSError) as exc:
+            self.notify(str(exc), title="not exported", severity="error")
+            return
+        self.log_line(f"metric history written: {csv_path} and {json_path.name}")
+        self.notify(f"{csv_path}\n{json_path}", title="metric history written")
+
     @work(thread=True, exclusive=True, group="save")
     def _save_in_thread(self) -> None:
         # off the UI thread: the save waits for the end of the current chunk, then fsyncs
@@ -401,7 +414,12 @@ class FreqtuiApp(App[int]):
         self.exit(self.exit_code)
 
     async def action_help_quit(self) -> None:
-        """Ctrl-C (Textual's own binding): save and quit, as q does."""
+        """Ctrl-C (Textual's own binding: the terminal is raw, so the key sends no SIGINT):
+        stop and save as SIGINT does, and exit 130 (128 + SIGINT), as headless does."""
+        if self.stop_signals is not None:  # run_app's stop thread saves, says how to resume
+            self.stop_signals.trigger(signal.SIGINT)
+            return
+        self.exit_code = exit_code(signal.SIGINT)
         await self.action_quit()
 
     def farewell(self) -> str:

@@ -10,6 +10,7 @@ freqtui data --out DIR               write train.csv and test.csv
 freqtui eval PATH|ID [--json]        frozen MSE of saved weights or a snapshot
 freqtui report PATH|ID --out DIR     Graph 1, Graph 2 (PNG) and metrics.json
 freqtui compare ID|PATH ... [--png F]  compare sessions' frozen MSE (table, overlay PNG)
+freqtui export ID|PATH [--csv|--json] [--out FILE]   the whole metric history
 freqtui sweep --grid KEY=V1,V2 ... --seeds 0-4 [flags]  a grid of sessions on Dask
 freqtui serve [--host H --port P --token T --max-consoles N] [flags]   the console in a browser
 
@@ -24,18 +25,22 @@ import dataclasses
 import difflib
 import json
 import sys
+import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, registered_methods
 from engine.errors import FreqtuiError
 from engine.options import option_lines, parse_assignment
-from engine.run import AUTOSAVE_MIN_ROWS, RESUMABLE_CHANGES, TrainingRun
-from engine.sessions import list_sessions, read_snapshot, resolve, sessions_dir
+from engine.sessions import AUTOSAVE_MIN_ROWS, list_sessions, read_snapshot, resolve, sessions_dir
 from freqtui import __version__
 from freqtui import serve as serve_defaults  # its defaults; textual-serve loads on use
+from freqtui.export import columns_help
 from freqtui.format import eval_json, eval_table, sessions_table
 from freqtui.sweep import CONNECT_TIMEOUT_S, SNAPSHOT_EVERY_S
+
+if TYPE_CHECKING:  # torch, numba and textual load only in the commands that use them
+    from engine.run import TrainingRun
 
 
 class _Parser(argparse.ArgumentParser):
@@ -209,6 +214,8 @@ def resumed_run(
 ) -> TrainingRun:
     """`TrainingRun.resume` with the command line's flags: a flag that would change the
     science of the saved run is refused, naming it; --epochs may grow."""
+    from engine.run import RESUMABLE_CHANGES, TrainingRun
+
     path = resolve(id_or_path, sessions_dir(root))
     config = read_snapshot(path)["config"]
     for field in FIELDS:
@@ -301,6 +308,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("items", nargs="+", metavar="ID|PATH", help="sessions, folders or snapshots")
     c.add_argument("--png", type=Path, metavar="FILE", help="write the overlaid histories here")
     add_sessions_flag(c)
+
+    x = sub.add_parser(
+        "export",
+        help="the metric history (online loss, frozen MSE, schedule changes) as CSV or JSON",
+        description=textwrap.fill(
+            "Write the whole metric history of a session or snapshot: the online loss per "
+            "frequency at every logged chunk and epoch, every frozen evaluation per "
+            "frequency (train and test, with the epoch and row it was taken at) and the "
+            "schedule's changes. CSV unless --json (or --out FILE.json); stdout unless --out.",
+            79,
+        ),
+        epilog=columns_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    x.add_argument("path", metavar="ID|PATH", help="a session id, folder or snapshot file")
+    fmt = x.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV, a header and one row per value")
+    fmt.add_argument("--json", action="store_true", help="JSON: the columns and the rows")
+    x.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    add_sessions_flag(x)
 
     w = sub.add_parser("sweep", help="train a grid of sessions on Dask (local or a cluster)")
     add_config_flags(w)
@@ -473,10 +500,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         from freqtui.compare import cmd_compare
 
         return cmd_compare(args)
+    if args.command == "export":
+        from freqtui.export import cmd_export
+
+        return cmd_export(args)
     if args.command == "methods":
         print(methods_text())
         return 0
     config = config_from(args)  # bad flags fail here, before the console opens
+    from engine.run import TrainingRun
+
     root = getattr(args, "sessions", None)
     resume = getattr(args, "resume", None)
     if resume:
@@ -533,11 +566,12 @@ def resolve_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.evaluation import evaluate
     from engine.files import model_from, read_file, weights_note
 
     path = resolve_path(args)
-    obj = read_file(path)
+    obj = read_file(path)  # a file refused before torch.load is refused without torch
+    from engine.evaluation import evaluate
+
     config, model = obj["config"], model_from(path, obj)
     result = evaluate(model, config)
     note = weights_note(obj)

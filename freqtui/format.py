@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.config import RunConfig
-from engine.evaluation import FrozenEval, FrozenMSE
+from engine.history import FrozenMSE
 from engine.sessions import SessionInfo, sessions_dir
 
 if TYPE_CHECKING:
+    from engine.evaluation import FrozenEval
     from engine.run import RunView
 
 

@@ -23,6 +23,7 @@ CONSOLE_REACHES = {
     "engine.errors",
     "engine.evaluation",
     "engine.events",
+    "engine.export",
     "engine.files",
     "engine.history",
     "engine.limits",

@@ -42,3 +42,14 @@ def test_every_method_default_round_trips(method):
 def test_validation_names_the_bad_field(changes, words):
     with pytest.raises(FreqtuiError, match=words):
         RunConfig(**changes).validated()
+
+
+def test_every_trainer_has_one_torch_free_declaration_and_every_declaration_a_trainer():
+    """engine/methods.py declares each method once (help, `freqtui methods` and option
+    checks read it without torch); engine/training/ runs each with those options."""
+    from engine.config import registered_methods
+    from engine.training import get_method
+
+    assert {m.name for m in registered_methods()} == set(method_names())
+    for m in registered_methods():
+        assert get_method(m.name).spec is m

@@ -251,7 +251,7 @@ def test_a_resumed_run_keeps_its_id_history_and_saves_in_the_same_folder(tmp_pat
     assert [e.reason for e in saves].count("autosave") >= 2  # 400 rows, every 150
     assert saves[-1].reason == "end"
     folder = tmp_path / run.run_id
-    assert sorted(p.name for p in folder.iterdir()) == ["latest.pt", "previous.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["latest.json", "latest.pt", "previous.pt"]
     assert run.run_id.endswith("-handoff") and len(run.run_id.split("-")[0]) == 8
 
     info = list_sessions(tmp_path)

@@ -48,9 +48,12 @@ if mode == "block":
 
     def fdopen(fd, *a, **kw):
         f = real_fdopen(fd, *a, **kw)
-        opened.append(fd)
-        # save 1 writes latest.pt; save 2 writes previous.pt, then latest.pt: stall there
-        return HalfWriter(f) if len(opened) == 3 else f
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.startswith(".latest.pt."):  # the temporary file of latest.pt
+            opened.append(fd)
+        # save 1 writes latest.pt (and its sidecar); save 2 writes previous.pt, then
+        # latest.pt: stall there
+        return HalfWriter(f) if name.startswith(".latest.pt.") and len(opened) == 2 else f
 
     os.fdopen = fdopen
 
