@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from engine.config import method_defaults
+from engine.config import registered_methods
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.hidden_panel import HiddenPanel
 from freqtui.widgets.key_bar import KeyBar
@@ -38,7 +38,12 @@ class MainScreen(Screen):
         yield RunPanel(
             cfg,
             view.backend,
-            method_defaults(cfg.method).options,
+            {
+                o.name: o.default
+                for m in registered_methods()
+                if m.name == cfg.method
+                for o in m.options
+            },
             view.schedule,
             id="run",
         )
