@@ -125,7 +125,7 @@ CLOCK = Method(
         Option("grow", 2.0, float, 1, 1_000,
                "once every target is true, a passed stage multiplies the periods in each "
                "window by this, until every window is the whole block", above=True),
-        Option("thr", 0.04, float, 0, None,
+        Option("thr", 0.01, float, 0, None,
                "a stage is passed when every block's smoothed online loss is below this"),
         Option("min_steps", 30, int, 1, 1_000_000,
                "steps at a stage before it may be passed"),
@@ -138,7 +138,7 @@ CLOCK = Method(
         Option("min_lr_mult", 0.0625, float, 0, 1,
                "the least that stalls and stage rollbacks may scale the learning rate by",
                above=True),
-        Option("trap", 0.1, float, 0, None,
+        Option("trap", 0.02, float, 0, None,
                "a stalled block with its smoothed loss above this is trapped: roll back or "
                "restart rather than halve the rate"),
         Option("first_steps", 2500, int, 0, None,

@@ -116,7 +116,7 @@ def test_the_stage_at_full_s_is_gated_before_the_polish():
 
 
 def test_the_gate_judges_every_block_not_their_mean():
-    tr = trainer(min_steps=1)
+    tr = trainer(min_steps=1, thr=0.04)
     tr.step()
     before = tr.fcur.copy()
     tr.ema = None
@@ -299,6 +299,7 @@ def test_a_step_that_falls_off_goes_back_to_the_best_weights_and_halves_the_rate
 
 def stalled(**options):
     """A clock past its first stage, at a stall check (the test sets its ema by hand)."""
+    options = {"trap": 0.1, **options}  # the stall's rules below are read against 0.1
     tr = trainer(duration=0.2, thr=10.0, min_steps=1, **options)
     tr.step()  # the first stage passes: its weights are kept
     assert tr.stages == 1 and tr.passed_model is not None
