@@ -104,7 +104,7 @@ def train_cell(
         if failed is not None:
             return CellChunk(cell, None, False, 0, time.monotonic() - t0, failed=failed)
         try:
-            data = sealed_bytes(run.capture())  # its run id is the cell's
+            data = sealed_bytes(run.snapshot())  # its run id is the cell's
         except FreqtuiError as exc:
             raise FreqtuiError(f"cell {cell}: {exc}") from None
         return CellChunk(

@@ -30,7 +30,7 @@ from engine import safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.history import History
-from engine.snapshot import Snapshot, check_header, nonfinite_weight, note_of
+from engine.snapshot import Snapshot, check_header, note_of
 
 if TYPE_CHECKING:
     from engine.model import FrequencyLSTM
@@ -139,16 +139,11 @@ def save_weights(path: Path, model: FrequencyLSTM, config: RunConfig, history: H
 
 
 def sealed_bytes(snap: Snapshot) -> bytes:
-    """A Snapshot as the bytes of a sealed file. Weights holding NaN or an infinity are
-    refused (FreqtuiError): a save never replaces a good file with a broken one."""
+    """A Snapshot as the bytes of a sealed file; weights holding NaN or an infinity are
+    refused (`Snapshot.refuse_nonfinite`)."""
     import torch
 
-    bad = nonfinite_weight(snap.model)
-    if bad is not None:
-        raise FreqtuiError(
-            f"the weights hold NaN or infinite values ({bad}): not saved (the last snapshot "
-            "stays as it was)"
-        )
+    snap.refuse_nonfinite()
     buf = io.BytesIO()
     torch.save(sealed(snap.to_dict()), buf)
     return buf.getvalue()

@@ -24,7 +24,7 @@ from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.evaluation import evaluate, frozen_mse, mse_of, predict
-from engine.files import save_weights
+from engine.files import now_iso, save_weights
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import test_set, train_set
@@ -169,43 +169,34 @@ class TrainingRun:
         # starts a session of its own under the sessions root: resuming a committed model
         # twice must not continue (and overwrite) the first resume's session
         folder = sessions.session_folder_of(path, run_id)
-        origin = ""
-        if folder is not None:
-            home, run_id = folder.parent, folder.name
-        else:
-            home = root
-            run_id = sessions.new_run_id(config.method, root)
-            origin = (
-                f"{path} opened as a new session {run_id} under {root} "
-                "(the file itself is never written)"
-            )
-        try:
+        home, run_id = (folder.parent, folder.name) if folder is not None else (root, "")
+        try:  # built and checked before a new session's folder is claimed: a file that
+            # cannot be resumed leaves nothing behind
             run = cls(
                 config,
                 model=snap.build_model(),
                 trainer_state=snap.trainer,
                 history=snap.history,
-                run_id=run_id,
+                run_id=run_id or "unclaimed",
                 sessions_root=home,
                 autosave_every=autosave_every,
                 save_on_end=save_on_end,
                 torch_rng=snap.torch_rng,
             )
         except FreqtuiError as exc:
-            _unclaim(root, run_id, folder)
             raise FreqtuiError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-            _unclaim(root, run_id, folder)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FreqtuiError(
                 f"{path}: the trainer state does not fit method {config.method!r} ({first[:160]})"
             ) from None
-        try:
-            run._check_trainer_fits(path)
-        except FreqtuiError:
-            _unclaim(root, run_id, folder)
-            raise
-        run.origin = origin
+        run._check_trainer_fits(path)
+        if not run_id:
+            run.run_id = sessions.new_run_id(config.method, root)
+            run.origin = (
+                f"{path} opened as a new session {run.run_id} under {root} "
+                "(the file itself is never written)"
+            )
         if config.epochs != old_epochs:
             # the saved trainer, asked about the length it was not trained for
             saved = run.trainer
@@ -374,34 +365,38 @@ class TrainingRun:
         with self._lock:
             yield
 
-    def capture(self) -> Snapshot:
-        """Everything needed to continue exactly, taken between two chunks: the snapshot
-        of this run as it stands (copies: training on changes none of it)."""
+    def snapshot(self) -> Snapshot:
+        """Everything needed to continue exactly, taken between two chunks: this run's
+        snapshot as it stands, saved now (copies: training on changes none of it)."""
         with self._lock:
-            return sessions.snapshot_payload(
-                Snapshot(
-                    kind="snapshot",
-                    config=self.config,
-                    model={k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                    history=self.history.copy(),
-                    rows_per_epoch=self.trainer.rows_per_epoch,
-                    trainer=_clone(self.trainer.state_dict()),
-                    torch_rng=(
-                        torch.random.get_rng_state()
-                        if self._torch_rng is None
-                        else self._torch_rng.clone()
-                    ),
-                    weights=self.trainer.weights_note(),
+            return Snapshot(
+                kind="snapshot",
+                config=self.config,
+                model={k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                history=self.history.copy(),
+                rows_per_epoch=self.trainer.rows_per_epoch,
+                trainer=_clone(self.trainer.state_dict()),
+                torch_rng=(
+                    torch.random.get_rng_state()
+                    if self._torch_rng is None
+                    else self._torch_rng.clone()
                 ),
-                self.run_id,
+                run_id=self.run_id,
+                saved_at=now_iso(),
+                weights=self.trainer.weights_note(),
             )
+
+    def capture(self) -> dict[str, Any]:
+        """`snapshot()` as a file holds it: plain values and tensors (torch.save-able)."""
+        return self.snapshot().to_dict()
 
     def save_snapshot(self, reason: str = "key") -> Path:
         """Write a snapshot now (from any thread) and emit SnapshotSaved; returns its path.
         The state is taken between two chunks; the write is atomic. FreqtuiError if the
         file cannot be written (or the weights hold NaN: the last snapshot then stays)."""
         with self._save_lock:
-            snap = self.capture()
+            snap = self.snapshot()
+            snap.refuse_nonfinite()  # before the write: broken weights are no disk outage
             try:
                 path = sessions.write_snapshot(self.sessions_root / self.run_id, snap)
             except FreqtuiError as exc:
@@ -653,14 +648,6 @@ class TrainingRun:
             schedule=tr.schedule(),
             blocks_together=tr.blocks_together,
         )
-
-
-def _unclaim(root: Path, run_id: str, folder: Path | None) -> None:
-    """A new session's folder (claimed empty by new_run_id) given back when its resume is
-    refused: a file that cannot be resumed leaves nothing behind."""
-    if folder is None:
-        with contextlib.suppress(OSError):
-            (root / run_id).rmdir()  # only ever an empty folder
 
 
 def _clone(obj: Any) -> Any:

@@ -91,9 +91,10 @@ def new_run_id(method: str, root: Path, now: datetime | None = None) -> str:
     raise FreqtuiError(f"{root}: no free run id for {base}")
 
 
-def snapshot_payload(capture: Snapshot, run_id: str) -> Snapshot:
-    """A capture from `TrainingRun.capture()` as the snapshot of session `run_id`, saved now."""
-    return dataclasses.replace(capture, run_id=run_id, saved_at=now_iso())
+def snapshot_payload(capture: dict[str, Any], run_id: str) -> Snapshot:
+    """A capture (`TrainingRun.capture()`, a file's content) as the snapshot of session
+    `run_id`, saved now."""
+    return Snapshot.from_dict({**capture, "run_id": run_id, "saved_at": now_iso()}, run_id)
 
 
 def write_snapshot(folder: Path, snap: Snapshot) -> Path:

@@ -137,6 +137,16 @@ class Snapshot:
     def weights_note(self) -> str:
         return note_of(self.kind, self.weights)
 
+    def refuse_nonfinite(self) -> None:
+        """FreqtuiError when a weight holds NaN or an infinity: such weights are never
+        saved, so a save never replaces a good file with a broken one."""
+        bad = nonfinite_weight(self.model)
+        if bad is not None:
+            raise FreqtuiError(
+                f"the weights hold NaN or infinite values ({bad}): not saved (the last "
+                "snapshot stays as it was)"
+            )
+
     def build_model(self):  # -> FrequencyLSTM (engine/model.py imports torch)
         """The model the config describes, with these weights (checked when read)."""
         from engine.model import build_model

@@ -33,7 +33,7 @@ def content(snap: Snapshot) -> str:
 
 
 def test_a_capture_goes_to_a_dict_and_back_unchanged(run, tmp_path):
-    snap = run.capture()
+    snap = run.snapshot()
     back = Snapshot.from_dict(snap.to_dict(), "capture")
     assert content(back) == content(snap)
     assert back.run_id == "s" and back.method == "handoff" and back.config == TINY.validated()
@@ -88,7 +88,7 @@ def hostile(raw: dict, field: str) -> dict:
     ],
 )
 def test_a_bad_field_is_one_clear_line(run, field, words):
-    raw = run.capture().to_dict()
+    raw = run.capture()
     with pytest.raises(FreqtuiError) as info:
         Snapshot.from_dict(hostile(raw, field), "sessions/s/latest.pt")
     message = str(info.value)
@@ -107,7 +107,7 @@ def older(raw: dict) -> dict:
 
 
 def test_an_older_snapshot_still_reads_lists_and_resumes(run, tmp_path):
-    raw = older(run.capture().to_dict())
+    raw = older(run.capture())
     snap = Snapshot.from_dict(raw)
     assert snap.rows_per_epoch == TINY.rows_per_set
     assert snap.planned_epochs == TINY.epochs
@@ -139,9 +139,8 @@ def test_nan_weights_are_refused_before_anything_is_written(run, tmp_path):
     before = first.read_bytes(), (first.parent / PREVIOUS).read_bytes()
     with torch.no_grad():
         run.model.fc.weight[0, 0] = float("nan")
-    snap = run.capture()
+    snap = run.snapshot()
     for save in (lambda: run.save_snapshot(), lambda: sealed_bytes(snap)):
         with pytest.raises(FreqtuiError, match=r"NaN or infinite values \(fc\.weight\): not saved"):
             save()
     assert (first.read_bytes(), (first.parent / PREVIOUS).read_bytes()) == before
-    assert run.save_error and "not saved" in run.save_error
