@@ -227,13 +227,15 @@ class SessionInfo:
 
 
 def session_info(path: Path, snap: Snapshot) -> SessionInfo:
-    """Summarise a snapshot (its length is the one its trainer planned, as a run shows it)."""
-    finished = snap.finished
+    """Summarise a snapshot. Its length here is --epochs, not the length its trainer
+    planned (`Snapshot.finished`): a clock whose polish ended early lists as unfinished."""
+    epochs = snap.config.epochs
+    finished = snap.epochs_done >= epochs
     return SessionInfo(
         id=snap.run_id,
         method=snap.method,
-        epoch=snap.planned_epochs if finished else snap.epochs_done + 1,
-        epochs=snap.planned_epochs,
+        epoch=epochs if finished else snap.epochs_done + 1,
+        epochs=epochs,
         row=snap.rows_per_epoch if finished else snap.row,
         rows_per_epoch=snap.rows_per_epoch,
         frozen_mse_train=snap.last_eval.train.overall if snap.last_eval else None,
