@@ -143,8 +143,8 @@ class Snapshot:
         bad = nonfinite_weight(self.model)
         if bad is not None:
             raise FreqtuiError(
-                f"the weights hold NaN or infinite values ({bad}): not saved (the last "
-                "snapshot stays as it was)"
+                f"the weights hold NaN or infinite values ({bad}): not saved (the file "
+                "saved before stays as it was)"
             )
 
     def build_model(self):  # -> FrequencyLSTM (engine/model.py imports torch)

@@ -38,6 +38,7 @@ def test_a_capture_goes_to_a_dict_and_back_unchanged(run, tmp_path):
     assert content(back) == content(snap)
     assert back.run_id == "s" and back.method == "handoff" and back.config == TINY.validated()
     assert (back.epochs_done, back.row, back.rows_done) == (0, 30, 30)
+    assert back.weights and back.weights_note == run.trainer.weights_note()
     assert back.history.to_dict() == run.history.to_dict()
     # and through a file on disk: what `read` returns is what was written
     path = write_snapshot(tmp_path / "s", snap)
