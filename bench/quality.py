@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import RunConfig  # noqa: E402
 from engine.evaluation import evaluate, frozen_mse  # noqa: E402
-from engine.files import load_model, read_file  # noqa: E402
+from engine.files import read  # noqa: E402
 from engine.model import build_model  # noqa: E402
 from engine.signals import for_config, test_set, train_set  # noqa: E402
 from engine.training import make_trainer  # noqa: E402
@@ -127,14 +127,13 @@ def train_cell(method: str, phase_scale: float, minutes: float, seed: int) -> di
 
 
 def snapshot_cell(method: str, phase_scale: float, path: Path) -> dict:
-    config, model = load_model(path)
-    config = config.replace(phase_scale=phase_scale)
-    e = evaluate(model, config)
-    hist = read_file(path).get("history") or {}  # weights saved by `train --out` keep it
+    snap = read(path)  # weights saved by `train --out` keep the history too
+    config = snap.config.replace(phase_scale=phase_scale)
+    e = evaluate(snap.build_model(), config)
     opts = config.options
     meta = {
-        "train_seconds": hist.get("train_seconds"),
-        "rows_total": hist.get("rows_total"),
+        "train_seconds": snap.history.train_seconds if snap.history.rows_total else None,
+        "rows_total": snap.history.rows_total or None,
         "data": "seed-1 rows"
         if config.method == "handoff" or opts.get("noise") == "train"
         else "fresh draws",
@@ -181,7 +180,6 @@ def seed_cell(
     import subprocess
     import tempfile
 
-    from engine.files import weights_note
     from engine.sessions import list_sessions
 
     env = dict(os.environ)
@@ -205,11 +203,11 @@ def seed_cell(
         if r.returncode != 0:
             raise SystemExit(f"seed {seed}: {' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
         (info,) = list_sessions(Path(root))
-        obj = read_file(info.path)
-        config, model = load_model(info.path)
+        snap = read(info.path)
+        config, model = snap.config, snap.build_model()
         e = evaluate(model, config)
-        evals = obj["history"]["evals"]
-        trainer = obj.get("trainer") or {}
+        evals = snap.history.evals
+        trainer = snap.trainer or {}
         # two noise draws no run ever trains or selects on: does it generalise to new noise?
         heldout = [frozen_mse(model, for_config(config, s)).overall for s in HELDOUT_SEEDS]
         return {
@@ -219,14 +217,14 @@ def seed_cell(
             "threads": threads or "default",
             "train": e.train.to_dict(),
             "test": e.test.to_dict(),
-            "weights": weights_note(obj),
+            "weights": snap.weights_note,
             "heldout": heldout,
             "restarts": int(trainer.get("restarts", 0)),
             "stage_rollbacks": int(trainer.get("stage_rollbacks", 0)),
-            "last_three_test": [float(x["test"]["overall"]) for x in evals[-3:]],
+            "last_three_test": [x.test.overall for x in evals[-3:]],
             "wall_seconds": wall,
-            "train_seconds": float(obj["history"]["train_seconds"]),
-            "rows": int(obj["history"]["rows_total"]),
+            "train_seconds": snap.history.train_seconds,
+            "rows": snap.history.rows_total,
             "command": "freqtui " + " ".join(cmd[3:-2]),
         }
 

@@ -9,7 +9,6 @@ and continuing from the returned bytes is the same run (sessions resume exactly)
 
 from __future__ import annotations
 
-import io
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,14 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import atomic_write_bytes
+from engine.files import atomic_write_bytes, sealed_bytes
 from engine.run import TrainingRun
-from engine.sessions import LATEST, snapshot_payload
+from engine.sessions import LATEST
 
 POLL_S = 0.2
 
@@ -106,14 +103,13 @@ def train_cell(
                 failed = e.message
         if failed is not None:
             return CellChunk(cell, None, False, 0, time.monotonic() - t0, failed=failed)
-        capture = run.capture()
-        if not all(torch.isfinite(w).all() for w in capture["model"].values()):
-            raise FreqtuiError(f"cell {cell}: the weights hold NaN or infinite values")
-        buf = io.BytesIO()
-        torch.save(snapshot_payload(capture, cell), buf)
+        try:
+            data = sealed_bytes(run.snapshot())  # its run id is the cell's
+        except FreqtuiError as exc:
+            raise FreqtuiError(f"cell {cell}: {exc}") from None
         return CellChunk(
             cell,
-            buf.getvalue(),
+            data,
             run.trainer.finished,
             run.history.rows_total - rows_before,
             time.monotonic() - t0,

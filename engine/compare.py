@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import FreqtuiError
-from engine.files import read_file
+from engine.files import read
 from engine.sessions import SessionInfo, resolve, session_info
 
 
@@ -69,32 +69,12 @@ class SessionHistory:
 
 def load_history(path: Path) -> SessionHistory:
     """Read a snapshot (or a weights file that carries a history) and keep its evaluations."""
-    obj = read_file(path)
-    config = obj["config"]
-    history: dict[str, Any] = obj.get("history") or {}
-    evals = history.get("evals") or []
-    if not isinstance(evals, list):
-        raise FreqtuiError(f"{path}: its history is unreadable (evals is not a list)")
-    try:
-        rows = tuple(int(e["rows_total"]) for e in evals)
-        train = tuple(float(e["train"]["overall"]) for e in evals)
-        test = tuple(float(e["test"]["overall"]) for e in evals)
-        last = evals[-1] if evals else None
-        latest = (
-            tuple(
-                (float(last[s]["overall"]), *(float(v) for v in last[s]["per_frequency"]))
-                for s in ("train", "test")
-            )
-            if last
-            else (None, None)
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FreqtuiError(f"{path}: its history is unreadable ({exc!r})") from None
-    run_id = str(obj.get("run_id") or "")
+    snap = read(path)
+    config, evals, last = snap.config, snap.history.evals, snap.last_eval
     # a session's own folder names it by its id; a file elsewhere (models/) by its name
-    in_session = run_id and path.parent.name == run_id
+    in_session = snap.run_id and path.parent.name == snap.run_id
     return SessionHistory(
-        id=run_id if in_session else path.stem,
+        id=snap.run_id if in_session else path.stem,
         method=config.method,
         phase_scale=float(config.phase_scale),
         frequencies=tuple(config.frequencies),
@@ -104,11 +84,11 @@ def load_history(path: Path) -> SessionHistory:
         amplitude=(float(config.amp_low), float(config.amp_high)),
         train_seed=int(config.train_seed),
         test_seed=int(config.test_seed),
-        rows=rows,
-        train=train,
-        test=test,
-        latest_train=latest[0],
-        latest_test=latest[1],
+        rows=tuple(e.rows_total for e in evals),
+        train=tuple(e.train.overall for e in evals),
+        test=tuple(e.test.overall for e in evals),
+        latest_train=(last.train.overall, *last.train.per_block) if last else None,
+        latest_test=(last.test.overall, *last.test.per_block) if last else None,
     )
 
 
@@ -221,10 +201,10 @@ def list_models(folder: Path | None = None) -> list[SessionInfo]:
     out: list[SessionInfo] = []
     for path in sorted(folder.glob("*.pt")):
         try:
-            obj = read_file(path)
+            snap = read(path)
         except FreqtuiError as exc:
             out.append(SessionInfo(path.stem, "", 0, 0, 0, 0, None, None, "", path, error=str(exc)))
             continue
-        if obj["kind"] == "snapshot":
-            out.append(session_info(path, obj))
+        if snap.resumable:
+            out.append(session_info(path, snap))
     return out

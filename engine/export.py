@@ -12,10 +12,13 @@ and frozen MSE are never in one row. Torch-free: the table is built from a Histo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
 from engine.history import History
+
+if TYPE_CHECKING:
+    from engine.snapshot import Snapshot
 
 # (column, what it holds): `freqtui export --help` and the README print these
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -108,17 +111,15 @@ def metric_table(
     return MetricTable(run_id, config.method, tuple(config.frequencies), rows_per_epoch, out)
 
 
-def file_metric_table(obj: dict[str, Any]) -> MetricTable:
-    """The table of a file `engine.files.read_file` returned (a snapshot, or a weights
-    file saved with its history); a file without a history has an empty one."""
+def file_metric_table(snap: Snapshot) -> MetricTable:
+    """The table of a file (a snapshot, or a weights file saved with its history); a
+    file without a history has an empty one."""
     from engine.training import get_method  # torch is loaded already: the file was read
 
-    config: RunConfig = obj["config"]
-    history = History.from_dict(obj.get("history") or {})
     return metric_table(
-        history,
-        config,
-        run_id=str(obj.get("run_id") or ""),
-        rows_per_epoch=int(obj.get("rows_per_epoch") or config.rows_per_set),
-        blocks_together=get_method(config.method).blocks_together,
+        snap.history,
+        snap.config,
+        run_id=snap.run_id,
+        rows_per_epoch=snap.rows_per_epoch,
+        blocks_together=get_method(snap.method).blocks_together,
     )

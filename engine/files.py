@@ -6,12 +6,10 @@ Every file is a `torch.save` of a dict of tensors and plain values, read back wi
 carries a SHA-256 over its content (torch does not check its archive's CRCs, so a
 flipped byte in a tensor would otherwise load silently).
 
-Two kinds share the format: "weights" (config + `lstm.*`/`fc.*`) and "snapshot"
-(everything a run needs to continue exactly: weights, trainer state with optimizer,
-carried (h, c), position and RNG states, the torch RNG state and the metric history).
-Session folders and their snapshots are engine/sessions.py's. A file that is not a zip
-archive or a pickle, or whose archive breaks a bound (engine/safeload.py), is refused
-before torch is loaded.
+What a file holds, and every check of its fields, is engine/snapshot.py's: `read`
+returns a Snapshot, `sealed_bytes` turns one into a file's bytes. Session folders and
+their snapshots are engine/sessions.py's. A file that is not a zip archive or a pickle, or
+whose archive breaks a bound (engine/safeload.py), is refused before torch is loaded.
 """
 
 from __future__ import annotations
@@ -31,16 +29,14 @@ from typing import TYPE_CHECKING, Any
 from engine import safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
+from engine.history import History
+from engine.snapshot import Snapshot, check_header, note_of
 
 if TYPE_CHECKING:
     from engine.model import FrequencyLSTM
 
 # torch is imported where a tensor is made or read, not here: listing sessions (from their
 # sidecars) and refusing a file that is not a torch file answer without loading it
-
-FORMAT = "freqtui"
-FORMAT_VERSION = 1
-KINDS = ("weights", "snapshot")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -134,27 +130,42 @@ def sealed(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def save_weights(path: Path, model: FrequencyLSTM, config: RunConfig, **extra: Any) -> None:
-    """The trained weights with the config that made them (kind "weights")."""
-    atomic_torch_save(
-        sealed(
-            {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "kind": "weights",
-                "saved_at": now_iso(),
-                "config": config.to_dict(),
-                "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                **extra,
-            }
-        ),
-        Path(path),
-    )
+def save_weights(path: Path, model: FrequencyLSTM, config: RunConfig, history: History) -> None:
+    """The trained weights with the config that made them and the run's history (kind
+    "weights")."""
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    snap = Snapshot("weights", config, weights, history, config.rows_per_set, saved_at=now_iso())
+    atomic_write_bytes(Path(path), sealed_bytes(snap))
+
+
+def sealed_bytes(snap: Snapshot) -> bytes:
+    """A Snapshot as the bytes of a sealed file; weights holding NaN or an infinity are
+    refused (`Snapshot.refuse_nonfinite`)."""
+    import torch
+
+    snap.refuse_nonfinite()
+    buf = io.BytesIO()
+    torch.save(sealed(snap.to_dict()), buf)
+    return buf.getvalue()
+
+
+def read(path: Path) -> Snapshot:
+    """Load and check a freqtui file (a snapshot or a weights file) as a Snapshot;
+    FreqtuiError names the file and the reason."""
+    path = Path(path)
+    return Snapshot.from_dict(_load(path), path)
 
 
 def read_file(path: Path) -> dict[str, Any]:
-    """Load and check a freqtui file; FreqtuiError names the file and the reason."""
+    """A checked file's content as stored, its config as a RunConfig: for a reader that
+    wants the file itself (tests, bench/); the code reads `read`'s Snapshot."""
     path = Path(path)
+    raw = _load(path)
+    return {**raw, "config": Snapshot.from_dict(raw, path).config}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """The file's dict, after the bounds (engine/safeload.py), its header and checksum."""
     if not path.exists():
         raise FreqtuiError(f"{path}: no such file")
     if path.is_dir():
@@ -176,21 +187,9 @@ def read_file(path: Path) -> dict[str, Any]:
         raise FreqtuiError(f"{path}: cannot read it ({exc.strerror})") from None
     except Exception as exc:  # any unpickling failure: truncated, corrupt, foreign, unsafe
         raise FreqtuiError(f"{path}: not a readable freqtui file ({_why(exc, path)})") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise FreqtuiError(f"{path}: not a freqtui file (no freqtui format marker)")
-    version = obj.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise FreqtuiError(f"{path}: corrupted (format version {version!r} is not valid)")
-    if version > FORMAT_VERSION:
-        raise FreqtuiError(
-            f"{path}: format version {version} is newer than this freqtui reads "
-            f"({FORMAT_VERSION}); upgrade freqtui"
-        )
-    kind = obj.get("kind")
-    if kind not in KINDS:
-        raise FreqtuiError(f"{path}: unknown kind {kind!r} (this freqtui reads {', '.join(KINDS)})")
+    check_header(obj, path)
     safeload.check_payload(path, obj)  # bounded structure, schema, config: before any walk
-    if "checksum" in obj or kind == "snapshot":
+    if "checksum" in obj or obj["kind"] == "snapshot":
         try:
             ok = obj.get("checksum") == checksum(obj)
         except TypeError:
@@ -199,15 +198,6 @@ def read_file(path: Path) -> dict[str, Any]:
             raise FreqtuiError(
                 f"{path}: corrupted (checksum mismatch: the content changed after it was saved)"
             )
-    try:
-        obj["config"] = RunConfig.from_dict(obj["config"])
-    except KeyError:
-        raise FreqtuiError(f"{path}: incomplete file (no config)") from None
-    except (FreqtuiError, TypeError, ValueError) as exc:
-        raise FreqtuiError(f"{path}: its config is invalid ({exc})") from None
-    if kind == "snapshot":
-        _check_snapshot(path, obj)
-    _check_weights(path, obj)
     return obj
 
 
@@ -218,32 +208,6 @@ def _check_magic(path: Path) -> None:
         head = f.read(4)
     if not head.startswith((b"PK", b"\x80")):
         raise FreqtuiError(f"{path}: not a readable freqtui file (not a torch file)")
-
-
-def _check_snapshot(path: Path, obj: dict[str, Any]) -> None:
-    import torch
-
-    required = {
-        "run_id": str,
-        "saved_at": str,
-        "trainer": dict,
-        "history": dict,
-        "torch_rng": torch.Tensor,
-    }
-    for key, kind in required.items():
-        if not isinstance(obj.get(key), kind):
-            raise FreqtuiError(f"{path}: incomplete snapshot (no valid {key})")
-    trainer = obj["trainer"]
-    if trainer.get("method") != obj["config"].method:
-        raise FreqtuiError(
-            f"{path}: inconsistent snapshot (trainer state is for {trainer.get('method')!r}, "
-            f"config says {obj['config'].method!r})"
-        )
-    for key in ("epoch", "row"):
-        if not isinstance(trainer.get(key), int) or trainer[key] < 0:
-            raise FreqtuiError(f"{path}: incomplete snapshot (trainer has no valid {key})")
-    if obj["torch_rng"].dtype != torch.uint8:
-        raise FreqtuiError(f"{path}: incomplete snapshot (torch_rng is not a byte tensor)")
 
 
 def _why(exc: Exception, path: Path) -> str:
@@ -273,55 +237,11 @@ def _why(exc: Exception, path: Path) -> str:
     return f"not a torch file, or damaged: {first[:100]}"
 
 
-def model_from(path: Path, obj: dict[str, Any]) -> FrequencyLSTM:
-    """Build the model a file's config describes and load its weights, checking shapes."""
-    model = _check_weights(path, obj)
-    model.load_state_dict(obj["model"])
-    return model
-
-
-def _check_weights(path: Path, obj: dict[str, Any]) -> FrequencyLSTM:
-    """A fresh model for the file's config, after checking the weights fit it."""
-    import torch
-
-    from engine.model import build_model
-
-    config: RunConfig = obj["config"]
-    model = build_model(config)
-    weights = obj.get("model")
-    if not isinstance(weights, dict):
-        raise FreqtuiError(f"{path}: incomplete file (no model weights)")
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
-    if missing or extra:
-        raise FreqtuiError(
-            f"{path}: weights do not fit FrequencyLSTM (missing {missing[:3]}, unexpected {extra[:3]})"
-        )
-    for k, v in expected.items():
-        w = weights[k]
-        if not isinstance(w, torch.Tensor) or w.shape != v.shape:
-            got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
-            raise FreqtuiError(
-                f"{path}: incompatible weights: {k} has shape {got}, a model with hidden size "
-                f"{config.hidden_size} needs {tuple(v.shape)}"
-            )
-        if w.dtype != v.dtype:
-            raise FreqtuiError(f"{path}: incompatible weights: {k} is {w.dtype}, not {v.dtype}")
-        if not torch.isfinite(w).all():
-            raise FreqtuiError(f"{path}: weights hold NaN or infinite values ({k})")
-    return model
-
-
 def weights_note(obj: dict[str, Any]) -> str:
-    """Which weights a file holds: a snapshot says (final, best on validation at row R,
-    or current while training); a weights file holds a run's final weights."""
-    note = obj.get("weights")
-    if isinstance(note, str) and note:
-        return note[:200]
-    return "final" if obj.get("kind") == "weights" else "not recorded (an older snapshot)"
+    """Which weights the file `read_file` returned holds (Snapshot.weights_note)."""
+    return note_of(obj.get("kind", ""), obj.get("weights"))
 
 
 def load_model(path: Path) -> tuple[RunConfig, FrequencyLSTM]:
-    obj = read_file(path)
-    return obj["config"], model_from(path, obj)
+    snap = read(path)
+    return snap.config, snap.build_model()

@@ -4,6 +4,7 @@ export (engine/export.py) and the session list read it without loading torch."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,17 @@ class History:
 
     def add_epoch(self, epoch: int, online: float, by_block: tuple[float | None, ...]) -> None:
         self.epochs.append((epoch, online, tuple(by_block)))
+
+    def copy(self) -> History:
+        """A copy that later additions leave alone (its points and records are immutable)."""
+        return dataclasses.replace(
+            self,
+            online=list(self.online),
+            online_by_block=list(self.online_by_block),
+            evals=list(self.evals),
+            schedule=list(self.schedule),
+            epochs=list(self.epochs),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

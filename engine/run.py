@@ -24,10 +24,11 @@ from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.evaluation import evaluate, frozen_mse, mse_of, predict
-from engine.files import model_from, save_weights
+from engine.files import now_iso, save_weights
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import test_set, train_set
+from engine.snapshot import Snapshot
 from engine.training import make_trainer
 from engine.training.base import Trainer, rss_mb
 
@@ -137,6 +138,7 @@ class TrainingRun:
         root: Path | None = None,
         autosave_every: int | None = None,
         save_on_end: bool = False,
+        snapshot: Snapshot | None = None,
     ) -> TrainingRun:
         """A run that continues a snapshot (a path, a session folder, a run id or a unique
         prefix of one under `root`) exactly: weights, trainer state (optimizer, carried
@@ -144,15 +146,15 @@ class TrainingRun:
         of epochs (never below those done); nothing else may change. A session's snapshot
         keeps its run id and saves back into its session folder; a file that stands alone
         (models/*.pt) starts a new session under `root` and is never written to, nor
-        anything beside it (`origin` says so)."""
+        anything beside it (`origin` says so). `snapshot`: the file's content when the
+        caller has read it already (`sessions.read_snapshot`), so it is read once."""
         root = sessions.sessions_dir(root)
         path = sessions.resolve(id_or_path, root)
-        obj = sessions.read_snapshot(path)
-        trainer_state = obj["trainer"]
-        config: RunConfig = obj["config"]
+        snap = snapshot if snapshot is not None else sessions.read_snapshot(path)
+        config = snap.config
         old_epochs = config.epochs
         if epochs is not None:
-            done = int(trainer_state["epoch"])
+            done = snap.epochs_done
             if epochs <= done:  # asked for explicitly, a length already trained is a mistake
                 raise FreqtuiError(
                     f"--epochs {epochs}: {path} has already completed {done} of its "
@@ -160,55 +162,41 @@ class TrainingRun:
                 )
             if epochs != config.epochs:
                 config = config.replace(epochs=epochs).validated()
-        model = model_from(path, obj)
-        try:
-            history = History.from_dict(obj["history"])
-        except (TypeError, ValueError, KeyError) as exc:
-            raise FreqtuiError(f"{path}: incomplete snapshot (history unreadable: {exc})") from None
-        run_id = obj["run_id"]
+        run_id = snap.run_id
         # save back into the folder it was loaded from: a session's latest.pt or
         # previous.pt names its session by its folder (a copied folder is its own session,
         # never the original's, whose id its files still carry); a file that stands alone
         # starts a session of its own under the sessions root: resuming a committed model
         # twice must not continue (and overwrite) the first resume's session
         folder = sessions.session_folder_of(path, run_id)
-        origin = ""
-        if folder is not None:
-            home, run_id = folder.parent, folder.name
-        else:
-            home = root
-            run_id = sessions.new_run_id(config.method, root)
-            origin = (
-                f"{path} opened as a new session {run_id} under {root} "
-                "(the file itself is never written)"
-            )
-        try:
+        home, run_id = (folder.parent, folder.name) if folder is not None else (root, "")
+        try:  # built and checked before a new session's folder is claimed: a file that
+            # cannot be resumed leaves nothing behind
             run = cls(
                 config,
-                model=model,
-                trainer_state=trainer_state,
-                history=history,
-                run_id=run_id,
+                model=snap.build_model(),
+                trainer_state=snap.trainer,
+                history=snap.history,
+                run_id=run_id or "unclaimed",
                 sessions_root=home,
                 autosave_every=autosave_every,
                 save_on_end=save_on_end,
-                torch_rng=obj["torch_rng"],
+                torch_rng=snap.torch_rng,
             )
         except FreqtuiError as exc:
-            _unclaim(root, run_id, folder)
             raise FreqtuiError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-            _unclaim(root, run_id, folder)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FreqtuiError(
                 f"{path}: the trainer state does not fit method {config.method!r} ({first[:160]})"
             ) from None
-        try:
-            run._check_trainer_fits(path)
-        except FreqtuiError:
-            _unclaim(root, run_id, folder)
-            raise
-        run.origin = origin
+        run._check_trainer_fits(path)
+        if not run_id:
+            run.run_id = sessions.new_run_id(config.method, root)
+            run.origin = (
+                f"{path} opened as a new session {run.run_id} under {root} "
+                "(the file itself is never written)"
+            )
         if config.epochs != old_epochs:
             # the saved trainer, asked about the length it was not trained for
             saved = run.trainer
@@ -315,7 +303,7 @@ class TrainingRun:
     def save_weights(self, path: Path) -> None:
         """The trained weights with the config and history (kind "weights")."""
         with self._lock:
-            save_weights(path, self.model, self.config, history=self.history.to_dict())
+            save_weights(path, self.model, self.config, self.history)
 
     # ---- controller ------------------------------------------------------------------
     def start(self) -> None:
@@ -377,41 +365,44 @@ class TrainingRun:
         with self._lock:
             yield
 
-    def capture(self) -> dict[str, Any]:
-        """Everything needed to continue exactly, taken between two chunks."""
+    def snapshot(self) -> Snapshot:
+        """Everything needed to continue exactly, taken between two chunks: this run's
+        snapshot as it stands, saved now (copies: training on changes none of it)."""
         with self._lock:
-            return {
-                "config": self.config.to_dict(),
-                "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                "trainer": _clone(self.trainer.state_dict()),
-                "torch_rng": (
+            return Snapshot(
+                kind="snapshot",
+                config=self.config,
+                model={k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                history=self.history.copy(),
+                rows_per_epoch=self.trainer.rows_per_epoch,
+                trainer=_clone(self.trainer.state_dict()),
+                torch_rng=(
                     torch.random.get_rng_state()
                     if self._torch_rng is None
                     else self._torch_rng.clone()
                 ),
-                "history": self.history.to_dict(),
-                "rows_per_epoch": self.trainer.rows_per_epoch,
-                "weights": self.trainer.weights_note(),
-            }
+                run_id=self.run_id,
+                saved_at=now_iso(),
+                weights=self.trainer.weights_note(),
+            )
+
+    def capture(self) -> dict[str, Any]:
+        """`snapshot()` as a file holds it: plain values and tensors (torch.save-able)."""
+        return self.snapshot().to_dict()
 
     def save_snapshot(self, reason: str = "key") -> Path:
         """Write a snapshot now (from any thread) and emit SnapshotSaved; returns its path.
         The state is taken between two chunks; the write is atomic. FreqtuiError if the
-        file cannot be written."""
+        file cannot be written (or the weights hold NaN: the last snapshot then stays)."""
         with self._save_lock:
-            capture = self.capture()
-            if not all(torch.isfinite(w).all() for w in capture["model"].values()):
-                raise FreqtuiError(
-                    "the weights hold NaN or infinite values: not saved (the last snapshot "
-                    "stays as it was)"
-                )
-            payload = sessions.snapshot_payload(capture, self.run_id)
+            snap = self.snapshot()
+            snap.refuse_nonfinite()  # before the write: broken weights are no disk outage
             try:
-                path = sessions.write_snapshot(self.sessions_root / self.run_id, payload)
+                path = sessions.write_snapshot(self.sessions_root / self.run_id, snap)
             except FreqtuiError as exc:
                 self.save_error = str(exc)  # the newest state is not on disk (until a save works)
                 raise
-            self._last_save_rows = int(payload["history"]["rows_total"])
+            self._last_save_rows = snap.history.rows_total
             self._last_attempt_rows = max(self._last_attempt_rows, self._last_save_rows)
             self.save_error = None  # the newest state is on disk again
         self._emit(ev.SnapshotSaved(str(path), reason))
@@ -657,14 +648,6 @@ class TrainingRun:
             schedule=tr.schedule(),
             blocks_together=tr.blocks_together,
         )
-
-
-def _unclaim(root: Path, run_id: str, folder: Path | None) -> None:
-    """A new session's folder (claimed empty by new_run_id) given back when its resume is
-    refused: a file that cannot be resumed leaves nothing behind."""
-    if folder is None:
-        with contextlib.suppress(OSError):
-            (root / run_id).rmdir()  # only ever an empty folder
 
 
 def _clone(obj: Any) -> Any:

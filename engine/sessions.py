@@ -1,6 +1,6 @@
 """Session folders: where they live, their ids, writing a snapshot into one, listing and
-finding them. Reading and checking a file is engine/files.py's; continuing a run from a
-snapshot is `TrainingRun.resume` (engine/run.py).
+finding them. What a snapshot holds is engine/snapshot.py's, its bytes engine/files.py's;
+continuing a run from a snapshot is `TrainingRun.resume` (engine/run.py).
 
 Sessions live in `sessions/<run-id>/` (see `sessions_dir`); each folder holds
 `latest.pt` and, from the second save on, `previous.pt` (the save before it), and
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import json
 import math
 import os
@@ -28,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from engine import lock, safeload
-from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import FORMAT, FORMAT_VERSION, atomic_write_bytes, now_iso, read_file, sealed
-from engine.history import EvalRecord
+from engine.files import atomic_write_bytes, now_iso, read, sealed_bytes
+from engine.snapshot import Snapshot
 
 SESSIONS_ENV = "FREQTUI_SESSIONS"
 LATEST = "latest.pt"
@@ -93,53 +91,48 @@ def new_run_id(method: str, root: Path, now: datetime | None = None) -> str:
     raise FreqtuiError(f"{root}: no free run id for {base}")
 
 
-def snapshot_payload(capture: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """A capture from `TrainingRun.capture()` as a sealed snapshot file's content."""
-    return sealed(
-        {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "kind": "snapshot",
-            "saved_at": now_iso(),
-            "run_id": run_id,
-            **capture,
-        }
-    )
+def snapshot_payload(capture: dict[str, Any], run_id: str) -> Snapshot:
+    """A capture (`TrainingRun.capture()`, a file's content) as the snapshot of session
+    `run_id`, saved now."""
+    return Snapshot.from_dict({**capture, "run_id": run_id, "saved_at": now_iso()}, run_id)
 
 
-def write_snapshot(folder: Path, payload: dict[str, Any]) -> Path:
-    """Write `folder/latest.pt`, first keeping the old one as `previous.pt`.
+def write_snapshot(folder: Path, snap: Snapshot) -> Path:
+    """Write `snap` as `folder/latest.pt` (see `store`), then its sidecar. Weights holding
+    NaN or an infinity are refused before anything is written."""
+    latest = store(folder, sealed_bytes(snap))
+    write_sidecar(latest, snap)
+    return latest
+
+
+def store(folder: Path, data: bytes) -> Path:
+    """Write a snapshot's bytes as `folder/latest.pt`, first keeping the old one as
+    `previous.pt`: the one home of that rotation.
 
     Both steps are atomic writes, so after a crash at any moment `latest.pt` is a whole
     snapshot (the new one or the old one) and `previous.pt` a whole older one.
     """
-    import torch  # late: listing and finding sessions need no torch
-
     folder = Path(folder)
     latest = folder / LATEST
-    buf = io.BytesIO()
-    torch.save(payload, buf)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock.clean_temps(folder)  # leftovers of a write that a kill interrupted
         if latest.exists():
             atomic_write_bytes(folder / PREVIOUS, latest.read_bytes())
-        atomic_write_bytes(latest, buf.getvalue())
+        atomic_write_bytes(latest, data)
     except OSError as exc:
         raise FreqtuiError(f"{latest}: cannot write the snapshot ({exc.strerror or exc})") from None
-    write_sidecar(latest, payload)
     return latest
 
 
-def write_sidecar(snapshot: Path, payload: dict[str, Any]) -> None:
+def write_sidecar(snapshot: Path, snap: Snapshot) -> None:
     """`latest.json` beside a snapshot just written: its SessionInfo and the snapshot's
     size and time, atomically. Best effort: a sidecar that cannot be written is removed
     (the listing then reads the snapshot), never an error of the save."""
     snapshot = Path(snapshot)
     side = snapshot.parent / SIDECAR
     try:
-        obj = {**payload, "config": RunConfig.from_dict(payload["config"])}
-        info = session_info(snapshot, obj)
+        info = session_info(snapshot, snap)
         st = os.stat(snapshot)
         fields = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("path", "error")}
         data = {
@@ -233,29 +226,21 @@ class SessionInfo:
     error: str | None = None  # set when the snapshot cannot be read; the rest is empty
 
 
-def session_info(path: Path, obj: dict[str, Any]) -> SessionInfo:
-    """Summarise a snapshot that `read_file` returned."""
-    config: RunConfig = obj["config"]
-    trainer = obj["trainer"]
-    rows_per_epoch = int(obj.get("rows_per_epoch") or config.rows_per_set)
-    done, row = int(trainer["epoch"]), int(trainer["row"])
-    finished = done >= config.epochs
-    if finished:
-        epoch, row = config.epochs, rows_per_epoch
-    else:
-        epoch = done + 1
-    evals = obj["history"].get("evals") or []
-    last = EvalRecord.from_dict(evals[-1]) if evals else None
+def session_info(path: Path, snap: Snapshot) -> SessionInfo:
+    """Summarise a snapshot. Its length here is --epochs, not the length its trainer
+    planned (`Snapshot.finished`): a clock whose polish ended early lists as unfinished."""
+    epochs = snap.config.epochs
+    finished = snap.epochs_done >= epochs
     return SessionInfo(
-        id=str(obj["run_id"]),
-        method=config.method,
-        epoch=epoch,
-        epochs=config.epochs,
-        row=row,
-        rows_per_epoch=rows_per_epoch,
-        frozen_mse_train=last.train.overall if last else None,
-        frozen_mse_test=last.test.overall if last else None,
-        saved_at=str(obj["saved_at"]),
+        id=snap.run_id,
+        method=snap.method,
+        epoch=epochs if finished else snap.epochs_done + 1,
+        epochs=epochs,
+        row=snap.rows_per_epoch if finished else snap.row,
+        rows_per_epoch=snap.rows_per_epoch,
+        frozen_mse_train=snap.last_eval.train.overall if snap.last_eval else None,
+        frozen_mse_test=snap.last_eval.test.overall if snap.last_eval else None,
+        saved_at=snap.saved_at,
         path=Path(path),
         finished=finished,
     )
@@ -287,13 +272,14 @@ def list_sessions(root: Path) -> list[SessionInfo]:
             out.append(cached)
             continue
         try:
-            obj = read_file(path)  # no sidecar (an older save) or one not to be trusted
-            if obj["kind"] != "snapshot":
+            snap = read(path)  # no sidecar (an older save) or one not to be trusted
+            if not snap.resumable:
                 raise FreqtuiError(f"{path}: a weights file, not a snapshot")
-            out.append(session_info(path, obj))
-        except (FreqtuiError, KeyError, TypeError, ValueError, IndexError) as exc:
-            why = str(exc) if isinstance(exc, FreqtuiError) else f"{path}: {type(exc).__name__}"
-            out.append(SessionInfo(folder.name, "", 0, 0, 0, 0, None, None, "", path, error=why))
+            out.append(session_info(path, snap))
+        except FreqtuiError as exc:
+            out.append(
+                SessionInfo(folder.name, "", 0, 0, 0, 0, None, None, "", path, error=str(exc))
+            )
     return sorted(out, key=lambda s: (s.saved_at, s.id), reverse=True)
 
 
@@ -430,12 +416,12 @@ def delete_session(run_id: str, root: Path) -> Path:
     return folder
 
 
-def read_snapshot(path: Path) -> dict[str, Any]:
+def read_snapshot(path: Path) -> Snapshot:
     """A checked snapshot file (not a weights file: that has nothing to resume from)."""
-    obj = read_file(path)
-    if obj["kind"] != "snapshot":
+    snap = read(path)
+    if not snap.resumable:
         raise FreqtuiError(
             f"{path}: a weights file, not a snapshot: it has no trainer state to resume from "
             "(`freqtui eval` reads it)"
         )
-    return obj
+    return snap

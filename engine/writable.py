@@ -87,14 +87,14 @@ def _why(exc: OSError) -> str:
 
 def newest_on_disk(folder: Path) -> str:
     """Which snapshot of a session survived a failed save, as a sentence."""
-    from engine.files import read_file  # late: these import torch
+    from engine.files import read  # late: these import torch
     from engine.sessions import LATEST, PREVIOUS, session_info
 
     for name in (LATEST, PREVIOUS):
         path = Path(folder) / name
         try:
-            info = session_info(path, read_file(path))
-        except (FreqtuiError, OSError, KeyError, TypeError, ValueError):
+            info = session_info(path, read(path))
+        except (FreqtuiError, OSError):
             continue
         return (
             f"the newest snapshot on disk is {path} (epoch {info.epoch}, row {info.row:,}, "

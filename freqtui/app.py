@@ -28,7 +28,7 @@ from engine import lock
 from engine.compare import list_models
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import read_file
+from engine.files import read
 from engine.history import EvalRecord
 from engine.run import TrainingRun
 from engine.sessions import SessionInfo, list_sessions, session_folder_of, sessions_dir
@@ -362,10 +362,10 @@ class FreqtuiApp(App[int]):
         old = self.training
         mine = lock.folder_key(old.sessions_root / old.run_id)
         try:
-            obj = read_file(info.path)  # refuse a bad file before the current run is stopped
+            snap = read(info.path)  # refuse a bad file before the current run is stopped
             # a session's folder is locked (another process running it is refused); a file
             # that stands alone (models/) becomes a new session: nothing is written beside it
-            folder = session_folder_of(info.path, str(obj.get("run_id", "")))
+            folder = session_folder_of(info.path, snap.run_id)
             taken = lock.acquire(folder) if folder is not None else None
         except FreqtuiError as exc:
             self.notify(str(exc), title="cannot resume", severity="error", timeout=10)

@@ -217,7 +217,8 @@ def resumed_run(
     from engine.run import RESUMABLE_CHANGES, TrainingRun
 
     path = resolve(id_or_path, sessions_dir(root))
-    config = read_snapshot(path)["config"]
+    snap = read_snapshot(path)
+    config = snap.config
     for field in FIELDS:
         value = getattr(args, field, None)
         if value is None or value == getattr(config, field) or field in RESUMABLE_CHANGES:
@@ -234,7 +235,7 @@ def resumed_run(
             f"--option cannot change when resuming {path} (it was trained with "
             f"{config.options or 'no options'}); start a new run for other options"
         )
-    return TrainingRun.resume(path, getattr(args, "epochs", None), root=root, **kw)
+    return TrainingRun.resume(path, getattr(args, "epochs", None), root=root, snapshot=snap, **kw)
 
 
 SESSIONS_HELP = "sessions folder (default: $FREQTUI_SESSIONS, else ./sessions)"
@@ -566,15 +567,15 @@ def resolve_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.files import model_from, read_file, weights_note
+    from engine.files import read
 
     path = resolve_path(args)
-    obj = read_file(path)  # a file refused before torch.load is refused without torch
+    snap = read(path)  # a file refused before torch.load is refused without torch
     from engine.evaluation import evaluate
 
-    config, model = obj["config"], model_from(path, obj)
-    result = evaluate(model, config)
-    note = weights_note(obj)
+    config = snap.config
+    result = evaluate(snap.build_model(), config)
+    note = snap.weights_note
     if args.json:
         print(json.dumps(eval_json(path, config, result, note), indent=2))
     else:

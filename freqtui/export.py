@@ -67,7 +67,7 @@ def format_for(out: Path | None, json_flag: bool, csv_flag: bool) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import file_metric_table
-    from engine.files import read_file
+    from engine.files import read
     from engine.sessions import resolve, sessions_dir
 
     out: Path | None = args.out
@@ -75,7 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = resolve(args.path, sessions_dir(getattr(args, "sessions", None)))
     if out is not None:  # a folder, a device or a read-only place: one line, before any work
         check_out(out, "--out", "the metric history")
-    table = file_metric_table(read_file(path))
+    table = file_metric_table(read(path))
     text = export_text(table, fmt)
     if out is None:
         sys.stdout.write(text)

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.errors import FreqtuiError
 from engine.evaluation import FrozenEval, evaluate, oscillator_diagnostics
-from engine.files import atomic_write_bytes, model_from, read_file, weights_note
+from engine.files import atomic_write_bytes, read
 from engine.signals import SignalSet, test_set
 from engine.writable import check_out_folder
 from freqtui.format import eval_json
@@ -37,8 +37,8 @@ ZOOM_S = 1.0  # the second page of Graph 2: the first second, where 5 and 7 Hz c
 def write_report(path: Path, out: Path) -> list[Path]:
     """Read a snapshot or weights file, evaluate it frozen, and write the three files.
     The file is read and checked before anything is written."""
-    obj = read_file(path)
-    config, model = obj["config"], model_from(path, obj)
+    snap = read(path)
+    config, model = snap.config, snap.build_model()
     out = Path(out)
     check_out_folder(out, [*FIGURES, METRICS], "--out", "the report")
     result = evaluate(model, config)
@@ -49,7 +49,7 @@ def write_report(path: Path, out: Path) -> list[Path]:
         GRAPH2_ZOOM: graph2(test, result, seconds=ZOOM_S),
         DIAGNOSTICS: diagnostics(test, result),
     }
-    metrics = eval_json(path, config, result, weights_note(obj))
+    metrics = eval_json(path, config, result, snap.weights_note)
     written = []
     try:
         for name, data in figures.items():

@@ -48,8 +48,10 @@ from typing import Any
 from engine import limits, lock
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import atomic_write_bytes, read_file
-from engine.sessions import LATEST, PREVIOUS, sessions_dir
+from engine.files import atomic_write_bytes, read
+from engine.history import EvalRecord
+from engine.sessions import LATEST, PREVIOUS, sessions_dir, store
+from engine.snapshot import Snapshot
 from engine.writable import check_out
 
 INSTALL_HINT = (
@@ -206,7 +208,7 @@ class CellState:
     snapshot: bytes | None = None
     finished: bool = False
     done_fraction: float = 0.0
-    evals: list[dict[str, Any]] | None = None
+    last_eval: EvalRecord | None = None
     rows_total: int = 0
     train_seconds: float = 0.0
 
@@ -220,46 +222,35 @@ def load_state(cell: Cell, folder: Path) -> CellState:
         if not path.is_file():
             continue
         try:
-            obj = read_file(path)
+            snap = read(path)
         except FreqtuiError as exc:
             errors.append(str(exc))
             continue
-        if obj["config"].to_dict() != cell.config.to_dict():
+        if snap.config.to_dict() != cell.config.to_dict():
             raise FreqtuiError(f"{path}: trained with other settings than cell {cell.name}")
-        _fill(state, obj, path.read_bytes())
+        _fill(state, snap, path.read_bytes())
         return state
     if errors:
         raise FreqtuiError(f"cell {cell.name}: no readable snapshot ({errors[0]})")
     return state
 
 
-def _fill(state: CellState, obj: dict[str, Any], data: bytes) -> None:
-    config: RunConfig = obj["config"]
-    trainer = obj["trainer"]
-    rows_per_epoch = int(obj.get("rows_per_epoch") or config.rows_per_set)
-    done = int(trainer["epoch"]) * rows_per_epoch + int(trainer["row"])
+def _fill(state: CellState, snap: Snapshot, data: bytes) -> None:
     state.snapshot = data
     # a clock plans its own length (its polish), at most --epochs
-    planned = int(trainer.get("planned_epochs", config.epochs))
-    state.finished = int(trainer["epoch"]) >= planned
-    state.done_fraction = 1.0 if state.finished else done / (planned * rows_per_epoch)
-    state.evals = list(obj["history"].get("evals") or [])
-    state.rows_total = int(obj["history"].get("rows_total", 0))
-    state.train_seconds = float(obj["history"].get("train_seconds", 0.0))
+    state.finished = snap.finished
+    total = snap.planned_epochs * snap.rows_per_epoch
+    state.done_fraction = 1.0 if state.finished else snap.rows_done / total
+    state.last_eval = snap.last_eval
+    state.rows_total = snap.history.rows_total
+    state.train_seconds = snap.history.train_seconds
 
 
-def store(state: CellState, data: bytes) -> None:
-    """Write a cell's new snapshot atomically (the old one kept as previous.pt), then read
-    it back: the checksum proves the bytes crossed the network whole."""
-    folder = state.folder
-    latest = folder / LATEST
-    try:
-        if latest.exists():
-            atomic_write_bytes(folder / PREVIOUS, latest.read_bytes())
-        atomic_write_bytes(latest, data)
-    except OSError as exc:
-        raise FreqtuiError(f"{latest}: cannot write the snapshot ({exc.strerror or exc})") from None
-    _fill(state, read_file(latest), data)
+def store_cell(state: CellState, data: bytes) -> None:
+    """Write a cell's new snapshot (engine/sessions.py's `store`: the old one kept as
+    previous.pt), then read it back: the checksum proves the bytes crossed the network
+    whole."""
+    _fill(state, read(store(state.folder, data)), data)
 
 
 # ---- the worker side -------------------------------------------------------------------
@@ -672,13 +663,13 @@ def _drive(args, sid: str, states: list[CellState], todo: list[CellState]) -> in
             return chunk.failed
         if chunk.snapshot is not None and chunk.snapshot != s.snapshot:
             try:
-                store(s, chunk.snapshot)
+                store_cell(s, chunk.snapshot)
             except FreqtuiError as exc:  # a full disk, a read-only folder: this cell stops
                 return str(exc)
         trained[0] += chunk.rows  # rows on disk
         if s.finished:
             lock.release(s.folder)  # a finished cell is anyone's to read or resume
-            test = s.evals[-1]["test"]["overall"] if s.evals else float("nan")
+            test = s.last_eval.test.overall if s.last_eval else float("nan")
             done = sum(1 for x in states if x.finished)
             progress.say(
                 f"cell {s.cell.name} finished: frozen MSE test {test:.4f} "
@@ -805,7 +796,7 @@ def results(sid: str, grid: dict[str, list[str]], seeds: list[int], states: list
     cells = []
     groups: dict[str, dict[str, Any]] = {}
     for s in states:
-        last = s.evals[-1] if s.evals else None
+        last = s.last_eval
         freqs = list(s.cell.config.frequencies)
         cells.append(
             {
@@ -817,8 +808,8 @@ def results(sid: str, grid: dict[str, list[str]], seeds: list[int], states: list
                 "finished": s.finished,
                 "rows_total": s.rows_total,
                 "train_seconds": s.train_seconds,
-                "frozen_mse_train": last["train"] if last else None,
-                "frozen_mse_test": last["test"] if last else None,
+                "frozen_mse_train": last.train.to_dict() if last else None,
+                "frozen_mse_test": last.test.to_dict() if last else None,
             }
         )
         key = json.dumps(s.cell.values, sort_keys=False)
@@ -834,7 +825,7 @@ def results(sid: str, grid: dict[str, list[str]], seeds: list[int], states: list
         )
         if s.finished and last:
             g["seeds"].append(s.cell.seed)
-            g["_tests"].append([last["test"]["overall"], *last["test"]["per_frequency"]])
+            g["_tests"].append([last.test.overall, *last.test.per_block])
     out_groups = []
     for g in groups.values():
         tests = g.pop("_tests")

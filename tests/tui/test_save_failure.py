@@ -20,7 +20,7 @@ async def test_a_failing_autosave_warns_once_and_stays_on_screen_until_a_save_wo
     real = sessions.write_snapshot
 
     def full_disk(folder, payload):
-        attempts.append(payload["history"]["rows_total"])
+        attempts.append(payload.history.rows_total)
         raise FreqtuiError(
             f"{folder}/latest.pt: cannot write the snapshot (No space left on device)"
         )
