@@ -36,6 +36,7 @@ LATEST = "latest.pt"
 PREVIOUS = "previous.pt"
 SIDECAR = "latest.json"  # what `freqtui sessions` shows of latest.pt, readable without torch
 SIDECAR_FORMAT = "freqtui-session"
+SIDECAR_VERSION = 2  # 2: a run's length is the one its trainer planned (1 listed --epochs)
 SIDECAR_MAX_BYTES = 16_384  # a real sidecar is ~400 bytes
 AUTOSAVE_MIN_ROWS = 20_000  # the least default autosave interval, in rows
 
@@ -137,7 +138,7 @@ def write_sidecar(snapshot: Path, snap: Snapshot) -> None:
         fields = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("path", "error")}
         data = {
             "format": SIDECAR_FORMAT,
-            "version": 1,
+            "version": SIDECAR_VERSION,
             "snapshot": {"name": snapshot.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns},
             "session": fields,
         }
@@ -168,7 +169,7 @@ def read_sidecar(folder: Path) -> SessionInfo | None:
         st = os.stat(snapshot)
         if (
             data["format"] != SIDECAR_FORMAT
-            or data["version"] != 1
+            or data["version"] != SIDECAR_VERSION
             or snap["name"] != LATEST
             or snap["size"] != st.st_size
             or snap["mtime_ns"] != st.st_mtime_ns
@@ -227,10 +228,11 @@ class SessionInfo:
 
 
 def session_info(path: Path, snap: Snapshot) -> SessionInfo:
-    """Summarise a snapshot. Its length here is --epochs, not the length its trainer
-    planned (`Snapshot.finished`): a clock whose polish ended early lists as unfinished."""
-    epochs = snap.config.epochs
-    finished = snap.epochs_done >= epochs
+    """Summarise a snapshot. Its length is the one its trainer planned (a clock's
+    curriculum plus its polish, at most --epochs), as the console and `eval` show it: a
+    finished clock lists as `35/35`, not `35/60 r0`."""
+    epochs = snap.planned_epochs
+    finished = snap.finished
     return SessionInfo(
         id=snap.run_id,
         method=snap.method,
