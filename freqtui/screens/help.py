@@ -18,8 +18,8 @@ KEYS = (
     ("1-4  0", "one frequency large in the plots; 0: all four"),
     ("p", "next plot: frozen, oscillator, history, live, Graph 1"),
     ("v", "below 120 columns: switch between the tables and the plots"),
-    ("s  x  r", "save a snapshot now; x: history as CSV, JSON; r: run panel"),
-    ("o", "sessions: Enter resumes; space marks, c compares; s sort, f method, d delete"),
+    ("s  x  r", "save now; x: the history as CSV, JSON; r: run panel"),
+    ("o", "sessions browser: Enter resumes, space marks, c compares, d deletes"),
     ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command)"),
     ("?  escape", "close this help"),
 )

@@ -194,37 +194,28 @@ class PlotsPanel(Vertical):
                     legend(*blocks, ("", "", "t in s")),
                     classes="legend",
                 )
-            with TabPane("history", id="tab-history"):
-                yield PlotextPlot(id="history")
-                yield Static(
-                    legend(
-                        ("━", "cyan", "online (moving)"),
-                        ("o", "red", "frozen test"),
-                        ("x", "green", "frozen train"),
-                        ("─", "yellow", "0.5"),
-                    ),
-                    classes="legend",
-                )
-            with TabPane("live", id="tab-live"):
-                yield PlotextPlot(id="live")
-                yield Static(
-                    legend(
-                        ("━", "green", "target"),
-                        (OUTPUT_MARK, "red", "output while training (before each update)"),
-                    ),
-                    classes="legend",
-                )
-            with TabPane("Graph 1", id="tab-graph1"):
-                yield PlotextPlot(id="graph1")
-                yield Static(
-                    legend(
-                        ("━", "green", "target"),
-                        (OUTPUT_MARK, "red", "output, weights fixed"),
-                        ("•", "grey50", "S"),
-                        ("", "", "t in s"),
-                    ),
-                    classes="legend",
-                )
+            # one plot and its legend a tab: (tab, plot id, the legend's items)
+            for tab, plot, items in (
+                ("history", "history", (
+                    ("━", "cyan", "online (moving)"),
+                    ("o", "red", "frozen test"),
+                    ("x", "green", "frozen train"),
+                    ("─", "yellow", "0.5"),
+                )),
+                ("live", "live", (
+                    ("━", "green", "target"),
+                    (OUTPUT_MARK, "red", "output while training (before each update)"),
+                )),
+                ("Graph 1", "graph1", (
+                    ("━", "green", "target"),
+                    (OUTPUT_MARK, "red", "output, weights fixed"),
+                    ("•", "grey50", "S"),
+                    ("", "", "t in s"),
+                )),
+            ):  # fmt: skip
+                with TabPane(tab, id=f"tab-{plot}"):
+                    yield PlotextPlot(id=plot)
+                    yield Static(legend(*items), classes="legend")
 
     def on_mount(self) -> None:
         self.border_title = "plots"
