@@ -19,7 +19,7 @@ KEYS = (
     ("p", "next plot: frozen, oscillator, history, live, Graph 1"),
     ("v", "below 120 columns: switch between the tables and the plots"),
     ("s  x  r", "save now; x: the history as CSV, JSON; r: run panel"),
-    ("o", "sessions browser: Enter resumes, space marks, c compares, d deletes"),
+    ("o", "sessions: Enter resumes, space marks, c compares, d deletes"),
     ("q  ctrl+c", "stop the trainer, save, quit (prints the resume command)"),
     ("?  escape", "close this help"),
 )
