@@ -1,3 +1,8 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -13,3 +18,40 @@ def _sessions_in_tmp(tmp_path, monkeypatch):
     # runs save snapshots (headless runs always do): keep them out of the repo's sessions/;
     # subprocesses inherit the variable
     monkeypatch.setenv("FREQTUI_SESSIONS", str(tmp_path / "sessions"))
+
+
+# ---- one trained session for the whole test run ----------------------------------------
+# A finished one-epoch headless run (a 0.2 s signal, 800 rows, hand-off on torch), saved
+# by a real `freqtui train --headless` process as a user's run saves it. Made once per
+# test session: tests that only need "a session on disk" copy it (`copy_session`) instead
+# of each paying for a process, torch's start-up and an epoch of their own.
+TRAINED_FLAGS = ["--duration", "0.2", "--method", "handoff", "--backend", "torch", "--epochs", "1"]
+
+
+@pytest.fixture(scope="session")
+def trained_session(tmp_path_factory) -> tuple[Path, str]:
+    """(sessions folder, run id) of the shared finished session; never write into it."""
+    sessions = tmp_path_factory.mktemp("trained") / "sessions"
+    r = subprocess.run(
+        [sys.executable, "-m", "freqtui.cli", "train", "--headless"]
+        + ["--sessions", str(sessions), *TRAINED_FLAGS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    (folder,) = [p for p in sessions.iterdir() if p.is_dir()]
+    return sessions, folder.name
+
+
+@pytest.fixture
+def copy_session(trained_session):
+    """copy_session(sessions) copies the shared session into `sessions` (times kept, so
+    its sidecar still matches its snapshot) and returns its run id."""
+    src, run_id = trained_session
+
+    def copy(sessions: Path) -> str:
+        shutil.copytree(src / run_id, sessions / run_id)
+        return run_id
+
+    return copy

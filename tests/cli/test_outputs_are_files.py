@@ -39,13 +39,12 @@ def assert_one_line(r, *words: str) -> None:
         assert w in lines[0], lines[0]
 
 
-@pytest.fixture(scope="module")
-def session(tmp_path_factory) -> tuple[Path, str]:
-    """A sessions folder with one finished 1-epoch session in it."""
-    sessions = tmp_path_factory.mktemp("outputs") / "sessions"
-    r = cli("train", "--headless", "--sessions", str(sessions), *TINY, "--epochs", "1")
-    assert r.returncode == 0, r.stderr
-    (run_id,) = [p.name for p in sessions.iterdir()]
+@pytest.fixture
+def session(trained_session) -> tuple[Path, str]:
+    """A sessions folder with one finished 1-epoch session in it, made once for the whole
+    test run (tests/conftest.py): the tests here only read it or copy it."""
+    sessions, run_id = trained_session
+    assert [p.name for p in sessions.iterdir()] == [run_id]
     return sessions, run_id
 
 

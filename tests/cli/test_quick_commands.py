@@ -153,6 +153,14 @@ def listing(tmp: Path, root: Path) -> tuple[list[dict], list[str]]:
     return json.loads(out), loaded
 
 
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory, sessions) -> list[dict]:
+    """The listing of the three untouched sessions (from their sidecars), taken once: the
+    listing each test below compares its changed copy against."""
+    rows, _ = listing(tmp_path_factory.mktemp("expected"), sessions)
+    return rows
+
+
 def test_sessions_reads_the_sidecars_without_torch(tmp_path, sessions):
     rows, loaded = listing(tmp_path, sessions)
     assert loaded == []
@@ -169,8 +177,9 @@ def copy_sessions(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_a_session_without_sidecar_is_listed_the_same_from_its_snapshot(tmp_path, sessions):
-    expected, _ = listing(tmp_path, sessions)
+def test_a_session_without_sidecar_is_listed_the_same_from_its_snapshot(
+    tmp_path, sessions, expected
+):
     root = copy_sessions(sessions, tmp_path / "s")
     (root / "run-1" / SIDECAR).unlink()  # saved before sidecars
     rows, loaded = listing(tmp_path, root)
@@ -191,8 +200,9 @@ def test_a_session_without_sidecar_is_listed_the_same_from_its_snapshot(tmp_path
     ],
     ids=["broken", "not-utf8", "a-list", "null", "deep", "huge", "incomplete"],
 )
-def test_a_corrupt_sidecar_is_ignored_and_the_snapshot_listed(tmp_path, sessions, sidecar):
-    expected, _ = listing(tmp_path, sessions)
+def test_a_corrupt_sidecar_is_ignored_and_the_snapshot_listed(
+    tmp_path, sessions, expected, sidecar
+):
     root = copy_sessions(sessions, tmp_path / "s")
     (root / "run-2" / SIDECAR).write_bytes(sidecar)
     rows, _ = listing(tmp_path, root)
@@ -219,8 +229,7 @@ def _edit_sidecar(path: Path, **session) -> None:
     ],
     ids=["id-path", "id-empty", "negative", "nan-text", "long", "escape", "nested", "unknown"],
 )
-def test_a_hostile_sidecar_is_ignored_and_the_snapshot_listed(tmp_path, sessions, change):
-    expected, _ = listing(tmp_path, sessions)
+def test_a_hostile_sidecar_is_ignored_and_the_snapshot_listed(tmp_path, sessions, expected, change):
     root = copy_sessions(sessions, tmp_path / "s")
     side = root / "run-0" / SIDECAR
     _edit_sidecar(side, **change)
@@ -243,8 +252,7 @@ def test_a_stale_sidecar_is_not_believed(tmp_path, sessions):
     assert {r["id"]: r["method"] for r in rows}["run-0"] == "handoff"
 
 
-def test_a_sidecar_that_is_a_fifo_or_a_link_is_ignored(tmp_path, sessions):
-    expected, _ = listing(tmp_path, sessions)
+def test_a_sidecar_that_is_a_fifo_or_a_link_is_ignored(tmp_path, sessions, expected):
     root = copy_sessions(sessions, tmp_path / "s")
     (root / "run-0" / SIDECAR).unlink()
     os.mkfifo(root / "run-0" / SIDECAR)  # opening it for reading would block

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
-TINY = ["--duration", "0.2", "--method", "handoff", "--backend", "torch"]
 WAIT_S = 90.0
 
 
@@ -40,23 +39,11 @@ def wait_for_line(p: subprocess.Popen, words: str) -> None:
     raise AssertionError(f"no line with {words!r}")
 
 
-def a_session(sessions: Path) -> str:
-    r = subprocess.run(
-        [*CLI, "train", "--headless", "--sessions", str(sessions), *TINY, "--epochs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
-    (folder,) = sessions.iterdir()
-    return folder.name
-
-
 def test_a_second_resume_of_a_running_session_is_refused_and_a_dead_holder_never_blocks(
-    tmp_path,
+    tmp_path, copy_session
 ):
     sessions = tmp_path / "s"
-    run_id = a_session(sessions)
+    run_id = copy_session(sessions)  # a finished session (tests/conftest.py)
     holder = resume(sessions, run_id, "--epochs", "50")
     try:
         wait_for_line(holder, "resuming session")
@@ -83,9 +70,9 @@ def test_a_second_resume_of_a_running_session_is_refused_and_a_dead_holder_never
         assert third.wait(WAIT_S) == 143
 
 
-def test_the_console_refuses_a_session_a_headless_run_owns(tmp_path):
+def test_the_console_refuses_a_session_a_headless_run_owns(tmp_path, copy_session):
     sessions = tmp_path / "s"
-    run_id = a_session(sessions)
+    run_id = copy_session(sessions)
     holder = resume(sessions, run_id, "--epochs", "50")
     try:
         wait_for_line(holder, "resuming session")
@@ -102,9 +89,9 @@ def test_the_console_refuses_a_session_a_headless_run_owns(tmp_path):
         holder.wait(WAIT_S)
 
 
-def test_a_listing_removes_the_temp_files_of_an_interrupted_write(tmp_path):
+def test_a_listing_removes_the_temp_files_of_an_interrupted_write(tmp_path, copy_session):
     sessions = tmp_path / "s"
-    run_id = a_session(sessions)
+    run_id = copy_session(sessions)
     folder = sessions / run_id
     debris = [folder / ".latest.pt.k1l2m3.tmp", folder / ".previous.pt.x9y8.tmp"]
     for p in debris:

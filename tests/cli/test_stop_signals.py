@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from engine.files import read_file
+from freqtui.cli import main
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
 TINY = ["--duration", "0.2", "--method", "handoff", "--backend", "torch", "--autosave", "0"]
@@ -68,22 +69,29 @@ def snapshot_position(sessions: Path) -> tuple[str, int, int]:
     return obj["run_id"], int(obj["trainer"]["epoch"]), int(obj["trainer"]["row"])
 
 
-def assert_resumes(sessions: Path, stderr: str, console: bool) -> None:
+def resume_one_more_epoch(sessions: Path, run_id: str, epoch: int, capfd) -> tuple[int, str, str]:
+    """`freqtui train --headless --resume ID --epochs epoch+1`, in this process: what is
+    checked is the snapshot the stopped process left, not this run's process (which
+    would only add a start of Python and torch to every case)."""
+    capfd.readouterr()
+    rc = main(
+        ["train", "--headless", "--resume", run_id, "--sessions", str(sessions)]
+        + ["--epochs", str(epoch + 1)]
+    )
+    out, err = capfd.readouterr()
+    return rc, out, err
+
+
+def assert_resumes(sessions: Path, stderr: str, console: bool, capfd) -> None:
     """The printed resume command names the session; the snapshot continues where it
     stopped (one more epoch, so the test ends)."""
     run_id, epoch, row = snapshot_position(sessions)
     assert epoch > 0 or row > 0, "the stop saved a run that had trained nothing"
     head = "freqtui" if console else "freqtui train --headless"
     assert f"resume with: {head} --resume {run_id} --sessions {sessions}" in stderr, stderr
-    r = subprocess.run(
-        [*CLI, "train", "--headless", "--resume", run_id, "--sessions", str(sessions)]
-        + ["--epochs", str(epoch + 1)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
-    assert f"resuming session {run_id} at epoch {epoch + 1}, row {row:,}" in r.stdout
+    rc, out, err = resume_one_more_epoch(sessions, run_id, epoch, capfd)
+    assert rc == 0, err
+    assert f"resuming session {run_id} at epoch {epoch + 1}, row {row:,}" in out
 
 
 @pytest.mark.parametrize(
@@ -97,7 +105,9 @@ def assert_resumes(sessions: Path, stderr: str, console: bool) -> None:
     ],
     ids=["TERM", "HUP", "INT", "INT-INT", "TERM-INT-HUP"],
 )
-def test_a_signal_stops_the_headless_run_saves_and_says_how_to_resume(tmp_path, signals, code):
+def test_a_signal_stops_the_headless_run_saves_and_says_how_to_resume(
+    tmp_path, capfd, signals, code
+):
     sessions = tmp_path / "s"
     run = Headless(sessions, *LONG)
     run.wait_for("state check passed")
@@ -110,7 +120,7 @@ def test_a_signal_stops_the_headless_run_saves_and_says_how_to_resume(tmp_path, 
     assert "Traceback" not in err and "terminate called" not in err
     name = "Ctrl-C" if signals[0] == signal.SIGINT else signals[0].name
     assert f"stopped by {name} after the current chunk and saved" in err
-    assert_resumes(sessions, err, console=False)
+    assert_resumes(sessions, err, console=False, capfd=capfd)
 
 
 # ---- the console, in a pseudo-terminal -------------------------------------------------
@@ -175,7 +185,7 @@ def console(sessions: Path, sig: int, hang_up: bool) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_stops_the_console_restores_the_terminal_and_saves(tmp_path, sig, code):
+def test_a_signal_stops_the_console_restores_the_terminal_and_saves(tmp_path, capfd, sig, code):
     sessions = tmp_path / "s"
     rc, out = console(sessions, sig, hang_up=False)
     assert rc == code, out[-2000:]
@@ -183,20 +193,14 @@ def test_a_signal_stops_the_console_restores_the_terminal_and_saves(tmp_path, si
         assert out.rfind(off) > out.rfind(on), f"not restored: {what}"
     err = re.sub(rb"\x1b\[[0-9;?<>]*[A-Za-z]", b"", out.split(b"\x1b[?1049l")[-1]).decode()
     assert "stopped by" in err and "Traceback" not in err
-    assert_resumes(sessions, err.replace("\r\n", "\n"), console=True)
+    assert_resumes(sessions, err.replace("\r\n", "\n"), console=True, capfd=capfd)
 
 
-def test_closing_the_consoles_terminal_saves_the_run(tmp_path):
+def test_closing_the_consoles_terminal_saves_the_run(tmp_path, capfd):
     sessions = tmp_path / "s"
     rc, _ = console(sessions, signal.SIGHUP, hang_up=True)
     assert rc == 129
     run_id, epoch, row = snapshot_position(sessions)
     assert epoch > 0 or row > 0
-    r = subprocess.run(
-        [*CLI, "train", "--headless", "--resume", run_id, "--sessions", str(sessions)]
-        + ["--epochs", str(epoch + 1)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0 and f"at epoch {epoch + 1}, row {row:,}" in r.stdout, r.stderr
+    rc, out, err = resume_one_more_epoch(sessions, run_id, epoch, capfd)
+    assert rc == 0 and f"at epoch {epoch + 1}, row {row:,}" in out, err

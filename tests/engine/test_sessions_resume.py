@@ -61,13 +61,13 @@ def method_backends():
 # rows_per_epoch + row), given as fractions of an epoch: a method may train many rows per
 # step (a window, a horizon), so each run stops at the first step boundary at or past its
 # target, the same boundary for the straight and the split run. Each dumps run.capture().
+# One "first" and one "rest" process serve every method and backend (a list of specs, each
+# seeding its own runs): a process per case would only add starts of Python and torch.
 DRIVER = r"""
 import json, sys, torch
 torch.set_num_threads(1)
 from engine.config import RunConfig
 from engine.run import TrainingRun
-
-spec = json.loads(sys.argv[1])
 
 def train(run, fraction):
     tr = run.trainer
@@ -81,33 +81,35 @@ def train(run, fraction):
             if tr.row >= tr.rows_per_epoch:
                 tr.end_epoch()
 
-if spec["mode"] == "first":
-    config = RunConfig.from_dict(spec["config"])
-    torch.manual_seed(spec["seed"])
-    straight = TrainingRun(config, sessions_root=spec["root"], state_check=False)
-    train(straight, spec["n"])
-    torch.save(straight.capture(), spec["straight"])
-    for k in spec["ks"]:
+mode = sys.argv[1]
+for case, spec in json.loads(sys.argv[2]).items():
+    if mode == "first":
+        config = RunConfig.from_dict(spec["config"])
         torch.manual_seed(spec["seed"])
-        part = TrainingRun(config, sessions_root=spec["root"], run_id=f"split{k}", state_check=False)
-        train(part, k)
-        print(json.dumps([str(part.save_snapshot("test")), part.trainer.rows_per_epoch]))
-else:
-    for k in spec["ks"]:
-        torch.manual_seed(spec["seed"] + k)  # unlike the saved run: the snapshot restores it
-        run = TrainingRun.resume(f"split{k}", root=spec["root"])
-        assert run.trainer.epoch * run.trainer.rows_per_epoch + run.trainer.row >= round(
-            k * run.trainer.rows_per_epoch
-        )
-        assert run.run_id == f"split{k}", run.run_id
-        train(run, spec["n"])
-        torch.save(run.capture(), spec["resumed"] + str(k))
+        straight = TrainingRun(config, sessions_root=spec["root"], state_check=False)
+        train(straight, spec["n"])
+        torch.save(straight.capture(), spec["straight"])
+        for k in spec["ks"]:
+            torch.manual_seed(spec["seed"])
+            part = TrainingRun(config, sessions_root=spec["root"], run_id=f"split{k}", state_check=False)
+            train(part, k)
+            print(json.dumps([case, str(part.save_snapshot("test")), part.trainer.rows_per_epoch]))
+    else:
+        for k in spec["ks"]:
+            torch.manual_seed(spec["seed"] + k)  # unlike the saved run: the snapshot restores it
+            run = TrainingRun.resume(f"split{k}", root=spec["root"])
+            assert run.trainer.epoch * run.trainer.rows_per_epoch + run.trainer.row >= round(
+                k * run.trainer.rows_per_epoch
+            )
+            assert run.run_id == f"split{k}", run.run_id
+            train(run, spec["n"])
+            torch.save(run.capture(), spec["resumed"] + str(k))
 """
 
 
-def drive(spec: dict) -> str:
+def drive(mode: str, specs: dict[str, dict]) -> str:
     r = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(spec)],
+        [sys.executable, "-c", DRIVER, mode, json.dumps(specs)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -142,27 +144,44 @@ def science(capture: dict) -> dict:
     return {k: capture[k] for k in ("config", "model", "trainer", "torch_rng")}
 
 
+N = 1.3  # in epochs: crosses an epoch boundary
+KS = [0.35, 1.0]  # mid-epoch, and exactly at the epoch's end
+
+
+@pytest.fixture(scope="module")
+def split_runs(tmp_path_factory) -> dict[str, dict]:
+    """Every method and backend trained straight to N and split at each k in one "first"
+    process, each split resumed to N in one "rest" process: per case its spec and, per k,
+    the snapshot path and the rows of an epoch the "first" process printed."""
+    specs = {}
+    for param in method_backends():
+        method, backend = param.values
+        folder = tmp_path_factory.mktemp(f"{method}-{backend}")
+        specs[param.id] = {
+            "config": tiny_config(method, backend).to_dict(),
+            "root": str(folder / "sessions"),
+            "seed": 1234,
+            "chunk": 32,
+            "n": N,
+            "ks": KS,
+            "straight": str(folder / "straight.pt"),
+            "resumed": str(folder / "resumed.pt"),
+        }
+    saved: dict[str, list] = {case: [] for case in specs}
+    for line in drive("first", specs).splitlines():
+        case, path, rows_per_epoch = json.loads(line)
+        saved[case].append([path, rows_per_epoch])
+    drive("rest", specs)
+    return {case: {"spec": specs[case], "saved": saved[case]} for case in specs}
+
+
 @pytest.mark.parametrize("method, backend", method_backends())
-def test_resume_in_a_new_process_is_bitwise_identical(tmp_path, method, backend):
-    config = tiny_config(method, backend)
-    n = 1.3  # in epochs: crosses an epoch boundary
-    ks = [0.35, 1.0]  # mid-epoch, and exactly at the epoch's end
-    spec = {
-        "config": config.to_dict(),
-        "root": str(tmp_path / "sessions"),
-        "seed": 1234,
-        "chunk": 32,
-        "n": n,
-        "ks": ks,
-        "straight": str(tmp_path / "straight.pt"),
-        "resumed": str(tmp_path / "resumed.pt"),
-    }
-    saved = [json.loads(line) for line in drive({**spec, "mode": "first"}).splitlines()]
-    assert [s[0] for s in saved] == [
-        str(tmp_path / "sessions" / f"split{k}" / "latest.pt") for k in ks
-    ]
+def test_resume_in_a_new_process_is_bitwise_identical(split_runs, method, backend):
+    case = split_runs[f"{method}-{backend}"]
+    spec, saved = case["spec"], case["saved"]
+    n, ks, root = spec["n"], spec["ks"], Path(spec["root"])
+    assert [s[0] for s in saved] == [str(root / f"split{k}" / "latest.pt") for k in ks]
     rows_per_epoch = saved[0][1]
-    drive({**spec, "mode": "rest"})
     straight = torch.load(spec["straight"], weights_only=True)
     assert straight["trainer"]["epoch"] == 1 and 0 < straight["trainer"]["row"] < rows_per_epoch
     for k, (snapshot, _) in zip(ks, saved, strict=True):

@@ -72,7 +72,8 @@ async def test_q_stops_the_worker_and_exits(app):
     assert app.training.status == "stopped"
 
 
-async def test_focus_keys_show_one_frequency_then_all(app):
+async def test_focus_keys_show_one_frequency_then_all(make_app):
+    app = make_app(autostart=False)  # the layout's keys: no training needed to press them
     async with app.run_test(size=(80, 24)) as pilot:
         plots = app.query_one(PlotsPanel)
         assert not plots.display or not plots.region.area  # narrow: training panels first
