@@ -280,7 +280,7 @@ async def test_opening_a_models_file_twice_makes_two_new_sessions_and_writes_not
             await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
             table = app.screen.query_one(DataTable)
             row = next(
-                k for k in range(table.row_count) if "handoff_tiny" in str(table.get_row_at(k)[0])
+                k for k in range(table.row_count) if "handoff_tiny" in str(table.get_row_at(k)[1])
             )
             for _ in range(row):
                 await pilot.press("down")
