@@ -131,9 +131,10 @@ RESTORED = {  # what a terminal needs back: main screen, cursor, no mouse report
 }
 
 
-def console(sessions: Path, sig: int, hang_up: bool) -> tuple[int, bytes]:
-    """Run the console in a pty until training shows, send `sig`; with `hang_up` the
-    terminal is closed at once, as when a terminal window is closed."""
+def console(sessions: Path, stop: int | bytes, hang_up: bool) -> tuple[int, bytes]:
+    """Run the console in a pty until training shows, then send the signal `stop`, or
+    type it when it is a key (the terminal is raw: Ctrl-C is a key, no SIGINT is sent);
+    with `hang_up` the terminal is closed at once, as when a terminal window is closed."""
     master, slave = os.openpty()
     p = subprocess.Popen(
         [*CLI, "--sessions", str(sessions), *TINY, *LONG],
@@ -160,7 +161,10 @@ def console(sessions: Path, sig: int, hang_up: bool) -> tuple[int, bytes]:
         assert b"state check passed" in out, "the console never started training"
         started = time.monotonic()
         pump(lambda: time.monotonic() - started > 1.0)
-        p.send_signal(sig)
+        if isinstance(stop, bytes):
+            os.write(master, stop)
+        else:
+            p.send_signal(stop)
         if hang_up:
             os.close(master)
             master = -1
@@ -194,6 +198,25 @@ def test_a_signal_stops_the_console_restores_the_terminal_and_saves(tmp_path, ca
     err = re.sub(rb"\x1b\[[0-9;?<>]*[A-Za-z]", b"", out.split(b"\x1b[?1049l")[-1]).decode()
     assert "stopped by" in err and "Traceback" not in err
     assert_resumes(sessions, err.replace("\r\n", "\n"), console=True, capfd=capfd)
+
+
+@pytest.mark.parametrize("key, code", [(b"\x03", 130), (b"q", 0)])
+def test_ctrl_c_in_the_console_exits_130_and_q_exits_0(tmp_path, key, code):
+    """Ctrl-C typed in the console stops the run as SIGINT does: the chunk ends, the
+    snapshot is saved, the resume command is printed, and the exit code is 130, as
+    headless and the README say; `q` exits 0."""
+    sessions = tmp_path / "s"
+    rc, out = console(sessions, key, hang_up=False)
+    tail = out.split(b"\x1b[?1049l")[-1]
+    text = re.sub(rb"\x1b\[[0-9;?<>]*[A-Za-z]", b"", tail).decode().replace("\r\n", "\n")
+    assert rc == code, text[-2000:]
+    assert "Traceback" not in text
+    (folder,) = [d for d in sessions.iterdir() if d.is_dir()]
+    obj = read_file(folder / "latest.pt")  # the stop saved it
+    assert obj["trainer"]["epoch"] > 0 or obj["trainer"]["row"] > 0
+    assert f"--resume {folder.name}" in text, text[-2000:]
+    if key == b"\x03":
+        assert "stopped by Ctrl-C" in text
 
 
 def test_closing_the_consoles_terminal_saves_the_run(tmp_path, capfd):
