@@ -47,9 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import RunConfig  # noqa: E402
 from engine.evaluation import evaluate, frozen_mse  # noqa: E402
-from engine.files import read  # noqa: E402
 from engine.model import build_model  # noqa: E402
 from engine.signals import for_config, test_set, train_set  # noqa: E402
+from engine.store.files import read  # noqa: E402
 from engine.training import make_trainer  # noqa: E402
 
 # each method's settings for this table (RunConfig fields + options)
@@ -180,7 +180,7 @@ def seed_cell(
     import subprocess
     import tempfile
 
-    from engine.sessions import list_sessions
+    from engine.store.sessions import list_sessions
 
     env = dict(os.environ)
     if threads:

@@ -35,7 +35,7 @@ GOAL = 0.25
 def make_sessions(root: Path, n: int) -> None:
     from engine.config import RunConfig
     from engine.run import TrainingRun
-    from engine.sessions import snapshot_payload, write_snapshot
+    from engine.store.sessions import snapshot_payload, write_snapshot
 
     config = RunConfig(method="handoff", duration=0.05, backend="torch")
     capture = TrainingRun(config, sessions_root=root, run_id="bench-000").capture()

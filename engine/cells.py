@@ -19,9 +19,9 @@ from typing import Any
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import atomic_write_bytes, sealed_bytes
 from engine.run import TrainingRun
-from engine.sessions import LATEST
+from engine.store.files import atomic_write_bytes, sealed_bytes
+from engine.store.sessions import LATEST
 
 POLL_S = 0.2
 

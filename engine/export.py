@@ -18,7 +18,7 @@ from engine.config import RunConfig
 from engine.history import History
 
 if TYPE_CHECKING:
-    from engine.snapshot import Snapshot
+    from engine.store.snapshot import Snapshot
 
 # (column, what it holds): `freqtui export --help` and the README print these
 COLUMNS: tuple[tuple[str, str], ...] = (

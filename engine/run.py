@@ -20,15 +20,15 @@ import numpy as np
 import torch
 
 from engine import events as ev
-from engine import sessions
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.evaluation import evaluate, frozen_mse, mse_of, predict
-from engine.files import now_iso, save_weights
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import test_set, train_set
-from engine.snapshot import Snapshot
+from engine.store import sessions
+from engine.store.files import now_iso, save_weights
+from engine.store.snapshot import Snapshot
 from engine.training import make_trainer
 from engine.training.base import Trainer, rss_mb
 
@@ -43,7 +43,7 @@ RESUMABLE_CHANGES = ("epochs",)
 
 
 def default_autosave(rows_per_epoch: int) -> int:
-    """Every half epoch and at least every AUTOSAVE_MIN_ROWS rows (engine/sessions.py): a
+    """Every half epoch and at least every AUTOSAVE_MIN_ROWS rows (engine/store/sessions.py): a
     method that trains a whole window of rows per step (clock: 80,000) would otherwise
     save after every step."""
     return max(sessions.AUTOSAVE_MIN_ROWS, rows_per_epoch // 2)
@@ -74,7 +74,7 @@ class RunView:
 class TrainingRun:
     """Owns a model, its trainer and the worker thread; the UI talks only to this.
 
-    Snapshots go to `sessions_root / run_id / latest.pt` (engine/sessions.py): on
+    Snapshots go to `sessions_root / run_id / latest.pt` (engine/store/sessions.py): on
     `save_snapshot()`, every `autosave_every` rows, and when the run ends if `save_on_end`.
     `TrainingRun.resume` builds a run that continues one exactly. Building a run changes
     no process-wide state: a resumed run's torch RNG state is set when its worker starts.

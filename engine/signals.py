@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import RunConfig
-from engine.files import atomic_write_bytes
+from engine.store.files import atomic_write_bytes
 
 NOISE_SPAWN_KEY = 7919  # mixed into a noise seed: the stream can never be default_rng(seed)
 

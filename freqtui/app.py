@@ -24,15 +24,14 @@ from textual.binding import Binding
 from textual.message import Message
 
 from engine import events as ev
-from engine import lock
-from engine.compare import list_models
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import read
 from engine.history import EvalRecord
 from engine.run import TrainingRun
-from engine.sessions import SessionInfo, list_sessions, session_folder_of, sessions_dir
-from freqtui.format import describe, epochs_text, exit_message, position, stamp
+from engine.store import lock
+from engine.store.compare import list_models
+from engine.store.files import read
+from engine.store.sessions import SessionInfo, list_sessions, session_folder_of, sessions_dir
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -49,6 +48,7 @@ from freqtui.shutdown import (
     stop_and_save,
     stop_lines,
 )
+from freqtui.text import describe, epochs_text, exit_message, position, stamp
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.hidden_panel import HiddenPanel
 from freqtui.widgets.loss_panel import LossPanel

@@ -32,12 +32,18 @@ from typing import TYPE_CHECKING, Any
 from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, registered_methods
 from engine.errors import FreqtuiError
 from engine.options import option_lines, parse_assignment
-from engine.sessions import AUTOSAVE_MIN_ROWS, list_sessions, read_snapshot, resolve, sessions_dir
+from engine.store.sessions import (
+    AUTOSAVE_MIN_ROWS,
+    list_sessions,
+    read_snapshot,
+    resolve,
+    sessions_dir,
+)
 from freqtui import __version__
 from freqtui import serve as serve_defaults  # its defaults; textual-serve loads on use
 from freqtui.export import columns_help
-from freqtui.format import eval_json, eval_table, sessions_table
 from freqtui.sweep import CONNECT_TIMEOUT_S, SNAPSHOT_EVERY_S
+from freqtui.text import eval_json, eval_table, sessions_table
 
 if TYPE_CHECKING:  # torch, numba and textual load only in the commands that use them
     from engine.run import TrainingRun
@@ -544,7 +550,7 @@ def methods_text() -> str:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from engine.signals import test_set, train_set, write_csv
-    from engine.writable import check_out_folder
+    from engine.store.writable import check_out_folder
 
     config = config_from(args)
     out: Path = args.out
@@ -567,7 +573,7 @@ def resolve_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.files import read
+    from engine.store.files import read
 
     path = resolve_path(args)
     snap = read(path)  # a file refused before torch.load is refused without torch

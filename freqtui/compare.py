@@ -10,18 +10,18 @@ import io
 from pathlib import Path
 from typing import Any
 
-from engine.compare import (
+from engine.errors import FreqtuiError
+from engine.store.compare import (
     CompareTable,
     SessionHistory,
     compare_table,
     load_histories,
     set_name,
 )
-from engine.errors import FreqtuiError
-from engine.files import atomic_write_bytes
-from engine.sessions import sessions_dir
-from engine.writable import check_out
-from freqtui.format import fmt_tick
+from engine.store.files import atomic_write_bytes
+from engine.store.sessions import sessions_dir
+from engine.store.writable import check_out
+from freqtui.text import fmt_tick
 
 BEST = "*"
 PNG_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per session, with its colour

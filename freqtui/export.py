@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.export import COLUMN_NAMES, COLUMNS, MetricTable
-from engine.files import atomic_write_bytes
-from engine.writable import check_out
+from engine.store.files import atomic_write_bytes
+from engine.store.writable import check_out
 
 if TYPE_CHECKING:
     from engine.run import TrainingRun
@@ -67,8 +67,8 @@ def format_for(out: Path | None, json_flag: bool, csv_flag: bool) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import file_metric_table
-    from engine.files import read
-    from engine.sessions import resolve, sessions_dir
+    from engine.store.files import read
+    from engine.store.sessions import resolve, sessions_dir
 
     out: Path | None = args.out
     fmt = format_for(out, args.json, args.csv)

@@ -17,14 +17,6 @@ from pathlib import Path
 from engine import events as ev
 from engine.errors import FreqtuiError
 from engine.run import RunView, TrainingRun
-from freqtui.format import (
-    describe,
-    epochs_text,
-    eval_table,
-    exit_message,
-    fmt_int,
-    fmt_seconds,
-)
 from freqtui.shutdown import (
     STOP_WAIT_S,
     StopSignals,
@@ -33,6 +25,14 @@ from freqtui.shutdown import (
     save_failure_lines,
     say,
     stop_lines,
+)
+from freqtui.text import (
+    describe,
+    epochs_text,
+    eval_table,
+    exit_message,
+    fmt_int,
+    fmt_seconds,
 )
 
 PLAIN_EVERY_S = 5.0

@@ -1,5 +1,5 @@
 """`freqtui sessions rm ID…`: delete saved sessions. Every id is checked first (a session
-folder inside the sessions folder, not live: engine/sessions.py); then, on a terminal,
+folder inside the sessions folder, not live: engine/store/sessions.py); then, on a terminal,
 one question lists what goes; `--yes` skips it, and without a terminal `--yes` is needed.
 Nothing is deleted when any id is refused."""
 
@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from engine.errors import FreqtuiError
-from engine.sessions import check_deletable, delete_session, sessions_dir
+from engine.store.sessions import check_deletable, delete_session, sessions_dir
 
 
 def confirm(question: str) -> bool:

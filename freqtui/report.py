@@ -15,10 +15,10 @@ import numpy as np
 
 from engine.errors import FreqtuiError
 from engine.evaluation import FrozenEval, evaluate, oscillator_diagnostics
-from engine.files import atomic_write_bytes, read
 from engine.signals import SignalSet, test_set
-from engine.writable import check_out_folder
-from freqtui.format import eval_json
+from engine.store.files import atomic_write_bytes, read
+from engine.store.writable import check_out_folder
+from freqtui.text import eval_json
 
 GRAPH1 = "graph1_test_f2.png"
 GRAPH2 = "graph2_test_all_frequencies.png"

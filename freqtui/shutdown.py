@@ -1,8 +1,8 @@
 """How a run starts safely and ends without losing work, for the headless CLI and the console.
 
-- `preflight(run, out)`: before the first row, own the session (engine/lock.py: a second
+- `preflight(run, out)`: before the first row, own the session (engine/store/lock.py: a second
   process gets one line naming the holder) and prove its folder, and --out's folder, can
-  take a file (engine/writable.py).
+  take a file (engine/store/writable.py).
 - `StopSignals`: SIGINT, SIGTERM and SIGHUP only record which signal came first; the
   driver then stops the run like Ctrl-C (finish the chunk, save, report) and exits with
   128 + the signal number. A handler never raises, so a second signal cannot abort a
@@ -25,10 +25,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from engine import lock, writable
 from engine.errors import FreqtuiError
 from engine.events import RunState
-from freqtui.format import resume_command as format_resume_command
+from engine.store import lock, writable
+from freqtui.text import resume_command as format_resume_command
 
 if TYPE_CHECKING:
     from engine.run import TrainingRun

@@ -45,14 +45,15 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
-from engine import limits, lock
+from engine import limits
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import atomic_write_bytes, read
 from engine.history import EvalRecord
-from engine.sessions import LATEST, PREVIOUS, sessions_dir, store
-from engine.snapshot import Snapshot
-from engine.writable import check_out
+from engine.store import lock
+from engine.store.files import atomic_write_bytes, read
+from engine.store.sessions import LATEST, PREVIOUS, sessions_dir, store
+from engine.store.snapshot import Snapshot
+from engine.store.writable import check_out
 
 INSTALL_HINT = (
     "freqtui sweep needs Dask distributed, an optional extra: "
@@ -247,7 +248,7 @@ def _fill(state: CellState, snap: Snapshot, data: bytes) -> None:
 
 
 def store_cell(state: CellState, data: bytes) -> None:
-    """Write a cell's new snapshot (engine/sessions.py's `store`: the old one kept as
+    """Write a cell's new snapshot (engine/store/sessions.py's `store`: the old one kept as
     previous.pt), then read it back: the checksum proves the bytes crossed the network
     whole."""
     _fill(state, read(store(state.folder, data)), data)

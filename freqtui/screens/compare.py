@@ -2,7 +2,7 @@
 histories overlaid against rows trained on a log scale, one colour and one marker each,
 and the table of their latest frozen MSE per frequency (train or test, `t` switches both),
 with each session's data (set, duration, phase scale, train/test seeds). The best in a
-column is marked among sessions on the same data only (engine/compare.py)."""
+column is marked among sessions on the same data only (engine/store/compare.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 from textual_plotext import PlotextPlot
 
-from engine.compare import CompareTable, SessionHistory, compare_table, load_history, set_name
 from engine.errors import FreqtuiError
+from engine.store.compare import CompareTable, SessionHistory, compare_table, load_history, set_name
 from freqtui.compare import BEST, fmt_mse
 from freqtui.widgets.plots_panel import row_ticks
 

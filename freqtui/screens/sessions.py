@@ -2,7 +2,7 @@
 repository's models/; Enter resumes the chosen one (the app stops the current run first,
 saving it); space marks rows and `c` compares the marked ones (screens/compare.py);
 `s` sorts by date or by frozen MSE, `f` shows one method at a time, `d` deletes the
-highlighted session after a question (engine/sessions.py checks and deletes).
+highlighted session after a question (engine/store/sessions.py checks and deletes).
 
 The mark column comes first and the columns that matter most follow (id, frozen MSE,
 saved at), so at 80 columns they all show; method and progress come last."""
@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from engine.errors import FreqtuiError
-from engine.sessions import LATEST, PREVIOUS, SessionInfo, check_deletable, delete_session
+from engine.store.sessions import LATEST, PREVIOUS, SessionInfo, check_deletable, delete_session
 from freqtui.compare import fmt_mse as _mse
 from freqtui.screens.compare import CompareScreen
 from freqtui.screens.confirm import ConfirmScreen

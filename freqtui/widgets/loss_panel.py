@@ -18,7 +18,7 @@ from textual.widget import Widget
 
 from engine.config import RunConfig
 from engine.history import EvalRecord
-from freqtui.format import fmt_loss, stamp
+from freqtui.text import fmt_loss, stamp
 
 MAX_POINTS = 600  # a trace is thinned (every other point kept) beyond this
 LEVELS = "▁▂▃▄▅▆▇█"

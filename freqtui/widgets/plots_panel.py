@@ -35,7 +35,7 @@ from engine.config import RunConfig
 from engine.evaluation import OscillatorDiagnostics, oscillator_diagnostics
 from engine.history import EvalRecord
 from engine.signals import test_set
-from freqtui.format import fmt_loss, fmt_tick, stamp
+from freqtui.text import fmt_loss, fmt_tick, stamp
 
 LIVE_HZ = 1.0
 # frozen evaluations can come every second (fused backend: ~1 s epochs); each redraw of

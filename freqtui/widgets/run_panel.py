@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from engine.config import RunConfig
-from freqtui.format import run_settings, schedule_items
+from freqtui.text import run_settings, schedule_items
 
 SEP = " · "
 OPEN_AT = (120, 40)  # at least this many columns and rows: it starts open

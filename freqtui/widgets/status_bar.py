@@ -11,7 +11,7 @@ from textual.widget import Widget
 
 from engine import events as ev
 from engine.config import RunConfig
-from freqtui.format import fmt_seconds, position, run_fraction, schedule_items
+from freqtui.text import fmt_seconds, position, run_fraction, schedule_items
 from freqtui.widgets.gauge import bar
 
 STATE_STYLES = {

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.files import checksum
 from engine.model import build_model
 from engine.run import TrainingRun
+from engine.store.files import checksum
 from freqtui.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.compare import load_history
+from engine.store.compare import load_history
 from freqtui.cli import main
 from freqtui.compare import fmt_mse, overlay_figure
 

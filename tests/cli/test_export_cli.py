@@ -15,8 +15,8 @@ import pytest
 
 from engine.config import RunConfig
 from engine.export import COLUMN_NAMES, COLUMNS
-from engine.files import read_file
 from engine.run import TrainingRun
+from engine.store.files import read_file
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
 README = Path(__file__).resolve().parents[2] / "README.md"

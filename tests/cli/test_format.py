@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sessions import SessionInfo
-from freqtui.format import fmt_loss, fmt_seconds, sessions_table
+from engine.store.sessions import SessionInfo
+from freqtui.text import fmt_loss, fmt_seconds, sessions_table
 
 
 def test_durations_say_their_unit():

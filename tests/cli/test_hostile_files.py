@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.files import checksum
 from engine.run import TrainingRun
+from engine.store.files import checksum
 
 # the CLI run under a wrapper that writes the process's own peak RSS (VmHWM, which a new
 # program image starts afresh; ru_maxrss would carry this test process's size across fork)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.files import read_file
+from engine.store.files import read_file
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
 TINY = ["--duration", "0.2", "--method", "handoff", "--backend", "torch"]

@@ -20,7 +20,7 @@ import pytest
 
 from engine.config import RunConfig
 from engine.run import TrainingRun
-from engine.sessions import SIDECAR, snapshot_payload, write_snapshot
+from engine.store.sessions import SIDECAR, snapshot_payload, write_snapshot
 
 HEAVY = ("torch", "numba", "textual")
 # the CLI run as `freqtui`, writing the heavy modules it loaded to $LOADED_FILE at exit

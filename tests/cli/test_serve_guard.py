@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from engine import lock
+from engine.store import lock
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
 RUN = ["--duration", "0.5", "--method", "handoff", "--backend", "torch", "--epochs", "50"]

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.files import load_model, read_file
-from engine.sessions import list_sessions
 from engine.signals import test_set, train_set
+from engine.store.files import load_model, read_file
+from engine.store.sessions import list_sessions
 from freqtui.cli import main
 from tests.float_bounds import frozen_mse_gap_bound
 

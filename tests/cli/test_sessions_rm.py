@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import lock
+from engine.store import lock
 from freqtui.cli import main
 
 CLI = [sys.executable, "-m", "freqtui.cli"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import FreqtuiError
-from engine.files import read_file
+from engine.store.files import read_file
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
 # the sweep, on a 0.25 s signal (1,000 rows a block) so that a test takes seconds

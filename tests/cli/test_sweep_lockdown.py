@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.files import read_file
+from engine.store.files import read_file
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import lock
-from engine.files import read_file
+from engine.store import lock
+from engine.store.files import read_file
 
 CLI = [sys.executable, "-m", "freqtui.cli"]
 FLAGS = ["--duration", "0.5", "--method", "handoff", "--backend", "torch", "--autosave", "0"]

@@ -4,7 +4,7 @@ evaluation protocol, against issue 6's goals."""
 from pathlib import Path
 
 from engine.evaluation import evaluate
-from engine.files import load_model
+from engine.store.files import load_model
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -33,7 +33,7 @@ def test_the_default_command_of_the_current_clock_seed_0():
     with the slide gated at 0.04): frozen MSE_test 0.00043 here, every frequency below
     0.001, train within 10% of test, and the snapshot says which weights it holds (chosen
     on the validation draw, never on the test set)."""
-    from engine.files import read_file, weights_note
+    from engine.store.files import read_file, weights_note
 
     path = MODELS / "clock_phase1.0_seed0.pt"
     obj = read_file(path)

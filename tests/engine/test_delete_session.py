@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import lock
 from engine.errors import FreqtuiError
-from engine.sessions import LATEST, check_deletable, delete_session
+from engine.store import lock
+from engine.store.sessions import LATEST, check_deletable, delete_session
 
 
 def fake_session(folder: Path) -> Path:

@@ -10,7 +10,7 @@ from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.export import COLUMN_NAMES, metric_table, position
 from engine.history import EvalRecord, FrozenMSE, History
-from engine.safeload import check_history
+from engine.store.safeload import check_history
 
 CONFIG = RunConfig(method="handoff", duration=0.1, backend="torch")  # 400 rows an epoch
 

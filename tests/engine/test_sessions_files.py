@@ -9,9 +9,9 @@ import torch
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import list_sessions, new_run_id, resolve, sessions_dir
+from engine.store.files import read_file
+from engine.store.sessions import list_sessions, new_run_id, resolve, sessions_dir
 
 TINY = RunConfig(method="handoff", duration=0.05, backend="torch")
 

@@ -16,9 +16,9 @@ import torch
 from engine import events as ev
 from engine.config import BACKENDS, RunConfig
 from engine.errors import FreqtuiError
-from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import list_sessions
+from engine.store.files import read_file
+from engine.store.sessions import list_sessions
 from engine.training import get_method, method_names
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.files import read_file
 from engine.run import TrainingRun
-from engine.sessions import list_sessions
+from engine.store.files import read_file
+from engine.store.sessions import list_sessions
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ import torch
 
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.files import checksum, read, sealed_bytes
 from engine.run import TrainingRun
-from engine.sessions import LATEST, PREVIOUS, list_sessions, write_snapshot
-from engine.snapshot import Snapshot
+from engine.store.files import checksum, read, sealed_bytes
+from engine.store.sessions import LATEST, PREVIOUS, list_sessions, write_snapshot
+from engine.store.snapshot import Snapshot
 
 TINY = RunConfig(method="handoff", duration=0.05, backend="torch")
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -115,7 +115,7 @@ def test_an_older_snapshot_still_reads_lists_and_resumes(run, tmp_path):
     assert snap.weights_note == "not recorded (an older snapshot)"
     folder = tmp_path / "old"
     folder.mkdir()
-    from engine.files import atomic_torch_save, sealed
+    from engine.store.files import atomic_torch_save, sealed
 
     atomic_torch_save(sealed(raw), folder / LATEST)
     [info] = [i for i in list_sessions(tmp_path) if i.id == "s" and i.path.parent == folder]

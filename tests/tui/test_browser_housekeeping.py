@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from engine.compare import list_models
+from engine.store.compare import list_models
 from freqtui.screens.confirm import ConfirmScreen
 from freqtui.screens.sessions import MARK, SessionBrowser, _mse, _saved
 from tests.tui.conftest import wait_for

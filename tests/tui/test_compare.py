@@ -7,8 +7,8 @@ from __future__ import annotations
 from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
-from engine.compare import list_models, load_history
 from engine.run import TrainingRun
+from engine.store.compare import list_models, load_history
 from freqtui.compare import fmt_mse
 from freqtui.screens.compare import MARKERS, CompareScreen
 from freqtui.screens.sessions import MARK, SessionBrowser

@@ -14,15 +14,15 @@ import pytest
 from rich.console import Console
 from textual.widgets import DataTable
 
-from engine.compare import list_models, models_dir
 from engine.errors import FreqtuiError
 from engine.evaluation import FrozenMSE, evaluate
 from engine.history import EvalRecord
 from engine.run import TrainingRun
+from engine.store.compare import list_models, models_dir
 from freqtui import app as app_module
 from freqtui.app import FreqtuiApp
-from freqtui.format import fmt_loss
 from freqtui.screens.sessions import SessionBrowser
+from freqtui.text import fmt_loss
 from freqtui.widgets.key_bar import KeyBar
 from freqtui.widgets.loss_panel import LossPanel
 from freqtui.widgets.plots_panel import PlotsPanel

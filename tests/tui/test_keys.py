@@ -7,7 +7,7 @@ import math
 import torch
 from textual.widgets import TabbedContent
 
-from freqtui.format import fmt_loss
+from freqtui.text import fmt_loss
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.loss_panel import LossPanel
 from freqtui.widgets.plots_panel import PlotsPanel

@@ -3,8 +3,8 @@ status bar keeps saying "not saved" until a save works again (here: the key s)."
 
 from __future__ import annotations
 
-from engine import sessions
 from engine.errors import FreqtuiError
+from engine.store import sessions
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.status_bar import StatusBar
 from tests.tui.conftest import wait_for

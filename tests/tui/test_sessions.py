@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from engine.compare import list_models
-from engine.files import read_file
+from engine.store.compare import list_models
+from engine.store.files import read_file
 from freqtui.screens.sessions import SessionBrowser
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.loss_panel import LossPanel

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.app import App
 
-from engine.compare import list_models
+from engine.store.compare import list_models
 from freqtui.screens.sessions import SessionBrowser
 
 ALL_MARKED = ["space"] * 4

@@ -12,12 +12,12 @@ import torch
 from engine import events as ev
 from engine.evaluation import mse_of
 from engine.run import TrainingRun
-from engine.sessions import sessions_dir
 from engine.signals import test_set
+from engine.store.sessions import sessions_dir
 from freqtui.app import FreqtuiApp
 from freqtui.cli import build_parser
-from freqtui.format import fmt_loss
 from freqtui.screens.main import MIN_HEIGHT, MIN_WIDTH
+from freqtui.text import fmt_loss
 from freqtui.widgets.loss_panel import LEVELS, LossPanel
 from freqtui.widgets.plots_panel import PlotsPanel
 from freqtui.widgets.status_bar import StatusBar

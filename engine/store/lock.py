@@ -23,7 +23,7 @@ from pathlib import Path
 from engine.errors import FreqtuiError
 
 LOCK_NAME = ".lock"
-# snapshots, the listing sidecar (engine/sessions.py) and writable.probe's
+# snapshots, the listing sidecar (engine/store/sessions.py) and writable.probe's
 TEMP_PATTERNS = (".latest.pt.*.tmp", ".previous.pt.*.tmp", ".latest.json.*.tmp", ".probe.*.tmp")
 
 _held: dict[Path, SessionLock] = {}  # folders this process owns

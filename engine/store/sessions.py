@@ -1,5 +1,5 @@
 """Session folders: where they live, their ids, writing a snapshot into one, listing and
-finding them. What a snapshot holds is engine/snapshot.py's, its bytes engine/files.py's;
+finding them. What a snapshot holds is engine/store/snapshot.py's, its bytes engine/store/files.py's;
 continuing a run from a snapshot is `TrainingRun.resume` (engine/run.py).
 
 Sessions live in `sessions/<run-id>/` (see `sessions_dir`); each folder holds
@@ -26,10 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine import lock, safeload
 from engine.errors import FreqtuiError
-from engine.files import atomic_write_bytes, now_iso, read, sealed_bytes
-from engine.snapshot import Snapshot
+from engine.store import lock, safeload
+from engine.store.files import atomic_write_bytes, now_iso, read, sealed_bytes
+from engine.store.snapshot import Snapshot
 
 SESSIONS_ENV = "FREQTUI_SESSIONS"
 LATEST = "latest.pt"

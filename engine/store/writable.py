@@ -87,8 +87,8 @@ def _why(exc: OSError) -> str:
 
 def newest_on_disk(folder: Path) -> str:
     """Which snapshot of a session survived a failed save, as a sentence."""
-    from engine.files import read  # late: these import torch
-    from engine.sessions import LATEST, PREVIOUS, session_info
+    from engine.store.files import read  # late: these import torch
+    from engine.store.sessions import LATEST, PREVIOUS, session_info
 
     for name in (LATEST, PREVIOUS):
         path = Path(folder) / name

@@ -1,8 +1,8 @@
 """Files are data, bounded: what a freqtui file may cost before it is trusted.
 
-engine/files.py calls `check_archive` before `torch.load` and `check_payload` on what it
+engine/store/files.py calls `check_archive` before `torch.load` and `check_payload` on what it
 returned, before the checksum or anything else walks it (then `Snapshot.from_dict`,
-engine/snapshot.py, checks what each field means):
+engine/store/snapshot.py, checks what each field means):
 
 - the archive: a size cap on the file, and on each zip member, compressed and not
   (torch writes every member stored, never deflated, so a deflated member is refused

@@ -1,7 +1,7 @@
 """Snapshot: a freqtui file as one typed record, read once, validated once, used everywhere.
 
-A file on disk is a dict of tensors and plain values (engine/files.py writes and reads
-the bytes; engine/safeload.py bounds them first). `Snapshot.from_dict` is the one place
+A file on disk is a dict of tensors and plain values (engine/store/files.py writes and reads
+the bytes; engine/store/safeload.py bounds them first). `Snapshot.from_dict` is the one place
 that turns such a dict into this record, checking every field it keeps, and `to_dict`
 the one place that turns a record back into a file's content. Every reader (resume,
 listing, the sidecar, the sweep, compare, export, eval, report) takes a Snapshot.
@@ -31,7 +31,7 @@ from engine.history import EvalRecord, History
 FORMAT = "freqtui"
 FORMAT_VERSION = 1
 KINDS = ("weights", "snapshot")
-NOTE_CHARS = 200  # the longest weights note kept (engine/safeload.py bounds strings too)
+NOTE_CHARS = 200  # the longest weights note kept (engine/store/safeload.py bounds strings too)
 
 
 def check_header(raw: Any, where: Path | str) -> None:
@@ -157,7 +157,7 @@ class Snapshot:
 
     # ---- to and from a file's content ---------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The content of the file (without its checksum: engine/files.py seals it)."""
+        """The content of the file (without its checksum: engine/store/files.py seals it)."""
         out: dict[str, Any] = {
             "format": FORMAT,
             "version": self.version,
@@ -178,7 +178,7 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, raw: Any, where: Path | str = "snapshot") -> Snapshot:
-        """The one builder from a file's content (after engine/safeload.py's bounds, when
+        """The one builder from a file's content (after engine/store/safeload.py's bounds, when
         read from disk): every field checked, each failure one FreqtuiError line naming
         `where` and the field."""
         check_header(raw, where)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import FreqtuiError
-from engine.files import read
-from engine.sessions import SessionInfo, resolve, session_info
+from engine.store.files import read
+from engine.store.sessions import SessionInfo, resolve, session_info
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def compare_table(histories: list[SessionHistory]) -> CompareTable:
 
 def models_dir() -> Path:
     """The repository's `models/` folder (trained snapshots committed with the code)."""
-    return Path(__file__).resolve().parents[1] / "models"
+    return Path(__file__).resolve().parents[2] / "models"
 
 
 def list_models(folder: Path | None = None) -> list[SessionInfo]:

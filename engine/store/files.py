@@ -6,10 +6,10 @@ Every file is a `torch.save` of a dict of tensors and plain values, read back wi
 carries a SHA-256 over its content (torch does not check its archive's CRCs, so a
 flipped byte in a tensor would otherwise load silently).
 
-What a file holds, and every check of its fields, is engine/snapshot.py's: `read`
+What a file holds, and every check of its fields, is engine/store/snapshot.py's: `read`
 returns a Snapshot, `sealed_bytes` turns one into a file's bytes. Session folders and
-their snapshots are engine/sessions.py's. A file that is not a zip archive or a pickle, or
-whose archive breaks a bound (engine/safeload.py), is refused before torch is loaded.
+their snapshots are engine/store/sessions.py's. A file that is not a zip archive or a pickle, or
+whose archive breaks a bound (engine/store/safeload.py), is refused before torch is loaded.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import safeload
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.history import History
-from engine.snapshot import Snapshot, check_header, note_of
+from engine.store import safeload
+from engine.store.snapshot import Snapshot, check_header, note_of
 
 if TYPE_CHECKING:
     from engine.model import FrequencyLSTM
@@ -43,7 +43,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder, fsync, then rename over `path`:
     a crash at any moment leaves either the old file or the new one, whole. The temporary
     file's name carries the writer's pid (`.latest.pt.<pid>.<random>.tmp`), so a cleaner
-    removes it only once its writer is gone (engine/lock.py)."""
+    removes it only once its writer is gone (engine/store/lock.py)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -165,7 +165,7 @@ def read_file(path: Path) -> dict[str, Any]:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    """The file's dict, after the bounds (engine/safeload.py), its header and checksum."""
+    """The file's dict, after the bounds (engine/store/safeload.py), its header and checksum."""
     if not path.exists():
         raise FreqtuiError(f"{path}: no such file")
     if path.is_dir():

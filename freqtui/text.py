@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from engine import events as ev
 from engine.config import RunConfig
 from engine.history import FrozenMSE
-from engine.sessions import SessionInfo, sessions_dir
+from engine.store.sessions import SessionInfo, sessions_dir
 
 if TYPE_CHECKING:
     from engine.evaluation import FrozenEval
