@@ -8,6 +8,7 @@ of rows (a chunk is kept near 50 ms), so a paused run uses no CPU.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 import time
@@ -636,15 +637,8 @@ class TrainingRun:
             rss_mb=rss,
             rss_slope_mb_per_10k=slope,
             leak_warning=span >= 10_000 and slope > LEAK_MB_PER_10K,
-            h_norm=gauges.h_norm,
-            c_norm=gauges.c_norm,
-            saturated=gauges.saturated,
-            gate_i=gauges.gate_i,
-            gate_f=gauges.gate_f,
-            gate_o=gauges.gate_o,
-            live_t=tuple(float(v) for v in chunk.live_t),
-            live_target=tuple(float(v) for v in chunk.live_target),
-            live_output=tuple(float(v) for v in chunk.live_output),
+            **dataclasses.asdict(gauges),  # h_norm, c_norm, saturated, gate_i/f/o
+            **chunk.live(),  # live_t, live_target, live_output
             schedule=tr.schedule(),
             blocks_together=tr.blocks_together,
         )

@@ -54,6 +54,14 @@ class Chunk:
     def online_loss(self) -> float:
         return float(self.loss_sum_by_block.sum() / max(1, self.rows_by_block.sum()))
 
+    def live(self) -> dict[str, tuple[float, ...]]:
+        """The rows kept for the live plot as plain floats, by the names the progress
+        event (engine/events.py StepStats) gives them."""
+        return {
+            name: tuple(float(v) for v in getattr(self, name))
+            for name in ("live_t", "live_target", "live_output")
+        }
+
     @classmethod
     def of(
         cls,
