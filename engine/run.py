@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from engine.evaluation import evaluate, frozen_mse, mse_of, predict
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
 from engine.signals import test_set, train_set
-from engine.store import sessions
+from engine.store import lock, sessions, writable
 from engine.store.files import now_iso, save_weights
 from engine.store.snapshot import Snapshot
 from engine.training import make_trainer
@@ -73,7 +74,13 @@ class RunView:
 
 
 class TrainingRun:
-    """Owns a model, its trainer and the worker thread; the UI talks only to this.
+    """Owns a model, its trainer and the worker thread; the one door the UI goes through.
+
+    `TrainingRun(config)` opens a new run and `resume` continues a saved one (refusing a
+    change that would alter its science); `claim` owns the session before the first row
+    and `hand_over` swaps one session for another; `start`, `pause`/`unpause`, `stop`,
+    `save_snapshot`, `request_eval` drive it; `drain` hands out its events and `view` a
+    read-only picture.
 
     Snapshots go to `sessions_root / run_id / latest.pt` (engine/store/sessions.py): on
     `save_snapshot()`, every `autosave_every` rows, and when the run ends if `save_on_end`.
@@ -129,6 +136,7 @@ class TrainingRun:
         self.resume_note = ""
         # set by `resume` when a file that stands alone became a new session: says so
         self.origin = ""
+        self._session: lock.SessionLock | None = None  # this run's session, once claimed
 
     @classmethod
     def resume(
@@ -136,6 +144,8 @@ class TrainingRun:
         id_or_path: str | Path,
         epochs: int | None = None,
         *,
+        changes: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
         root: Path | None = None,
         autosave_every: int | None = None,
         save_on_end: bool = False,
@@ -143,23 +153,33 @@ class TrainingRun:
     ) -> TrainingRun:
         """A run that continues a snapshot (a path, a session folder, a run id or a unique
         prefix of one under `root`) exactly: weights, trainer state (optimizer, carried
-        state, position, its RNGs), torch RNG and history. `epochs` may raise the number
-        of epochs (never below those done); nothing else may change. A session's snapshot
-        keeps its run id and saves back into its session folder; a file that stands alone
+        state, position, its RNGs), torch RNG and history. A session's snapshot keeps its
+        run id and saves back into its session folder; a file that stands alone
         (models/*.pt) starts a new session under `root` and is never written to, nor
-        anything beside it (`origin` says so). `snapshot`: the file's content when the
-        caller has read it already (`sessions.read_snapshot`), so it is read once."""
+        anything beside it (`origin` says so).
+
+        `changes`: RunConfig fields the caller asks for (None values are not asked for;
+        `options` is merged into the saved options). Of them only RESUMABLE_CHANGES may
+        differ from the saved run: `epochs` may grow, never to or below those done; any
+        other change is refused, naming the field as `names` spells it for the user (the
+        CLI: its flags; a field it lacks is named as itself). `epochs` is short for
+        changes={"epochs": epochs}. `snapshot`: the file's content when the caller has read
+        it already (`sessions.read_snapshot`), so it is read once."""
         root = sessions.sessions_dir(root)
         path = sessions.resolve(id_or_path, root)
         snap = snapshot if snapshot is not None else sessions.read_snapshot(path)
+        asked = {k: v for k, v in (changes or {}).items() if v is not None}
+        if epochs is not None:
+            asked["epochs"] = epochs
         config = snap.config
         old_epochs = config.epochs
+        epochs = _refuse_changes(config, asked, path, _namer(names))
         if epochs is not None:
             done = snap.epochs_done
             if epochs <= done:  # asked for explicitly, a length already trained is a mistake
                 raise FreqtuiError(
-                    f"--epochs {epochs}: {path} has already completed {done} of its "
-                    f"{config.epochs} epoch(s); pass more than {done} to train further"
+                    f"{_namer(names)('epochs')} {epochs}: {path} has already completed {done} "
+                    f"of its {config.epochs} epoch(s); pass more than {done} to train further"
                 )
             if epochs != config.epochs:
                 config = config.replace(epochs=epochs).validated()
@@ -203,8 +223,79 @@ class TrainingRun:
             saved = run.trainer
             note = saved.length_change_note(old_epochs, config.epochs)
             if note:
-                run.resume_note = f"--epochs {config.epochs} (was {old_epochs}): {note}"
+                run.resume_note = (
+                    f"{_namer(names)('epochs')} {config.epochs} (was {old_epochs}): {note}"
+                )
         return run
+
+    # ---- the session: owned before the first row, handed from one run to the next -------
+    def claim(self, out: Path | None = None) -> lock.SessionLock:
+        """Own this run's session before its first row: prove its folder (and `out`'s, a
+        file the weights go to at the end) can take a file, then take its lock
+        (engine/store/lock.py: a session another process runs is refused, naming that
+        process). FreqtuiError says why not; the lock is held until `release` or the end
+        of the process."""
+        folder = self.sessions_root / self.run_id
+        if out is not None:
+            writable.check_out(out)
+        writable.probe(folder)
+        self._session = lock.acquire(folder)
+        return self._session
+
+    def release(self) -> None:
+        """Give up this run's session: another process may run it now."""
+        lock.release(self.sessions_root / self.run_id)
+        self._session = None
+
+    def hand_over(self, target: str | Path, stop: Callable[[], None]) -> TrainingRun:
+        """Continue `target` (a snapshot file, a session folder or an id under this run's
+        sessions root) in this run's place; returns the new run, not started, with this
+        run's sessions root, autosave and save-at-end. In order:
+
+        - the target is read and checked, and its session locked, before anything stops:
+          a bad file or a session another process owns leaves this run as it was;
+        - `stop()` stops (and saves) this run: the target may be this run's own session,
+          whose newest state (read again after the save) the new run continues;
+        - the new run is built: if it cannot be, the target's lock goes again and this run
+          keeps its own;
+        - the new run's session is locked (the new session of a file that stands alone)
+          before this run's session is released.
+
+        FreqtuiError says why the hand-over did not happen; this run then keeps its lock."""
+        root = self.sessions_root
+        mine = lock.folder_key(root / self.run_id)
+        path = sessions.resolve(target, root)
+        snap = sessions.read_snapshot(path)
+        folder = sessions.session_folder_of(path, snap.run_id)
+        taken = lock.acquire(folder) if folder is not None else None
+        try:
+            stop()
+            if taken is not None and taken.folder == mine:
+                snap = sessions.read_snapshot(path)  # the stop saved its newest state there
+            new = TrainingRun.resume(
+                path,
+                root=root,
+                autosave_every=self.autosave_every,
+                save_on_end=self.save_on_end,
+                snapshot=snap,
+            )
+        except FreqtuiError:
+            if taken is not None and taken.folder != mine:
+                taken.release()
+            raise
+        home = new.sessions_root / new.run_id
+        if taken is not None and taken.folder == lock.folder_key(home):
+            new._session = taken
+        else:  # a file that stood alone: its new session's own folder
+            with contextlib.suppress(FreqtuiError):
+                new._session = lock.acquire(home)
+            if taken is not None:
+                taken.release()
+        if new._session is not None and new._session.folder == mine:
+            self._session = None  # the same session goes on: its lock is the new run's now
+        else:
+            self.release()  # the old session is free for others now
+        return new
 
     def _check_trainer_fits(self, path: Path) -> None:
         """Shapes the trainer loaded must match the model: carried state and optimizer."""
@@ -642,6 +733,36 @@ class TrainingRun:
             schedule=tr.schedule(),
             blocks_together=tr.blocks_together,
         )
+
+
+def _namer(names: Mapping[str, str] | None) -> Callable[[str], str]:
+    """How a field is named to the user: by `names` (the CLI: its flags), else itself."""
+    return lambda field: (names or {}).get(field, field)
+
+
+def _refuse_changes(
+    config: RunConfig, asked: Mapping[str, Any], path: Path, name: Callable[[str], str]
+) -> int | None:
+    """The flag policy of a resume: every change `asked` of the saved `config` that would
+    change the science is refused, naming its field; returns the epochs asked for."""
+    for field, value in asked.items():
+        if field in RESUMABLE_CHANGES:
+            continue
+        if field == "options":
+            if {**config.options, **value} != config.options:
+                raise FreqtuiError(
+                    f"{name('options')} cannot change when resuming {path} (it was trained "
+                    f"with {config.options or 'no options'}); start a new run for other options"
+                )
+            continue
+        if value != getattr(config, field):
+            allowed = ", ".join(name(n) for n in RESUMABLE_CHANGES)
+            raise FreqtuiError(
+                f"{name(field)} cannot change when resuming {path} (it was trained with "
+                f"{getattr(config, field)!r}); only {allowed} may change; start a new run "
+                "for another setting"
+            )
+    return asked.get("epochs")
 
 
 def _clone(obj: Any) -> Any:

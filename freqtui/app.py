@@ -28,10 +28,8 @@ from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.history import EvalRecord
 from engine.run import TrainingRun
-from engine.store import lock
 from engine.store.compare import list_models
-from engine.store.files import read
-from engine.store.sessions import SessionInfo, list_sessions, session_folder_of, sessions_dir
+from engine.store.sessions import SessionInfo, list_sessions, sessions_dir
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -41,7 +39,6 @@ from freqtui.shutdown import (
     StopSignals,
     exit_code,
     on_terminal_gone,
-    preflight,
     save_failure_lines,
     say,
     signal_name,
@@ -359,43 +356,14 @@ class FreqtuiApp(App[int]):
         """Stop (and save) the current run, then continue the chosen session in its place."""
         if info is None:
             return
-        old = self.training
-        mine = lock.folder_key(old.sessions_root / old.run_id)
+        self._swapping = True  # no drain while the runs change and the widgets are rebuilt
         try:
-            snap = read(info.path)  # refuse a bad file before the current run is stopped
-            # a session's folder is locked (another process running it is refused); a file
-            # that stands alone (models/) becomes a new session: nothing is written beside it
-            folder = session_folder_of(info.path, snap.run_id)
-            taken = lock.acquire(folder) if folder is not None else None
-        except FreqtuiError as exc:
-            self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
-            return
-        self._swapping = True  # no drain while the widgets are rebuilt
-        try:
-            # stop and save first: the chosen session may be this run's own, whose latest
-            # state the new run must continue
-            self.stop_and_save("switch")
-            try:
-                new = TrainingRun.resume(
-                    info.path,
-                    root=old.sessions_root,
-                    autosave_every=old.autosave_every,
-                    save_on_end=old.save_on_end,
-                )
+            try:  # the engine checks the file and locks its session before this run stops
+                new = self.training.hand_over(info.path, stop=lambda: self.stop_and_save("switch"))
             except FreqtuiError as exc:
-                if taken is not None and taken.folder != mine:
-                    taken.release()
                 self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
                 return
             self.training = new
-            home = lock.folder_key(new.sessions_root / new.run_id)
-            if taken is None or home != taken.folder:  # a new session's own folder
-                with contextlib.suppress(FreqtuiError):
-                    lock.acquire(home)
-                if taken is not None:
-                    taken.release()
-            if mine != home and (taken is None or mine != taken.folder):
-                lock.release(mine)  # the old session is free for others now
             self.failure, self.exit_code, self._stats = None, 0, None
             await self.main.recompose()
             self.main.set_focus(None)  # focus may still name a widget the recompose removed
@@ -485,7 +453,7 @@ _ending = threading.Lock()
 def run_app(run: TrainingRun) -> NoReturn:
     """`freqtui` without a subcommand: open the console on a new or resumed run (the CLI
     builds it, with its sessions folder and autosave)."""
-    preflight(run)  # own the session and prove its folder writable, before the console opens
+    run.claim()  # own the session and prove its folder writable, before the console opens
     app = FreqtuiApp(run=run)
     # plain signal handlers, not the event loop's: they run on the main thread even while
     # it is blocked in a write to a terminal that is gone

@@ -35,7 +35,6 @@ from engine.options import option_lines, parse_assignment
 from engine.store.sessions import (
     AUTOSAVE_MIN_ROWS,
     list_sessions,
-    read_snapshot,
     resolve,
     sessions_dir,
 )
@@ -218,30 +217,15 @@ def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunC
 def resumed_run(
     id_or_path: str | Path, args: argparse.Namespace, root: Path | None = None, **kw: Any
 ) -> TrainingRun:
-    """`TrainingRun.resume` with the command line's flags: a flag that would change the
-    science of the saved run is refused, naming it; --epochs may grow."""
-    from engine.run import RESUMABLE_CHANGES, TrainingRun
+    """`TrainingRun.resume` with the command line's flags as the changes asked for: the
+    engine refuses one that would change the science of the saved run, naming its flag;
+    --epochs may grow."""
+    from engine.run import TrainingRun
 
-    path = resolve(id_or_path, sessions_dir(root))
-    snap = read_snapshot(path)
-    config = snap.config
-    for field in FIELDS:
-        value = getattr(args, field, None)
-        if value is None or value == getattr(config, field) or field in RESUMABLE_CHANGES:
-            continue
-        allowed = ", ".join(FLAG_OF[n] for n in RESUMABLE_CHANGES)
-        raise FreqtuiError(
-            f"{FLAG_OF[field]} cannot change when resuming {path} (it was trained with "
-            f"{getattr(config, field)!r}); only {allowed} may change; start a new run for "
-            "another setting"
-        )
-    options = getattr(args, "option", None)
-    if options and {**config.options, **dict(options)} != config.options:
-        raise FreqtuiError(
-            f"--option cannot change when resuming {path} (it was trained with "
-            f"{config.options or 'no options'}); start a new run for other options"
-        )
-    return TrainingRun.resume(path, getattr(args, "epochs", None), root=root, snapshot=snap, **kw)
+    changes = {f: getattr(args, f, None) for f in FIELDS}
+    changes["options"] = dict(getattr(args, "option", None) or {}) or None
+    names = {**FLAG_OF, "options": "--option"}
+    return TrainingRun.resume(id_or_path, changes=changes, names=names, root=root, **kw)
 
 
 SESSIONS_HELP = "sessions folder (default: $FREQTUI_SESSIONS, else ./sessions)"

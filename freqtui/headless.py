@@ -21,7 +21,6 @@ from freqtui.shutdown import (
     STOP_WAIT_S,
     StopSignals,
     exit_code,
-    preflight,
     save_failure_lines,
     say,
     stop_lines,
@@ -48,7 +47,7 @@ def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool =
             f"session {run.run_id} has finished its {view.planned_epochs} epoch(s); "
             f"pass --epochs {cfg.epochs + 1} (or more) to train further"
         )
-    preflight(run, out)  # own the session, prove its folder and --out's can take a file
+    run.claim(out)  # own the session, prove its folder and --out's can take a file
     # the stop signals are ours from the first line a user (or a test) can react to
     stopper = StopSignals()
     with stopper:

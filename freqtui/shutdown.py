@@ -1,8 +1,7 @@
-"""How a run starts safely and ends without losing work, for the headless CLI and the console.
+"""How a run ends without losing work, for the headless CLI and the console. (It starts
+safely through the engine: `TrainingRun.claim` owns its session and proves its folder
+writable before the first row.)
 
-- `preflight(run, out)`: before the first row, own the session (engine/store/lock.py: a second
-  process gets one line naming the holder) and prove its folder, and --out's folder, can
-  take a file (engine/store/writable.py).
 - `StopSignals`: SIGINT, SIGTERM and SIGHUP only record which signal came first; the
   driver then stops the run like Ctrl-C (finish the chunk, save, report) and exits with
   128 + the signal number. A handler never raises, so a second signal cannot abort a
@@ -21,13 +20,12 @@ import contextlib
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from engine.errors import FreqtuiError
 from engine.events import RunState
-from engine.store import lock, writable
+from engine.store import writable
 from freqtui.text import resume_command as format_resume_command
 
 if TYPE_CHECKING:
@@ -37,15 +35,6 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_WAIT_S = 600.0  # a stop waits this long for the chunk and the final save
 EXIT_GRACE_S = 3.0  # after that save, the console's own way out (terminal restored) may take this
 TEXTUAL_WRITER = "textual-output"  # the name of Textual's thread that writes to the terminal
-
-
-def preflight(run: TrainingRun, out: Path | None = None) -> lock.SessionLock:
-    """Own the run's session and prove its folder (and --out's) writable; FreqtuiError."""
-    folder = run.sessions_root / run.run_id
-    if out is not None:
-        writable.check_out(out)
-    writable.probe(folder)
-    return lock.acquire(folder)
 
 
 def exit_code(signum: int) -> int:

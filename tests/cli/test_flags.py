@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.run import TrainingRun
+from freqtui.cli import resumed_run
 from tests.cli.test_cli import run
 
 
@@ -34,6 +37,11 @@ def test_abbreviations_are_off():
         build_parser().parse_args(["train", "--head"])
 
 
+def resumed(run_id: str, epochs: int | None, root) -> TrainingRun:
+    """`--resume RUN_ID --epochs N` as the CLI resumes it (the engine says the flag's name)."""
+    return resumed_run(run_id, argparse.Namespace(epochs=epochs), root)
+
+
 def _finished_handoff(root, epochs: int = 2) -> TrainingRun:
     cfg = RunConfig(method="handoff", backend="torch", duration=0.05, epochs=epochs).validated()
     r = TrainingRun(cfg, sessions_root=root, state_check=False, save_on_end=True)
@@ -47,8 +55,8 @@ def test_resume_refuses_epochs_not_above_those_done(tmp_path):
     done = _finished_handoff(tmp_path)
     for n in (1, 2):
         with pytest.raises(FreqtuiError, match=f"--epochs {n}: .*completed 2 of its 2"):
-            TrainingRun.resume(done.run_id, n, root=tmp_path)
-    assert TrainingRun.resume(done.run_id, 3, root=tmp_path).config.epochs == 3
+            resumed(done.run_id, n, tmp_path)
+    assert resumed(done.run_id, 3, tmp_path).config.epochs == 3
 
 
 def test_resume_with_other_epochs_says_what_changes_in_the_clocks_anneal(tmp_path):
@@ -59,17 +67,16 @@ def test_resume_with_other_epochs_says_what_changes_in_the_clocks_anneal(tmp_pat
     tr.k, tr.fcur, tr.amp = 1000.0, tr.freqs.copy(), 1.0  # whole windows, S fed
     # its polish (10 epochs) would end with epoch 11: --epochs caps it at 4, then at 8
     first.save_snapshot()
-    resumed = TrainingRun.resume(first.run_id, 8, root=tmp_path)
-    note = resumed.resume_note
+    note = resumed(first.run_id, 8, tmp_path).resume_note
     assert "--epochs 8 (was 4)" in note and "anneal" in note
     # linear from the curriculum's end (row 0) to the run's end: half left of 4 epochs,
     # three quarters left of 8, so the rate jumps from lr/2 to 3 lr/4
     lr = cfg.validated().lr
     assert f"from {lr * 2 / 4:.2e} to {lr * 6 / 8:.2e}" in note
-    same = TrainingRun.resume(first.run_id, None, root=tmp_path)
+    same = resumed(first.run_id, None, tmp_path)
     assert same.resume_note == ""  # the same length: nothing changes
     handoff = _finished_handoff(tmp_path / "h")
-    assert TrainingRun.resume(handoff.run_id, 3, root=tmp_path / "h").resume_note == ""
+    assert resumed(handoff.run_id, 3, tmp_path / "h").resume_note == ""
 
 
 def test_headless_ends_with_the_resume_command(tmp_path):

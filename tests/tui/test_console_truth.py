@@ -307,8 +307,6 @@ async def test_opening_a_models_file_twice_makes_two_new_sessions_and_writes_not
 def test_resuming_a_committed_model_writes_nothing_under_models(tmp_path):
     """The repository's own models/ file, resumed as the CLI resumes it: a new session
     under the sessions folder; models/ is byte for byte as it was."""
-    from freqtui.shutdown import preflight
-
     before = listing(models_dir())
     run = None
     for model in list_models():  # the first that resumes (older schedules only evaluate)
@@ -321,7 +319,7 @@ def test_resuming_a_committed_model_writes_nothing_under_models(tmp_path):
         pytest.skip("no resumable committed snapshot in models/")
     # a refused one left no empty session folder behind either
     assert [p.name for p in (tmp_path / "sessions").iterdir()] == [run.run_id]
-    held = preflight(run)
+    held = run.claim()
     try:
         assert run.sessions_root == tmp_path / "sessions"
         assert (tmp_path / "sessions" / run.run_id / ".lock").exists()
