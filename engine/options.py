@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import FreqtuiError
-from engine.limits import MAX_INT_OPTION
+
+MAX_INT_OPTION = 10**9  # the size bound of an option without a high bound of its own
 
 
 @dataclass(frozen=True)
 class Option:
     """One `-O NAME=VALUE`: its default, its kind (int, float or str), its bounds (None:
     none on that side; `above` makes the low bound exclusive; an option without a high
-    bound is still held to `limits.MAX_INT_OPTION` in size) or, for a str, its choices,
+    bound is still held to MAX_INT_OPTION in size) or, for a str, its choices,
     and one line saying what it does."""
 
     name: str

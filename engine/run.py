@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from engine import events as ev
-from engine.config import RunConfig
+from engine.config import RunConfig, field_namer
 from engine.errors import FreqtuiError
 from engine.evaluation import evaluate, frozen_mse, mse_of, predict
 from engine.history import EvalRecord, History
@@ -162,7 +162,7 @@ class TrainingRun:
         `options` is merged into the saved options). Of them only RESUMABLE_CHANGES may
         differ from the saved run: `epochs` may grow, never to or below those done; any
         other change is refused, naming the field as `names` spells it for the user (the
-        CLI: its flags; a field it lacks is named as itself). `epochs` is short for
+        CLI: its flags; else engine/config.py `field_word`). `epochs` is short for
         changes={"epochs": epochs}. `snapshot`: the file's content when the caller has read
         it already (`sessions.read_snapshot`), so it is read once."""
         root = sessions.sessions_dir(root)
@@ -173,16 +173,17 @@ class TrainingRun:
             asked["epochs"] = epochs
         config = snap.config
         old_epochs = config.epochs
-        epochs = _refuse_changes(config, asked, path, _namer(names))
+        name = field_namer(names)
+        epochs = _refuse_changes(config, asked, path, name)
         if epochs is not None:
             done = snap.epochs_done
             if epochs <= done:  # asked for explicitly, a length already trained is a mistake
                 raise FreqtuiError(
-                    f"{_namer(names)('epochs')} {epochs}: {path} has already completed {done} "
+                    f"{name('epochs')} {epochs}: {path} has already completed {done} "
                     f"of its {config.epochs} epoch(s); pass more than {done} to train further"
                 )
             if epochs != config.epochs:
-                config = config.replace(epochs=epochs).validated()
+                config = config.replace(epochs=epochs).validated(names)
         run_id = snap.run_id
         # save back into the folder it was loaded from: a session's latest.pt or
         # previous.pt names its session by its folder (a copied folder is its own session,
@@ -223,9 +224,7 @@ class TrainingRun:
             saved = run.trainer
             note = saved.length_change_note(old_epochs, config.epochs)
             if note:
-                run.resume_note = (
-                    f"{_namer(names)('epochs')} {config.epochs} (was {old_epochs}): {note}"
-                )
+                run.resume_note = f"{name('epochs')} {config.epochs} (was {old_epochs}): {note}"
         return run
 
     # ---- the session: owned before the first row, handed from one run to the next -------
@@ -733,11 +732,6 @@ class TrainingRun:
             schedule=tr.schedule(),
             blocks_together=tr.blocks_together,
         )
-
-
-def _namer(names: Mapping[str, str] | None) -> Callable[[str], str]:
-    """How a field is named to the user: by `names` (the CLI: its flags), else itself."""
-    return lambda field: (names or {}).get(field, field)
 
 
 def _refuse_changes(

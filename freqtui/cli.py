@@ -211,7 +211,7 @@ def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunC
         changes["options"] = {**base.options, **dict(args.option)}
     elif "method" in changes and changes["method"] != base.method:
         changes["options"] = {}  # another method's options would not apply
-    return base.replace(**changes).validated()
+    return base.replace(**changes).validated(FLAG_OF)  # a bad value named by its flag
 
 
 def resumed_run(

@@ -53,3 +53,39 @@ def test_every_trainer_has_one_torch_free_declaration_and_every_declaration_a_tr
     assert {m.name for m in registered_methods()} == set(method_names())
     for m in registered_methods():
         assert get_method(m.name).spec is m
+
+
+@pytest.mark.parametrize(
+    "changes, own, flag",
+    [
+        ({"hidden_size": 10**6}, "hidden-size must be in 1..512", "--hidden must be in 1..512"),
+        ({"torch_seed": -1}, "torch-seed must be an integer with 0 <= seed", "--seed must be"),
+        ({"lr": float("inf")}, "lr must be a finite number", "--lr must be a finite number"),
+        ({"clip": -1.0}, "clip must be >= 0 (0 = off)", "--clip must be >= 0"),
+    ],
+)
+def test_a_bad_field_is_named_by_the_callers_word_for_it_else_by_its_own(changes, own, flag):
+    """The engine names a field itself (a file's config); the CLI passes its flags."""
+    config = RunConfig(**changes)
+    with pytest.raises(FreqtuiError) as err:
+        config.validated()
+    assert str(err.value).startswith(own)
+    names = {"hidden_size": "--hidden", "torch_seed": "--seed", "lr": "--lr", "clip": "--clip"}
+    with pytest.raises(FreqtuiError) as err:
+        config.validated(names)
+    assert str(err.value).startswith(flag)
+
+
+def test_a_size_bound_takes_its_edge_and_refuses_just_past_it():
+    from engine import config as c
+
+    for field, ok, bad in [
+        ("hidden_size", c.MAX_HIDDEN, c.MAX_HIDDEN + 1),
+        ("num_layers", c.MAX_LAYERS, c.MAX_LAYERS + 1),
+        ("epochs", 1, 0),
+        ("lr", c.MAX_LR, c.MAX_LR * 1.01),
+    ]:
+        config = RunConfig(duration=0.05, **{field: ok})
+        assert config.validated() is config
+        with pytest.raises(FreqtuiError, match=field.replace("_", "-")):
+            RunConfig(duration=0.05, **{field: bad}).validated()

@@ -29,7 +29,7 @@ def folder(run: TrainingRun):
 
 def test_a_resume_names_the_field_it_refuses_and_lets_epochs_grow(tmp_path):
     run = saved_run(tmp_path)
-    with pytest.raises(FreqtuiError, match=r"^hidden_size cannot change when resuming .*was"):
+    with pytest.raises(FreqtuiError, match=r"^hidden-size cannot change when resuming .*was"):
         TrainingRun.resume(run.run_id, changes={"hidden_size": 32}, root=tmp_path)
     # the caller's word for a field (the CLI's flags), and what may change said in it
     with pytest.raises(FreqtuiError, match=r"^--lr cannot change .* only --epochs may change"):
