@@ -11,7 +11,7 @@ engine/store/snapshot.py, checks what each field means):
   that holds itself, or shared nested lists that would take 2^60 steps to walk, are
   refused in microseconds, before the checksum recurses into them;
 - the schema: top-level keys and types, the history's shape and ranges, and the config
-  validated by RunConfig (engine/limits.py bounds every size) before any tensor or array
+  validated by RunConfig (engine/config.py bounds every size) before any tensor or array
   is made from it.
 """
 
@@ -149,7 +149,7 @@ def check_payload(path: Path, obj: dict[str, Any]) -> None:
 
 
 def check_config(path: Path, d: Any) -> None:
-    """The config through RunConfig (types, finiteness, engine/limits.py's sizes) before
+    """The config through RunConfig (types, finiteness, the sizes engine/config.py bounds) before
     any model, tensor or array is built from it."""
     from engine.config import RunConfig
 
