@@ -220,21 +220,23 @@ class FreqtuiApp(App[int]):
                     self.handle_event(e)
                 elif isinstance(e, ev.StepStats):
                     self._stats = e
-                    self.post(messages.LiveRows, e)  # every chunk's rows: no gaps in the view
+                    self.deliver(messages.LiveRows, e)  # every chunk's rows: no gaps in the view
             s, now = self._stats, time.monotonic()
             if s is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
                 self._stats, self._stats_shown_at = None, now
-                self.post(messages.Progress, s)
+                self.deliver(messages.Progress, s)
 
     def handle_event(self, e: ev.Event) -> None:
         """One event that must be shown: to the widgets that hold its data, as a message
-        they handle themselves; then the app's own part (now: stop_and_save reads it)."""
+        they handle themselves; the app's own part at once (stop_and_save reads `failure`
+        right after a drain)."""
         kind = messages.FOR_EVENT.get(type(e))
         if kind is not None:
-            self.post(kind, e)
+            self.deliver(kind, e)
         self.note(e)
 
-    def post(self, kind: type[messages.RunMessage], e: ev.Event) -> None:
+    def deliver(self, kind: type[messages.RunMessage], e: ev.Event) -> None:
+        """`e` as a `kind` message to each widget of the main screen that handles one."""
         for widget in self.listeners.get(kind, ()):
             widget.post_message(kind(e))
 

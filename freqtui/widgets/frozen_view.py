@@ -10,18 +10,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from engine.config import RunConfig
-from freqtui.text import fmt_loss
-from freqtui.widgets.plotting import (
-    OUTPUT_MARK,
-    OUTPUT_MARKER,
-    FrozenPicture,
-    TestWindow,
-    drawing,
-    legend,
-    points_for,
-    thin,
-    time_axis,
-)
+from freqtui.widgets.plotting import OUTPUT_MARK, FrozenPicture, TestWindow, frozen_block, legend
 
 GRID_ROWS = 20  # below this panel height the frozen tab shows one frequency (keys 1-4)
 
@@ -69,18 +58,4 @@ class FrozenView(Vertical):
         self.redraws += 1
         for i, f in enumerate(self.config.frequencies):
             plot = self.query_one(f"#freq-{i}", PlotextPlot)
-            with drawing(plot) as plt:
-                if window is None:
-                    plt.title(f"f{i + 1} {f:g} Hz: loading the test set…")
-                    continue
-                n = points_for(plot)
-                t, target = thin(window.t, window.targets[i], points=n)
-                if picture is None:
-                    plt.title(f"f{i + 1} {f:g} Hz: no frozen eval yet")
-                else:
-                    (out,) = thin(picture.outputs[i], points=n)
-                    plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
-                    per_block = picture.record.test.per_block
-                    plt.title(f"f{i + 1} {f:g} Hz  test MSE {fmt_loss(per_block[i])}")
-                plt.plot(t, target, marker="braille", color="green")  # over the dots
-                time_axis(plt, float(window.t[0]), float(window.t[-1]))
+            frozen_block(plot, window, picture, i, f"f{i + 1} {f:g} Hz")

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static, TabbedContent
+from textual.widgets import TabbedContent
 from textual_plotext import PlotextPlot
 
 from engine.config import RunConfig
@@ -17,7 +17,7 @@ from engine.events import EvalRecord
 from freqtui import messages
 from freqtui.text import fmt_loss, stamp
 from freqtui.widgets.loss_panel import ZERO_MSE
-from freqtui.widgets.plotting import LOG_RATIO, MAX_POINTS, legend, row_ticks, thin
+from freqtui.widgets.plotting import LOG_RATIO, MAX_POINTS, plot_and_legend, row_ticks, thin
 
 
 class HistoryView(Vertical):
@@ -34,15 +34,12 @@ class HistoryView(Vertical):
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
-        yield PlotextPlot(id="history")
-        yield Static(
-            legend(
-                ("━", "cyan", "online (moving)"),
-                ("o", "red", "frozen test"),
-                ("x", "green", "frozen train"),
-                ("─", "yellow", f"{ZERO_MSE:g}"),
-            ),
-            classes="legend",
+        yield from plot_and_legend(
+            "history",
+            ("━", "cyan", "online (moving)"),
+            ("o", "red", "frozen test"),
+            ("x", "green", "frozen train"),
+            ("─", "yellow", f"{ZERO_MSE:g}"),
         )
 
     # ---- data in -----------------------------------------------------------------------

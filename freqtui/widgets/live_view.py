@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static, TabbedContent
+from textual.widgets import TabbedContent
 from textual_plotext import PlotextPlot
 
 from engine.config import RunConfig
@@ -17,7 +17,7 @@ from freqtui.widgets.plotting import (
     OUTPUT_MARK,
     OUTPUT_MARKER,
     drawing,
-    legend,
+    plot_and_legend,
     segments,
     thin,
     time_axis,
@@ -40,13 +40,10 @@ class LiveView(Vertical):
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
-        yield PlotextPlot(id="live")
-        yield Static(
-            legend(
-                ("━", "green", "target"),
-                (OUTPUT_MARK, "red", "output while training (before each update)"),
-            ),
-            classes="legend",
+        yield from plot_and_legend(
+            "live",
+            ("━", "green", "target"),
+            (OUTPUT_MARK, "red", "output while training (before each update)"),
         )
 
     def on_mount(self) -> None:

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from freqtui.text import fmt_tick
+from freqtui.text import fmt_loss, fmt_tick
 
 if TYPE_CHECKING:
     from engine.events import EvalRecord
@@ -140,3 +142,42 @@ def block_items(n_blocks: int) -> list[tuple[str, str, str]]:
         (BLOCK_MARKERS[i % len(BLOCK_MARKERS)], BLOCK_COLORS[i % len(BLOCK_COLORS)], f"f{i + 1}")
         for i in range(n_blocks)
     ]
+
+
+def plot_and_legend(plot_id: str, *items: tuple[str, str, str]) -> ComposeResult:
+    """A view's one plot and its legend line under it."""
+    yield PlotextPlot(id=plot_id)
+    yield Static(legend(*items), classes="legend")
+
+
+def frozen_block(
+    plot: PlotextPlot,
+    window: TestWindow | None,
+    picture: FrozenPicture | None,
+    b: int,
+    name: str,
+    graph1: bool = False,
+) -> None:
+    """Block b on the test window: its target as a line over the frozen output's dots,
+    with its time axis and test MSE; Graph 1 draws S under both, faint, and names the
+    weights in its title (the frozen tab's legend names them)."""
+    with drawing(plot) as plt:
+        if window is None:
+            plt.title(f"{name}: loading the test set…")
+            return
+        if picture is None:
+            plt.title(f"{name}: no frozen eval yet")
+        else:
+            mse = fmt_loss(picture.record.test.per_block[b])
+            plt.title(
+                f"{name}, {picture.label}, MSE {mse}" if graph1 else f"{name}  test MSE {mse}"
+            )
+        n = points_for(plot)
+        t, target, S = thin(window.t, window.targets[b], window.S, points=n)
+        if graph1:
+            plt.scatter(t, S, marker="dot", color="gray")
+        if picture is not None:
+            (out,) = thin(picture.outputs[b], points=n)
+            plt.scatter(t, out, marker=OUTPUT_MARKER, color="red")
+        plt.plot(t, target, marker="braille", color="green")  # over the dots
+        time_axis(plt, float(window.t[0]), float(window.t[-1]))
