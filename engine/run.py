@@ -24,10 +24,17 @@ import torch
 from engine import events as ev
 from engine.config import RunConfig, field_namer
 from engine.errors import FreqtuiError
-from engine.evaluation import evaluate, frozen_mse, mse_of, predict
+from engine.evaluation import (
+    OscillatorDiagnostics,
+    evaluate,
+    frozen_mse,
+    mse_of,
+    oscillator_diagnostics,
+    predict,
+)
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
-from engine.signals import test_set, train_set
+from engine.signals import SignalSet, test_set, train_set
 from engine.store import lock, sessions, writable
 from engine.store.files import now_iso, save_weights
 from engine.store.snapshot import Snapshot
@@ -383,6 +390,16 @@ class TrainingRun:
             train = frozen_mse(self.model, train_set(self.config))
             record = EvalRecord(tr.epoch + 1, tr.row, h.rows_total, train, test_mse)
         return record, outputs
+
+    def test_signal(self) -> SignalSet:
+        """The run's test set (numpy, built from the config alone): what a display draws
+        the targets and S from. Reads no state of the run; safe from any thread."""
+        return test_set(self.config)
+
+    def diagnostics(self, outputs: np.ndarray) -> OscillatorDiagnostics:
+        """The oscillator's diagnostics (engine/evaluation.py) of test outputs (F, N), as
+        an evaluation sent them: for a display; reads no state of the run, any thread."""
+        return oscillator_diagnostics(outputs, test_set(self.config))
 
     def set_autosave(self, rows: int | None = None) -> None:
         """Save every `rows` rows (0 = only when asked or at the end); None = the default

@@ -1,10 +1,13 @@
 """The console: a Textual app over one TrainingRun.
 
 The trainer runs in the run's worker thread and only emits events. This app drains them
-on the UI thread at POLL_HZ, handles every non-replaceable event in order and shows only
+on the UI thread at POLL_HZ and passes every non-replaceable event on in order, and only
 the newest StepStats, at most STATS_HZ times a second: a flood of progress costs one
-redraw, and the UI thread leaves the CPU to the trainer. Widgets are touched on the UI
-thread only.
+redraw, and the UI thread leaves the CPU to the trainer. Each event goes as a message
+(freqtui/messages.py) to the widgets that hold its data and handle it themselves; the app
+keeps only its own part: the log, the notices and whether the run failed. Widgets are
+touched on the UI thread only; what takes time (a frozen pass, the plots' diagnostics)
+runs in worker threads.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from functools import singledispatchmethod
 from typing import NoReturn
 
 import numpy as np
@@ -26,10 +30,10 @@ from textual.message import Message
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.history import EvalRecord
 from engine.run import TrainingRun
 from engine.store.compare import list_models
 from engine.store.sessions import SessionInfo, list_sessions, sessions_dir
+from freqtui import messages
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
 from freqtui.screens.sessions import SessionBrowser
@@ -50,7 +54,7 @@ from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.hidden_panel import HiddenPanel
 from freqtui.widgets.loss_panel import LossPanel
 from freqtui.widgets.memory_panel import MemoryPanel
-from freqtui.widgets.plots_panel import PLOT_TABS, PlotsPanel
+from freqtui.widgets.plots_panel import PlotsPanel
 from freqtui.widgets.run_panel import RunPanel
 from freqtui.widgets.status_bar import StatusBar
 
@@ -133,6 +137,8 @@ class FreqtuiApp(App[int]):
         self.hidden_panel = main.query_one(HiddenPanel)
         self.plots_panel = main.query_one(PlotsPanel)
         self.event_log = main.query_one(EventLog)
+        # the widgets that handle each kind of message: each one holds the data it shows
+        self.listeners = messages.listeners(main)
 
     def main_ready(self) -> None:
         """Called by the main screen once its widgets are mounted."""
@@ -211,42 +217,58 @@ class FreqtuiApp(App[int]):
                     self.handle_event(e)
                 elif isinstance(e, ev.StepStats):
                     self._stats = e
-                    self.plots_panel.add_live(e)  # every chunk's rows: no gaps in the view
+                    self.deliver(messages.LiveRows, e)  # every chunk's rows: no gaps in the view
             s, now = self._stats, time.monotonic()
             if s is not None and (force or now - self._stats_shown_at >= 1 / STATS_HZ):
                 self._stats, self._stats_shown_at = None, now
-                self.status_bar.set_stats(s)
-                self.run_panel.set_schedule(s.schedule)
-                self.loss_panel.add_online(s.online_loss, s.online_loss_by_block)
-                self.plots_panel.add_online(s.rows_total, s.online_loss)
-                self.memory_panel.set_stats(s)
-                self.hidden_panel.set_stats(s)
+                self.deliver(messages.Progress, s)
 
     def handle_event(self, e: ev.Event) -> None:
-        if isinstance(e, ev.StateCheckDone):
-            self.memory_panel.set_check(e)
-        elif isinstance(e, ev.EvalDone):
-            self.loss_panel.add_eval(e.record)
-            self.plots_panel.set_eval(e)
-        elif isinstance(e, ev.EpochDone):
-            self.loss_panel.add_epoch(e.epoch, e.online_loss, e.online_loss_by_block)
-        elif isinstance(e, ev.Failed):
-            self.failure = e.message
-            self.exit_code = 1
+        """One event that must be shown: to the widgets that hold its data, as a message
+        they handle themselves; the app's own part at once (stop_and_save reads `failure`
+        right after a drain)."""
+        kind = messages.FOR_EVENT.get(type(e))
+        if kind is not None:
+            self.deliver(kind, e)
+        self.note(e)
+
+    def deliver(self, kind: type[messages.RunMessage], e: ev.Event) -> None:
+        """`e` as a `kind` message to each widget of the main screen that handles one."""
+        for widget in self.listeners.get(kind, ()):
+            widget.post_message(kind(e))
+
+    # the app's own part of an event: the log line, a notice, whether the run failed
+    @singledispatchmethod
+    def note(self, e: ev.Event) -> None:
+        self._log_event(e)
+
+    @note.register
+    def _(self, e: ev.Failed) -> None:
+        self.failure = e.message
+        self.exit_code = 1
+        self._log_event(e)
+        self.notify(e.message, title="training failed", severity="error", timeout=10)
+
+    @note.register
+    def _(self, e: ev.Finished) -> None:
+        self._log_event(e, "; q quits")
+        if self.failure is None:
+            self.log_line(self.farewell(), "bold")
+
+    @note.register
+    def _(self, e: ev.RunWarning) -> None:
+        self._log_event(e)
+        self.notify(e.message, severity="warning")
+
+    @note.register
+    def _(self, e: ev.SaveFailed) -> None:
+        self._log_event(e)  # once per outage; the status bar keeps saying it
+        self.notify(e.message, title="snapshot not saved", severity="error", timeout=30)
+
+    def _log_event(self, e: ev.Event, tail: str = "") -> None:
         line = describe(e, self.training.rows_per_epoch)
         if line is not None:
-            text = line.text
-            if isinstance(e, ev.Finished):
-                text += "; q quits"
-            self.log_line(text, line.style)
-            if isinstance(e, ev.Finished) and self.failure is None:
-                self.log_line(self.farewell(), "bold")
-        if isinstance(e, ev.RunWarning):
-            self.notify(e.message, severity="warning")
-        elif isinstance(e, ev.SaveFailed):  # once per outage; the status bar keeps saying it
-            self.notify(e.message, title="snapshot not saved", severity="error", timeout=30)
-        elif isinstance(e, ev.Failed):
-            self.notify(e.message, title="training failed", severity="error", timeout=10)
+            self.log_line(line.text + tail, line.style)
 
     def state_name(self) -> str:
         if self.failure is not None:
@@ -287,12 +309,7 @@ class FreqtuiApp(App[int]):
 
     def action_next_plot(self) -> None:
         self.main.add_class("-plots")
-        plots = self.plots_panel
-        if plots.next_osc():  # the oscillator's next diagnostic, where one fits at a time
-            return
-        tabs = plots.query_one("#plot-tabs")
-        i = PLOT_TABS.index(tabs.active) if tabs.active in PLOT_TABS else -1
-        plots.show_tab(PLOT_TABS[(i + 1) % len(PLOT_TABS)])
+        self.plots_panel.next_tab()
 
     def action_toggle_view(self) -> None:
         if self.main.has_class("-wide"):
@@ -414,11 +431,10 @@ class FreqtuiApp(App[int]):
         if run is self.training:
             self.call_from_thread(self._show_saved_weights, record, outputs, label)
 
-    def _show_saved_weights(self, record: EvalRecord, outputs: np.ndarray, label: str) -> None:
-        if self.plots_panel.outputs is not None:
-            return  # a new evaluation came first
-        self.loss_panel.show_eval(record, label)
-        self.plots_panel.set_past_outputs(outputs, record, label)
+    def _show_saved_weights(self, record: ev.EvalRecord, outputs: np.ndarray, label: str) -> None:
+        # the plots draw it once their worker has its diagnostics (off this thread)
+        if self.plots_panel.set_past_outputs(outputs, record, label):
+            self.loss_panel.show_eval(record, label)  # unless a new evaluation came first
 
     def stop_and_save(self, reason: str, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop the worker, then save its final state unless it failed, trained nothing,

@@ -2,7 +2,10 @@
 histories overlaid against rows trained on a log scale, one colour and one marker each,
 and the table of their latest frozen MSE per frequency (train or test, `t` switches both),
 with each session's data (set, duration, phase scale, train/test seeds). The best in a
-column is marked among sessions on the same data only (engine/store/compare.py)."""
+column is marked among sessions on the same data only (engine/store/compare.py).
+
+The files are read (torch.load) in a worker thread: the screen says "loading…" until they
+are in."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ import math
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 from textual_plotext import PlotextPlot
@@ -20,7 +25,7 @@ from textual_plotext import PlotextPlot
 from engine.errors import FreqtuiError
 from engine.store.compare import CompareTable, SessionHistory, compare_table, load_history, set_name
 from freqtui.compare import BEST, fmt_mse
-from freqtui.widgets.plots_panel import row_ticks
+from freqtui.widgets.plotting import row_ticks
 
 # RGB: plotext and Rich name colours differently ("yellow" is orange in one, not the other),
 # so the id in the table and its line in the plot take the same numbers
@@ -41,6 +46,7 @@ HELP = (
     "t: train/test · esc closes"
 )
 SCROLLS = "← → scroll the table"
+LOADING = "loading…"
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
@@ -71,32 +77,61 @@ class CompareScreen(ModalScreen[None]):
     CompareScreen #compare-ranking { color: $warning; }
     """
 
+    class Loaded(Message, bubble=False):
+        """The worker's answer: the histories read, and a line for each file that was not."""
+
+        def __init__(self, histories: list[SessionHistory], errors: list[str]) -> None:
+            super().__init__()
+            self.histories = histories
+            self.errors = errors
+
     def __init__(self, paths: list[Path]) -> None:
         super().__init__()
         self.paths = list(paths)
         self.histories: list[SessionHistory] = []
         self.errors: list[str] = []
-        for path in self.paths:
-            try:
-                self.histories.append(load_history(path))
-            except FreqtuiError as exc:
-                self.errors.append(str(exc))
         self.show_set = "test"
-        self.data: CompareTable | None = compare_table(self.histories) if self.histories else None
+        self.data: CompareTable | None = None
+        self.loaded = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(HELP, id="compare-help")
-            yield Label(self.data.ranking_note() if self.data else "", id="compare-ranking")
+            yield Label(LOADING, id="compare-ranking")
             yield PlotextPlot(id="compare-plot")
             yield DataTable(
                 id="compare-table", cursor_type="none", zebra_stripes=True, header_height=2
             )
 
     def on_mount(self) -> None:
+        self.query_one(Vertical).border_title = f"compare {len(self.paths)} sessions: {LOADING}"
+        self._draw()
+        # the table's width is known once it has laid its rows out (on its own idle)
+        table = self.query_one(DataTable)
+        self.watch(table, "virtual_size", lambda _: self._say_if_it_scrolls(), init=False)
+        self._load(self.paths)
+
+    @work(thread=True, exclusive=True, group="compare")
+    def _load(self, paths: list[Path]) -> None:
+        """Off the UI thread: each file read and checked (engine/store/compare.py)."""
+        histories: list[SessionHistory] = []
+        errors: list[str] = []
+        for path in paths:
+            try:
+                histories.append(load_history(path))
+            except FreqtuiError as exc:
+                errors.append(str(exc))
+        self.post_message(self.Loaded(histories, errors))
+
+    def on_compare_screen_loaded(self, message: Loaded) -> None:
+        self.histories, self.errors = message.histories, message.errors
+        self.data = compare_table(self.histories) if self.histories else None
+        self.loaded = True
         self.query_one(Vertical).border_title = f"compare {len(self.histories)} sessions"
-        for message in self.errors:
-            self.notify(message, title="not compared", severity="error", timeout=10)
+        note = self.data.ranking_note() if self.data else ""
+        self.query_one("#compare-ranking", Label).update(note)
+        for text in self.errors:
+            self.notify(text, title="not compared", severity="error", timeout=10)
         self._fill_table()
         self._draw()
 
@@ -143,7 +178,7 @@ class CompareScreen(ModalScreen[None]):
         plt = plot.plt
         plt.clear_figure()
         plt.xlabel("rows trained")
-        plt.title(f"frozen MSE {self.show_set} (log scale)")
+        plt.title(f"frozen MSE {self.show_set} (log scale)" if self.loaded else LOADING)
         # log10 drawn on a linear axis with decade labels: plotext's own log scale fails
         # on a series of one point
         logs: list[float] = []

@@ -55,7 +55,7 @@ class MainScreen(Screen):
                         yield MemoryPanel(id="memory")
                         yield HiddenPanel(cfg.hidden_size, id="hidden")
                     yield EventLog(id="log")
-            yield PlotsPanel(cfg, view.rows_per_epoch, id="plots")
+            yield PlotsPanel(self.app.training, view.rows_per_epoch, id="plots")
         yield KeyBar(id="keys")
         yield Static("", id="too-small")
 

@@ -8,7 +8,7 @@ import math
 from rich.text import Text
 from textual.widget import Widget
 
-from engine import events as ev
+from freqtui import messages
 from freqtui.widgets.gauge import gauge_line
 
 
@@ -21,7 +21,8 @@ class HiddenPanel(Widget):
         self.c_peak = 0.0  # ‖c‖ has no bound: its gauge is drawn against the largest seen
         self.values: tuple[float, ...] | None = None
 
-    def set_stats(self, s: ev.StepStats) -> None:
+    def on_run_progress(self, message: messages.Progress) -> None:
+        s = message.event
         values = (s.h_norm, s.c_norm, s.saturated, s.gate_i, s.gate_f, s.gate_o)
         if math.isfinite(s.c_norm):
             self.c_peak = max(self.c_peak, s.c_norm)

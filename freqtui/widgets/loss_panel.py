@@ -17,7 +17,8 @@ from rich.text import Text
 from textual.widget import Widget
 
 from engine.config import RunConfig
-from engine.history import EvalRecord
+from engine.events import EvalRecord
+from freqtui import messages
 from freqtui.text import fmt_loss, stamp
 
 MAX_POINTS = 600  # a trace is thinned (every other point kept) beyond this
@@ -114,6 +115,18 @@ class LossPanel(Widget):
         self.border_title = "loss per frequency"
 
     # ---- data in -----------------------------------------------------------------------
+    def on_run_progress(self, message: messages.Progress) -> None:
+        s = message.event
+        self.add_online(s.online_loss, s.online_loss_by_block)
+
+    def on_run_epoch_done(self, message: messages.EpochDone) -> None:
+        e = message.event
+        self.add_epoch(e.epoch, e.online_loss, e.online_loss_by_block)
+
+    def on_run_eval_done(self, message: messages.EvalDone) -> None:
+        self.evals.append(message.event.record)
+        self.show_eval(message.event.record)
+
     def add_online(self, overall: float, by_block: tuple[float | None, ...]) -> None:
         """One smoothed online-loss reading; a block's trace moves only while it trains."""
         self.overall.add(overall)
@@ -130,10 +143,6 @@ class LossPanel(Widget):
         self.epoch_mean += [None] * (len(self.by_block) + 1 - len(self.epoch_mean))
         self.epoch_label = f"e{epoch}"
         self.refresh()
-
-    def add_eval(self, entry: EvalRecord) -> None:
-        self.evals.append(entry)
-        self.show_eval(entry)
 
     def show_eval(self, entry: EvalRecord, label: str | None = None) -> None:
         """The frozen columns show `entry`, stamped with the weights it is from."""

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from engine import events as ev
+from freqtui import messages
 from freqtui.widgets.gauge import gauge_line
 
 
@@ -22,14 +23,15 @@ class MemoryPanel(Widget):
         self.leak = False
         self.check: ev.StateCheckDone | None = None
 
-    def set_stats(self, s: ev.StepStats) -> None:
+    def on_run_progress(self, message: messages.Progress) -> None:
+        s = message.event
         old = (self.rss_mb, self.slope, self.leak)
         self.rss_mb, self.slope, self.leak = s.rss_mb, s.rss_slope_mb_per_10k, s.leak_warning
         if _shown(*old) != _shown(self.rss_mb, self.slope, self.leak):
             self.refresh()
 
-    def set_check(self, check: ev.StateCheckDone) -> None:
-        self.check = check
+    def on_run_state_check_done(self, message: messages.StateCheckDone) -> None:
+        self.check = message.event
         self.refresh()
 
     def render(self) -> Text:

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from engine.config import RunConfig
+from freqtui import messages
 from freqtui.text import run_settings, schedule_items
 
 SEP = " · "
@@ -37,7 +38,8 @@ class RunPanel(Widget):
         self.schedule = schedule
         self.collapsed = True
 
-    def set_schedule(self, schedule: tuple[tuple[str, str], ...]) -> None:
+    def on_run_progress(self, message: messages.Progress) -> None:
+        schedule = message.event.schedule
         if schedule != self.schedule:
             self.schedule = schedule
             self.refresh(layout=not self.collapsed)

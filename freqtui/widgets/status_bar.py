@@ -11,6 +11,7 @@ from textual.widget import Widget
 
 from engine import events as ev
 from engine.config import RunConfig
+from freqtui import messages
 from freqtui.text import fmt_seconds, position, run_fraction, schedule_items
 from freqtui.widgets.gauge import bar
 
@@ -89,7 +90,8 @@ class StatusBar(Widget):
             self.state = state
             self.refresh()
 
-    def set_stats(self, stats: ev.StepStats) -> None:
+    def on_run_progress(self, message: messages.Progress) -> None:
+        stats = message.event
         self.stats = stats
         self.epoch, self.row, self.epochs = stats.epoch, stats.row, stats.epochs
         self.rows_per_epoch = stats.rows_per_epoch

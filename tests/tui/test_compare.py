@@ -59,6 +59,7 @@ async def test_marking_two_sessions_and_c_compares_them(make_app, sessions_root)
         assert sorted(app.screen.marked) == sorted(row_of(table, r.run_id) for r in (a, b))
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
+        await wait_for(pilot, lambda: app.screen.loaded, "its files read")
         await pilot.pause(0.2)
         screen = app.screen
         shown = screen.query_one(DataTable)
@@ -107,6 +108,7 @@ async def test_the_models_compare_at_120x40_every_frequency_shown_ranked_within_
             await pilot.press("space")
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
+        await wait_for(pilot, lambda: app.screen.loaded, "its files read")
         await pilot.pause(0.3)
         screen = app.screen
         shown = screen.query_one(DataTable)
@@ -144,6 +146,7 @@ async def test_at_80x24_the_tables_say_they_scroll_and_arrows_scroll_them(make_a
             await pilot.press("space")
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
+        await wait_for(pilot, lambda: app.screen.loaded, "its files read")
         await pilot.pause(0.2)
         assert "← → scroll the table" in str(app.screen.query_one("#compare-help").render())
         shown = app.screen.query_one(DataTable)

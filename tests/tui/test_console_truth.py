@@ -125,7 +125,7 @@ async def test_e_stamps_the_table_and_every_plot_with_the_same_weights(app):
         plt = plots.query_one("#history").plt
         title = plt.title
         plt.title = lambda text: (titles.append(text), title(text))
-        plots._draw_history()
+        plots.history.draw()
         assert titles and titles[-1].endswith(f"frozen test {fmt_loss(entry.test.overall)} at {at}")
         await pilot.press("q")
 

@@ -130,6 +130,14 @@ def make_fed_app(sessions_root, **changes) -> FreqtuiApp:
     return FreqtuiApp(run=run, autostart=False)
 
 
+async def plots_drawn(pilot) -> None:
+    """The plots' worker threads (the test window, each evaluation's diagnostics) are done
+    and their answers handled: the screen no longer depends on the machine's speed."""
+    await pilot.pause()  # the events' messages handled: every worker is started
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 async def feed_handoff(pilot) -> None:
     app = pilot.app
     await pilot.pause()  # the main screen mounts its widgets
@@ -141,7 +149,7 @@ async def feed_handoff(pilot) -> None:
     for event in handoff_events(app.config):  # one drain per event, as a live run sends them
         app.handle_events([event], force=True)
     run.status = ev.RunState.FINISHED
-    await pilot.pause()
+    await plots_drawn(pilot)
 
 
 async def feed_clock(pilot) -> None:
@@ -151,6 +159,7 @@ async def feed_clock(pilot) -> None:
     for event in clock_events(app.config, app.training.rows_per_epoch):
         app.handle_events([event], force=True)
     app.training.status = ev.RunState.RUNNING
+    await plots_drawn(pilot)
     app.plots_panel._maybe_draw_frozen()
     await pilot.pause()
 

@@ -10,6 +10,7 @@ from textual.app import App
 
 from engine.store.compare import list_models
 from freqtui.screens.sessions import SessionBrowser
+from tests.tui.conftest import wait_for
 
 ALL_MARKED = ["space"] * 4
 
@@ -29,11 +30,15 @@ def test_browser_sorted_by_frozen_mse_120x40(snap_compare):
     assert snap_compare(BrowserHost(), press=["s"], terminal_size=(120, 40))
 
 
+async def compare_all(pilot) -> None:
+    """Mark the four, press c, and wait for their files (read in a worker thread)."""
+    await pilot.press(*ALL_MARKED, "c")
+    await wait_for(pilot, lambda: getattr(pilot.app.screen, "loaded", False), "the comparison")
+
+
 def test_compare_models_120x40(snap_compare):
-    press = [*ALL_MARKED, "c"]
-    assert snap_compare(BrowserHost(), press=press, terminal_size=(120, 40))
+    assert snap_compare(BrowserHost(), run_before=compare_all, terminal_size=(120, 40))
 
 
 def test_compare_models_80x24(snap_compare):
-    press = [*ALL_MARKED, "c"]
-    assert snap_compare(BrowserHost(), press=press, terminal_size=(80, 24))
+    assert snap_compare(BrowserHost(), run_before=compare_all, terminal_size=(80, 24))
