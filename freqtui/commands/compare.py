@@ -5,15 +5,11 @@ rows trained (a PNG, shared log scale). The console's comparison screen shows th
 
 from __future__ import annotations
 
-import argparse
-import io
 from pathlib import Path
-from typing import Any
 
 from engine.errors import FreqtuiError
 from engine.store.compare import (
     CompareTable,
-    SessionHistory,
     compare_table,
     load_histories,
     set_name,
@@ -21,16 +17,8 @@ from engine.store.compare import (
 from engine.store.files import atomic_write_bytes
 from engine.store.sessions import sessions_dir
 from engine.store.writable import check_out
-from freqtui.text import fmt_tick
-
-BEST = "*"
-PNG_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per session, with its colour
-
-
-def fmt_mse(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.4f}" if v >= 0.1 else f"{v:.3g}"  # small values keep 3 significant digits
+from freqtui.charts import overlay_png
+from freqtui.text import BEST, fmt_mse
 
 
 def table_text(table: CompareTable) -> str:
@@ -67,66 +55,12 @@ def table_text(table: CompareTable) -> str:
     return "\n".join(lines)
 
 
-def overlay_png(histories: list[SessionHistory]) -> bytes:
-    """The overlay (`overlay_figure`) as PNG bytes."""
-    import matplotlib.pyplot as plt
-
-    fig = overlay_figure(histories)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def overlay_figure(histories: list[SessionHistory]) -> Any:
-    """Frozen MSE train and test against rows trained, one colour and one marker per
-    session (told apart in grey print too), log y shared by both panels; each legend entry
-    names the session's data, and the title says when they differ. Close it after use."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, h in enumerate(histories):
-        colour = colours[i % len(colours)]
-        marker = PNG_MARKERS[i % len(PNG_MARKERS)]
-        for ax, ys in zip(axes, (h.train, h.test), strict=True):
-            if ys:
-                ax.plot(
-                    h.rows, ys, marker=marker, ls="-", color=colour, ms=4, lw=1.3, label=h.label
-                )
-    for ax, name in zip(axes, ("train set", "test set"), strict=True):
-        ax.set_yscale("log")
-        ax.set_xlabel("rows trained")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_tick(v)))
-        ax.set_title(f"frozen MSE (weights fixed), {name}")
-        ax.grid(alpha=0.3, which="both")
-    if len({h.data for h in histories}) > 1:
-        fig.suptitle(
-            "these sessions were evaluated on different data (see the legend): "
-            "their curves do not rank them",
-            fontsize=10,
-            color="darkred",
-        )
-    axes[0].set_ylabel("frozen MSE (log scale)")
-    handles, labels = axes[1].get_legend_handles_labels()
-    if not handles:
-        handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, max(1, len(labels))), fontsize=8)
-    rows_of_legend = (len(labels) + 2) // 3
-    fig.tight_layout(rect=(0, 0.05 * rows_of_legend + 0.02, 1, 1))
-    return fig
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    root = sessions_dir(getattr(args, "sessions", None))
-    png: Path | None = args.png
+def compare(items: list[str], png: Path | None = None, sessions: Path | None = None) -> int:
+    """`freqtui compare`: the table on stdout; with `png`, the overlay written there."""
+    root = sessions_dir(sessions)
     if png is not None:
         check_out(png, "--png", "the PNG")  # before any session is read
-    histories = load_histories(args.items, root)
+    histories = load_histories(items, root)
     print(table_text(compare_table(histories)))
     if png is not None:
         try:

@@ -1,15 +1,37 @@
-"""`freqtui sessions rm ID…`: delete saved sessions. Every id is checked first (a session
+"""`freqtui sessions [--json]`: the saved sessions, from their sidecars.
+
+`freqtui sessions rm ID…`: delete saved sessions. Every id is checked first (a session
 folder inside the sessions folder, not live: engine/store/sessions.py); then, on a terminal,
 one question lists what goes; `--yes` skips it, and without a terminal `--yes` is needed.
 Nothing is deleted when any id is refused."""
 
 from __future__ import annotations
 
-import argparse
+import json
 import sys
+from pathlib import Path
 
 from engine.errors import FreqtuiError
-from engine.store.sessions import check_deletable, delete_session, sessions_dir
+from engine.store.sessions import check_deletable, delete_session, list_sessions, sessions_dir
+from freqtui.text import sessions_table
+
+
+def show(as_json: bool = False, sessions: Path | None = None) -> int:
+    """List the sessions in `sessions` (default: $FREQTUI_SESSIONS, else ./sessions)."""
+    root = sessions_dir(sessions)
+    infos = list_sessions(root)
+    if as_json:
+        rows = [
+            {**{k: v for k, v in vars(i).items() if k != "path"}, "path": str(i.path)}
+            for i in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not infos:
+        print(f"no sessions in {root}")
+        return 0
+    print(sessions_table(infos))
+    return 0
 
 
 def confirm(question: str) -> bool:
@@ -20,11 +42,12 @@ def confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def cmd_sessions_rm(args: argparse.Namespace) -> int:
-    root = sessions_dir(getattr(args, "sessions", None))
-    ids = list(dict.fromkeys(args.ids))  # one id named twice is deleted once
+def remove(ids: list[str], yes: bool = False, sessions: Path | None = None) -> int:
+    """Delete the sessions `ids` (asking first on a terminal, unless `yes`)."""
+    root = sessions_dir(sessions)
+    ids = list(dict.fromkeys(ids))  # one id named twice is deleted once
     folders = [check_deletable(run_id, root) for run_id in ids]
-    if not args.yes:
+    if not yes:
         if not sys.stdin.isatty():
             raise FreqtuiError(
                 "sessions rm: no terminal to confirm on; add --yes to delete without asking"
