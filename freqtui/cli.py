@@ -1,4 +1,5 @@
-"""The command line: thin, it parses flags into a RunConfig and hands over.
+"""The command line: thin, it parses flags into a RunConfig (or paths and values) and
+hands them to one function of freqtui/commands/ per command. Nothing imports this module.
 
 freqtui [flags]                      open the console and train
 freqtui --resume ID|PATH             open the console on a saved session

@@ -50,7 +50,6 @@ from engine.sweep.grid import (
 )
 from engine.sweep.results import results
 from engine.sweep.state import CellState, load_state
-from freqtui.charts import sweep_png
 from freqtui.commands.sweep.cluster import CONNECT_TIMEOUT_S, check_address, security_for
 from freqtui.commands.sweep.driver import SNAPSHOT_EVERY_S, drive
 
@@ -213,6 +212,8 @@ def write_results(
     print(results_table(data))
     _write(root / RESULTS, (json.dumps(data, indent=2) + "\n").encode())
     if any(g["frozen_mse_test"] for g in data["groups"]):
+        from freqtui.charts import sweep_png  # numpy and matplotlib: not for `--help`
+
         _write(root / PLOT, sweep_png(data))
 
 
