@@ -1,4 +1,5 @@
-"""The command line: thin, it parses flags into a RunConfig and hands over.
+"""The command line: thin, it parses flags into a RunConfig (or paths and values) and
+hands them to one function of freqtui/commands/ per command. Nothing imports this module.
 
 freqtui [flags]                      open the console and train
 freqtui --resume ID|PATH             open the console on a saved session
@@ -23,29 +24,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.config import BACKENDS, DEFAULT_METHOD, METHOD_FIELDS, RunConfig, registered_methods
 from engine.errors import FreqtuiError
 from engine.options import option_lines, parse_assignment
-from engine.store.sessions import (
-    AUTOSAVE_MIN_ROWS,
-    list_sessions,
-    resolve,
-    sessions_dir,
-)
+from engine.store.sessions import AUTOSAVE_MIN_ROWS, resolve, sessions_dir
+from engine.sweep.grid import Axis, parse_grid
 from freqtui import __version__
-from freqtui import serve as serve_defaults  # its defaults; textual-serve loads on use
+from freqtui.commands import serve as serve_defaults  # its defaults; textual-serve loads on use
+from freqtui.commands.sweep.cluster import CONNECT_TIMEOUT_S
+from freqtui.commands.sweep.driver import SNAPSHOT_EVERY_S
 from freqtui.export import columns_help
-from freqtui.sweep import CONNECT_TIMEOUT_S, SNAPSHOT_EVERY_S
-from freqtui.text import eval_json, eval_table, sessions_table
-
-if TYPE_CHECKING:  # torch, numba and textual load only in the commands that use them
-    from engine.run import TrainingRun
+from freqtui.flags import FIELDS, FLAG_OF, FLAGS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,32 +140,6 @@ def _per_method(name: str) -> str:
     return f"default: the method's own: {each}"
 
 
-# (RunConfig field, flag, type, help); "%s" in a help is its default, from RunConfig or,
-# for lr, clip and epochs, from each method's declaration
-FLAGS: list[tuple[str, str, type, str]] = [
-    ("epochs", "--epochs", int, "epochs to train (%s)"),
-    ("lr", "--lr", float, "Adam learning rate (%s)"),
-    ("method", "--method", str, "training method (default %s; see `freqtui methods`)"),
-    (
-        "backend",
-        "--backend",
-        str,
-        "fused (compiled) or torch (reference), where the method has it (default %s)",
-    ),
-    ("phase_scale", "--phase-scale", float, "phase noise scale (default %s: the task as written)"),
-    ("duration", "--duration", float, "seconds of signal per block (default %s)"),
-    ("fs", "--fs", float, "sampling rate in Hz (default %s)"),
-    ("hidden_size", "--hidden", int, "LSTM hidden size (default %s)"),
-    ("num_layers", "--layers", int, "LSTM layers (default %s)"),
-    ("clip", "--clip", float, "gradient clipping by total norm, 0 = off (%s)"),
-    ("torch_seed", "--seed", int, "seed of the weight init (default %s)"),
-    ("train_seed", "--train-seed", int, "noise seed of the train set (default %s)"),
-    ("test_seed", "--test-seed", int, "noise seed of the test set (default %s)"),
-]
-FIELDS = [f for f, *_ in FLAGS]
-FLAG_OF = {f: flag for f, flag, *_ in FLAGS}
-
-
 def _help(field: str, text: str) -> str:
     if field in METHOD_FIELDS:
         return text % _per_method(field)
@@ -204,28 +172,43 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    base = base or RunConfig()
+def run_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The run flags given: RunConfig field -> value, and `options` -> the -O options."""
     changes = {f: getattr(args, f) for f in FIELDS if getattr(args, f, None) is not None}
     if getattr(args, "option", None):
-        changes["options"] = {**base.options, **dict(args.option)}
-    elif "method" in changes and changes["method"] != base.method:
-        changes["options"] = {}  # another method's options would not apply
-    return base.replace(**changes).validated(FLAG_OF)  # a bad value named by its flag
+        changes["options"] = dict(args.option)
+    return changes
 
 
-def resumed_run(
-    id_or_path: str | Path, args: argparse.Namespace, root: Path | None = None, **kw: Any
-) -> TrainingRun:
-    """`TrainingRun.resume` with the command line's flags as the changes asked for: the
-    engine refuses one that would change the science of the saved run, naming its flag;
-    --epochs may grow."""
-    from engine.run import TrainingRun
+def base_config(args: argparse.Namespace) -> RunConfig:
+    """RunConfig's defaults with the run flags given (a new method brings its own lr,
+    clip and epochs, and no other method's options), not yet checked."""
+    return RunConfig().replace(**run_changes(args))
 
-    changes = {f: getattr(args, f, None) for f in FIELDS}
-    changes["options"] = dict(getattr(args, "option", None) or {}) or None
-    names = {**FLAG_OF, "options": "--option"}
-    return TrainingRun.resume(id_or_path, changes=changes, names=names, root=root, **kw)
+
+def config_from(args: argparse.Namespace) -> RunConfig:
+    return base_config(args).validated(FLAG_OF)  # a bad value named by its flag
+
+
+def grid_axes(items: list[str]) -> list[Axis]:
+    """`--grid KEY=V1,V2 ...`: each key a run flag without -- (its values typed as the
+    flag's) or else a -O option (typed as -O types it)."""
+    kinds = {flag[2:]: (field, kind) for field, flag, kind, _ in FLAGS}  # "phase-scale"
+    axes = []
+    for key, values in parse_grid(items).items():
+        if key not in kinds:
+            typed = [parse_assignment(f"{key}={v}")[1] for v in values]
+            axes.append(Axis(key, tuple(values), tuple(typed)))
+            continue
+        field, kind = kinds[key]
+        typed = []
+        for v in values:
+            try:
+                typed.append(kind(v))
+            except ValueError:
+                raise FreqtuiError(f"--grid {key}: invalid {kind.__name__} value: {v!r}") from None
+        axes.append(Axis(key, tuple(values), tuple(typed), field))
+    return axes
 
 
 SESSIONS_HELP = "sessions folder (default: $FREQTUI_SESSIONS, else ./sessions)"
@@ -402,36 +385,6 @@ def console_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def sweep_config_for(args: argparse.Namespace):
-    """For `freqtui sweep`: the RunConfig of one cell, i.e. the sweep's run flags with the
-    cell's grid values (run flags by their name without --, anything else a -O option)."""
-    probe = _Parser(prog="freqtui sweep")
-    add_config_flags(probe)
-    flags = {flag[2:]: field for field, flag, *_ in FLAGS}  # "phase-scale": "phase_scale"
-
-    def config_for(values: dict[str, str], seed: int) -> RunConfig:
-        tokens: list[str] = []
-        options = list(args.option or [])
-        for key, value in values.items():
-            if key in flags:
-                tokens += [f"--{key}", value]
-            else:
-                options.append(_option(f"{key}={value}"))
-        cell = probe.parse_args(tokens)
-        merged = argparse.Namespace(**vars(args))
-        for dest in flags.values():
-            if getattr(cell, dest) is not None:
-                setattr(merged, dest, getattr(cell, dest))
-        merged.torch_seed = seed
-        merged.option = options or None
-        try:
-            return config_from(merged)
-        except FreqtuiError as exc:
-            raise FreqtuiError(f"grid cell {values}: {exc}") from None
-
-    return config_for
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -463,142 +416,73 @@ def _dispatch(args: argparse.Namespace) -> int:
     from engine.limits import check_autosave
 
     check_autosave(getattr(args, "autosave", None))  # config flags: RunConfig.validated
+    sessions: Path | None = getattr(args, "sessions", None)
     if args.command == "data":
-        return cmd_data(args)
+        from freqtui.commands.data import data
+
+        return data(config_from(args), args.out)
     if args.command == "eval":
-        return cmd_eval(args)
+        from freqtui.commands.eval import evaluate_file
+
+        return evaluate_file(args.path, args.json, sessions)
     if args.command == "sessions" and args.sessions_command == "rm":
-        from freqtui.housekeeping import cmd_sessions_rm
+        from freqtui.commands.sessions import remove
 
-        return cmd_sessions_rm(args)
+        return remove(args.ids, args.yes, sessions)
     if args.command == "sessions":
-        return cmd_sessions(args)
-    if args.command == "report":
-        return cmd_report(args)
-    if args.command == "sweep":
-        from freqtui.sweep import cmd_sweep
+        from freqtui.commands.sessions import show
 
-        return cmd_sweep(args, sweep_config_for(args))
+        return show(args.json, sessions)
+    if args.command == "report":
+        from freqtui.commands.report import report
+
+        return report(args.path, args.out, sessions)
+    if args.command == "sweep":
+        from freqtui.commands.sweep import sweep
+
+        return sweep(
+            base_config(args),  # each cell's config is checked with the cell's values
+            grid_axes(args.grid or []),
+            args.seeds,
+            given=[f for f in run_changes(args) if f != "options"],
+            sessions=sessions,
+            name=args.name,
+            address=args.address,
+            workers=args.workers,
+            connect_timeout=args.connect_timeout,
+            snapshot_every=args.snapshot_every,
+        )
     if args.command == "serve":
-        from freqtui.serve import serve
+        from freqtui.commands.serve import serve
 
         if args.resume:  # a session that is not there fails here, not in every tab
-            resolve(args.resume, sessions_dir(getattr(args, "sessions", None)))
+            resolve(args.resume, sessions_dir(sessions))
         else:
             config_from(args)  # bad flags fail here, before the server starts
         return serve(console_argv(args), args.host, args.port, args.token, args.max_consoles)
     if args.command == "compare":
-        from freqtui.compare import cmd_compare
+        from freqtui.commands.compare import compare
 
-        return cmd_compare(args)
+        return compare(args.items, args.png, sessions)
     if args.command == "export":
-        from freqtui.export import cmd_export
+        from freqtui.commands.export import export
 
-        return cmd_export(args)
+        return export(args.path, args.out, as_json=args.json, as_csv=args.csv, sessions=sessions)
     if args.command == "methods":
-        print(methods_text())
-        return 0
-    config = config_from(args)  # bad flags fail here, before the console opens
-    from engine.run import TrainingRun
+        from freqtui.commands.methods import methods
 
-    root = getattr(args, "sessions", None)
-    resume = getattr(args, "resume", None)
-    if resume:
-        run = resumed_run(resume, args, root, save_on_end=True)
-    else:
-        run = TrainingRun(config, sessions_root=root, save_on_end=True)
-    run.set_autosave(getattr(args, "autosave", None))
-    if args.command == "train" and args.headless:
-        from freqtui.headless import train_headless
+        return methods()
+    from freqtui.commands.train import train
 
-        return train_headless(run, args.out, resumed=bool(resume))
-    from freqtui.app import run_app
-
-    return run_app(run)
-
-
-def methods_text() -> str:
-    """Every method: its description, its own lr, clip and epochs, its backends and its
-    `-O` options with their defaults, bounds and what each does (engine/methods.py)."""
-    lines = []
-    for m in registered_methods():
-        mark = "  (the default method)" if m.name == DEFAULT_METHOD else ""
-        lines.append(f"{m.name}{mark}: {m.description}")
-        lines.append(
-            f"    defaults: lr {m.lr:g}, clip {m.clip:g}, epochs {m.epochs}; "
-            f"backends: {', '.join(m.backends)}"
-        )
-        lines += option_lines(m.options, "    -O ") or ["    no -O options"]
-    return "\n".join(lines)
-
-
-def cmd_data(args: argparse.Namespace) -> int:
-    from engine.signals import test_set, train_set, write_csv
-    from engine.store.writable import check_out_folder
-
-    config = config_from(args)
-    out: Path = args.out
-    # a read-only or full folder, a fifo or a link as train.csv: one line before any work
-    check_out_folder(out, ["train.csv", "test.csv"], "--out", "CSV files")
-    for name, signal in (("train", train_set(config)), ("test", test_set(config))):
-        try:
-            write_csv(signal, out / f"{name}.csv")
-        except OSError as exc:
-            raise FreqtuiError(
-                f"{out / f'{name}.csv'}: not written ({exc.strerror or exc})"
-            ) from None
-        print(f"wrote {out / f'{name}.csv'}: {signal.n_blocks * signal.n_samples} rows")
-    return 0
-
-
-def resolve_path(args: argparse.Namespace) -> Path:
-    """The file a PATH|ID argument names, sessions looked up in --sessions."""
-    return resolve(args.path, sessions_dir(getattr(args, "sessions", None)))
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.store.files import read
-
-    path = resolve_path(args)
-    snap = read(path)  # a file refused before torch.load is refused without torch
-    from engine.evaluation import evaluate
-
-    config = snap.config
-    result = evaluate(snap.build_model(), config)
-    note = snap.weights_note
-    if args.json:
-        print(json.dumps(eval_json(path, config, result, note), indent=2))
-    else:
-        print(f"{path}: method {config.method}, phase scale {config.phase_scale:g}")
-        print(f"weights: {note}")
-        print(eval_table(result.train, result.test, config.frequencies))
-    return 0
-
-
-def cmd_sessions(args: argparse.Namespace) -> int:
-    root = sessions_dir(getattr(args, "sessions", None))
-    infos = list_sessions(root)
-    if args.json:
-        rows = [
-            {**{k: v for k, v in vars(i).items() if k != "path"}, "path": str(i.path)}
-            for i in infos
-        ]
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not infos:
-        print(f"no sessions in {root}")
-        return 0
-    print(sessions_table(infos))
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from freqtui.report import write_report
-
-    path = resolve_path(args)
-    for p in write_report(path, args.out):
-        print(f"wrote {p}")
-    return 0
+    return train(
+        config_from(args),  # bad flags fail here, before the console opens
+        headless=args.command == "train" and args.headless,
+        out=getattr(args, "out", None),
+        sessions=sessions,
+        autosave=getattr(args, "autosave", None),
+        resume=getattr(args, "resume", None),
+        changes=run_changes(args),
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
-"""`freqtui export` and the console's `x` key: a run's metric history (engine/export.py
-builds the table) written as CSV or JSON."""
+"""A run's metric history (engine/export.py builds the table) written as CSV or JSON: for
+`freqtui export` (freqtui/commands/export.py) and the console's `x` key."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import sys
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,35 +52,6 @@ def export_text(table: MetricTable, fmt: str) -> str:
     w.writeheader()
     w.writerows(table.rows)
     return buf.getvalue()
-
-
-def format_for(out: Path | None, json_flag: bool, csv_flag: bool) -> str:
-    """--json or --csv; without either, the suffix of --out (.json), else CSV."""
-    if json_flag:
-        return "json"
-    if csv_flag or out is None:
-        return "csv"
-    return "json" if out.suffix.lower() == ".json" else "csv"
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from engine.export import file_metric_table
-    from engine.store.files import read
-    from engine.store.sessions import resolve, sessions_dir
-
-    out: Path | None = args.out
-    fmt = format_for(out, args.json, args.csv)
-    path = resolve(args.path, sessions_dir(getattr(args, "sessions", None)))
-    if out is not None:  # a folder, a device or a read-only place: one line, before any work
-        check_out(out, "--out", "the metric history")
-    table = file_metric_table(read(path))
-    text = export_text(table, fmt)
-    if out is None:
-        sys.stdout.write(text)
-        return 0
-    write(out, text)
-    sys.stderr.write(f"wrote {out}: {len(table.rows):,} rows ({fmt})\n")
-    return 0
 
 
 def write(path: Path, text: str) -> None:

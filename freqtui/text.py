@@ -52,6 +52,16 @@ def fmt_loss(v: float | None) -> str:
     return f"{v:.4f}"
 
 
+BEST = "*"  # marks the least frozen MSE in a comparison's column
+
+
+def fmt_mse(v: float | None) -> str:
+    """A frozen MSE in a comparison: 4 decimals, small values 3 significant digits."""
+    if v is None:
+        return "-"
+    return f"{v:.4f}" if v >= 0.1 else f"{v:.3g}"
+
+
 def fmt_tick(v: float) -> str:
     """An axis tick: an integer count short enough for a tick (400k, 1.5M), else the value."""
     a = abs(v)

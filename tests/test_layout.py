@@ -16,9 +16,14 @@ PACKAGES = ("engine", "freqtui")
 # the engine modules that freqtui/ imports (anywhere, late imports included). A new one
 # is a new door between console and engine: the test fails so that it is a decision.
 # (engine.options: `-O` parsing and the options' lines in `freqtui methods` and --help;
-# engine.store.snapshot: the typed file the sweep's driver reads its cells' progress from)
+# engine.store.snapshot: the typed file the sweep's driver reads its cells' progress from;
+# engine.sweep.*: the sweep's grid, cells, their state on disk and results, which the
+# sweep command drives on Dask)
 CONSOLE_REACHES = {
-    "engine.cells",
+    "engine.sweep.cell",
+    "engine.sweep.grid",
+    "engine.sweep.results",
+    "engine.sweep.state",
     "engine.store.compare",
     "engine.config",
     "engine.errors",
@@ -107,6 +112,16 @@ def test_the_engine_imports_no_ui_and_no_argparse():
     for path in (ROOT / "engine").rglob("*.py"):
         found = {m for m in imports(path) if m.split(".")[0] in UI}
         assert not found, f"{path.relative_to(ROOT)} imports {sorted(found)}"
+
+
+def test_only_the_cli_parses_flags():
+    # an argparse Namespace never leaves freqtui/cli.py: the commands take typed arguments
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            if path == ROOT / "freqtui" / "cli.py":
+                continue
+            found = {m for m in imports(path) if m.split(".")[0] == "argparse"}
+            assert not found, f"{path.relative_to(ROOT)} imports argparse"
 
 
 def test_nothing_in_the_console_imports_the_cli():

@@ -24,7 +24,7 @@ from textual_plotext import PlotextPlot
 
 from engine.errors import FreqtuiError
 from engine.store.compare import CompareTable, SessionHistory, compare_table, load_history, set_name
-from freqtui.compare import BEST, fmt_mse
+from freqtui.text import BEST, fmt_mse
 from freqtui.widgets.plotting import row_ticks
 
 # RGB: plotext and Rich name colours differently ("yellow" is orange in one, not the other),

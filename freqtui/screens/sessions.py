@@ -19,9 +19,9 @@ from textual.widgets import DataTable, Label
 
 from engine.errors import FreqtuiError
 from engine.store.sessions import LATEST, PREVIOUS, SessionInfo, check_deletable, delete_session
-from freqtui.compare import fmt_mse as _mse
 from freqtui.screens.compare import CompareScreen
 from freqtui.screens.confirm import ConfirmScreen
+from freqtui.text import fmt_mse as _mse
 
 MARK = "●"
 SORTS = ("date", "frozen MSE")

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from engine.store.compare import load_history
+from freqtui.charts import overlay_figure
 from freqtui.cli import main
-from freqtui.compare import fmt_mse, overlay_figure
+from freqtui.text import fmt_mse
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = [ROOT / "models" / "clock_phase1.0.pt", ROOT / "models" / "clock_phase0.01.pt"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.run import TrainingRun
-from freqtui.cli import resumed_run
+from freqtui.commands.train import resumed_run
 from tests.cli.test_cli import run
 
 
@@ -39,7 +37,7 @@ def test_abbreviations_are_off():
 
 def resumed(run_id: str, epochs: int | None, root) -> TrainingRun:
     """`--resume RUN_ID --epochs N` as the CLI resumes it (the engine says the flag's name)."""
-    return resumed_run(run_id, argparse.Namespace(epochs=epochs), root)
+    return resumed_run(run_id, {"epochs": epochs}, root)
 
 
 def _finished_handoff(root, epochs: int = 2) -> TrainingRun:

@@ -12,7 +12,8 @@ from engine.config import RunConfig
 from engine.evaluation import evaluate
 from engine.run import TrainingRun
 from engine.signals import test_set
-from freqtui import report
+from freqtui import charts
+from freqtui.commands import report
 
 
 def one_second_run(tmp_path) -> TrainingRun:
@@ -23,23 +24,23 @@ def one_second_run(tmp_path) -> TrainingRun:
 def test_a_one_second_runs_report_says_the_second_page_is_the_whole_run(tmp_path):
     run = one_second_run(tmp_path)
     result, test = evaluate(run.model, run.config), test_set(run.config)
-    whole = report.graph2_figure(test, result)._suptitle.get_text()
-    zoom = report.graph2_figure(test, result, seconds=report.ZOOM_S)._suptitle.get_text()
+    whole = charts.graph2_figure(test, result)._suptitle.get_text()
+    zoom = charts.graph2_figure(test, result, seconds=charts.ZOOM_S)._suptitle.get_text()
     assert whole.endswith("the whole 1 s")
     assert "10 s" not in zoom and "the whole 1 s" in zoom
-    assert f"this page is the same as {report.GRAPH2}" in zoom
+    assert f"this page is the same as {charts.GRAPH2}" in zoom
     # the pages are written, and the second one is the whole run indeed
     out = tmp_path / "report"
     written = report.write_report(run.save_snapshot("end"), out)
     assert out / report.GRAPH2_ZOOM in written
-    a = matplotlib.image.imread(out / report.GRAPH2)
+    a = matplotlib.image.imread(out / charts.GRAPH2)
     b = matplotlib.image.imread(out / report.GRAPH2_ZOOM)
     assert a.shape == b.shape  # same page, told apart only by the title that says so
 
 
 def test_a_ten_second_runs_second_page_is_its_first_second():
-    assert report.graph2_title(10.0, 1.0).endswith(f"first 1 s (the whole 10 s on {report.GRAPH2})")
-    assert report.graph2_title(2.5, 1.0).endswith(f"(the whole 2.5 s on {report.GRAPH2})")
+    assert charts.graph2_title(10.0, 1.0).endswith(f"first 1 s (the whole 10 s on {charts.GRAPH2})")
+    assert charts.graph2_title(2.5, 1.0).endswith(f"(the whole 2.5 s on {charts.GRAPH2})")
 
 
 def test_the_diagnostics_legend_lists_only_what_it_draws_each_with_a_marker(tmp_path):
@@ -47,7 +48,7 @@ def test_the_diagnostics_legend_lists_only_what_it_draws_each_with_a_marker(tmp_
     as one marker and said so in its legend entry."""
     run = one_second_run(tmp_path)
     result, test = evaluate(run.model, run.config), test_set(run.config)
-    fig = report.diagnostics_figure(test, result)
+    fig = charts.diagnostics_figure(test, result)
     for ax in fig.axes:
         curves = [line for line in ax.get_lines() if line.get_label().startswith("f")]
         assert len(curves) == 4

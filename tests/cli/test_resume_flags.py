@@ -6,13 +6,11 @@ import pytest
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.run import TrainingRun
-from freqtui.cli import resumed_run
+from freqtui.commands.train import resumed_run
 
 
 def _ns(**kw):
-    import argparse
-
-    return argparse.Namespace(**kw)
+    return kw  # the flags given, as the CLI hands them on
 
 
 def test_a_resume_refuses_changes_that_would_change_the_science(tmp_path):

@@ -164,7 +164,7 @@ def test_bad_serve_flags_are_one_line(args, words):
 
 
 def test_a_host_other_than_loopback_is_warned_about():
-    from freqtui.serve import host_warning, is_loopback
+    from freqtui.commands.serve import host_warning, is_loopback
 
     for host in ("localhost", "127.0.0.1", "127.0.0.2", "::1", "[::1]"):
         assert is_loopback(host) and host_warning(host, 8000) is None, host
@@ -175,7 +175,7 @@ def test_a_host_other_than_loopback_is_warned_about():
 
 
 def test_a_terminal_size_is_bounded():
-    from freqtui.serve import MAX_COLUMNS, MAX_ROWS, bounded
+    from freqtui.commands.serve import MAX_COLUMNS, MAX_ROWS, bounded
 
     assert (MAX_COLUMNS, MAX_ROWS) == (300, 100)
     assert bounded(3000, MAX_COLUMNS, 80) == 300 and bounded("3000", MAX_ROWS, 24) == 100

@@ -325,13 +325,11 @@ def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
 
 
 def test_the_default_local_cluster_listens_on_loopback_only_behind_tls_and_serves_no_http():
-    import argparse
-
     from distributed import Client
 
-    from freqtui.sweep import _cluster
+    from freqtui.commands.sweep.cluster import start_client
 
-    client, cluster, where = _cluster(argparse.Namespace(address=None, workers=2))
+    client, cluster, where = start_client(None, workers=2)
     try:
         assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
         # the HTTP server Dask always starts (health checks, metrics) is closed

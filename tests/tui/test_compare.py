@@ -9,9 +9,9 @@ from textual_plotext import PlotextPlot
 
 from engine.run import TrainingRun
 from engine.store.compare import list_models, load_history
-from freqtui.compare import fmt_mse
 from freqtui.screens.compare import MARKERS, CompareScreen
 from freqtui.screens.sessions import MARK, SessionBrowser
+from freqtui.text import fmt_mse
 from tests.tui.conftest import short_config, wait_for
 
 

@@ -5,6 +5,9 @@ back as bytes, so the process that trains it needs no shared disk.
 trains until the cell finishes, its time budget is spent or `should_stop()` says so, and
 returns the new snapshot's bytes. The run stops between two chunks of rows, so stopping
 and continuing from the returned bytes is the same run (sessions resume exactly).
+
+`cell_task` is the same on a Dask worker: Dask is imported there, when it runs, and torch
+only when a cell trains, so the driver that sends it loads neither for it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
-from engine.run import TrainingRun
 from engine.store.files import atomic_write_bytes, sealed_bytes
 from engine.store.sessions import LATEST
 
@@ -64,6 +66,8 @@ def train_cell(
 ) -> CellChunk:
     """Train cell `cell` (run id and session folder name) for at most about `budget_s`
     seconds, from `snapshot` (the bytes of its latest.pt) or from scratch with `config`."""
+    from engine.run import TrainingRun  # torch: where the cell trains, not in the driver
+
     t0 = time.monotonic()
     if should_stop():
         return CellChunk(cell, None, False, 0, 0.0)
@@ -114,3 +118,39 @@ def train_cell(
             run.history.rows_total - rows_before,
             time.monotonic() - t0,
         )
+
+
+def cell_task(
+    config: dict[str, Any],
+    cell: str,
+    snapshot: bytes | None,
+    budget_s: float,
+    topic: str,
+    stop_name: str,
+    key: str,
+):
+    """Runs on a Dask worker: train the cell for a while, report progress as worker
+    events on `topic` (each tagged with this stretch's `key`), stop early once the sweep's
+    Event `stop_name` is set."""
+    from distributed import Event, get_worker
+
+    worker = get_worker()
+    worker.log_event(topic, {"cell": cell, "key": key, "started": True})
+    stop = Event(stop_name)
+    checked = [0.0, False]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if not checked[1] and now - checked[0] >= 1.0:  # one scheduler round trip a second
+            checked[0] = now
+            checked[1] = bool(stop.is_set())
+        return bool(checked[1])
+
+    return train_cell(
+        config,
+        cell,
+        snapshot,
+        budget_s=budget_s,
+        should_stop=should_stop,
+        progress=lambda msg: worker.log_event(topic, {**msg, "key": key}),
+    )

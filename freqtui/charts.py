@@ -1,67 +1,39 @@
-"""`freqtui report`: the spec's Graph 1 and Graph 2 as PNG files, plus metrics.json.
-
-Everything shown is frozen MSE (weights fixed, rows in order from a zero state), the same
-numbers `freqtui eval --json` prints for the same file. matplotlib lives here, not in
-engine/, because a figure is presentation.
+"""Every matplotlib figure freqtui draws, as PNG bytes (or a figure, for the tests):
+the report's Graph 1, Graph 2 and oscillator diagnostics (`freqtui report`), the
+comparison's overlaid frozen-MSE histories (`freqtui compare --png`) and a sweep's frozen
+MSE against each swept value (`freqtui sweep`). matplotlib loads when a figure is drawn,
+never at import, and draws into files only (the Agg backend), never a window.
 """
 
 from __future__ import annotations
 
 import io
-import json
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.errors import FreqtuiError
-from engine.evaluation import FrozenEval, evaluate, oscillator_diagnostics
-from engine.signals import SignalSet, test_set
-from engine.store.files import atomic_write_bytes, read
-from engine.store.writable import check_out_folder
-from freqtui.text import eval_json
+from freqtui.text import fmt_tick
 
+if TYPE_CHECKING:  # torch loads with the evaluation, where a report is drawn
+    from engine.evaluation import FrozenEval
+    from engine.signals import SignalSet
+    from engine.store.compare import SessionHistory
+
+# the report's pages (Graph 2's second page names the first in its title)
 GRAPH1 = "graph1_test_f2.png"
 GRAPH2 = "graph2_test_all_frequencies.png"
 GRAPH2_ZOOM = "graph2_test_first_second.png"  # the second page: 5 and 7 Hz readable
 DIAGNOSTICS = "diagnostics_test_oscillator.png"
-METRICS = "metrics.json"
-FIGURES = (GRAPH1, GRAPH2, GRAPH2_ZOOM, DIAGNOSTICS)
 COLORS = ("tab:red", "tab:green", "tab:blue", "tab:purple", "tab:orange", "tab:brown")
 # each frequency's curve has a marker and a line style of its own as well as a colour
 MARKERS = ("o", "s", "^", "D", "v", "P")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (1, 1)))
 MARKS_PER_CURVE = 16  # markers on each curve (not on every point: they would hide it)
 ZOOM_S = 1.0  # the second page of Graph 2: the first second, where 5 and 7 Hz can be read
+PNG_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # compare: one per session, with its colour
 
 
-def write_report(path: Path, out: Path) -> list[Path]:
-    """Read a snapshot or weights file, evaluate it frozen, and write the three files.
-    The file is read and checked before anything is written."""
-    snap = read(path)
-    config, model = snap.config, snap.build_model()
-    out = Path(out)
-    check_out_folder(out, [*FIGURES, METRICS], "--out", "the report")
-    result = evaluate(model, config)
-    test = test_set(config)
-    figures = {
-        GRAPH1: graph1(test, result),
-        GRAPH2: graph2(test, result),
-        GRAPH2_ZOOM: graph2(test, result, seconds=ZOOM_S),
-        DIAGNOSTICS: diagnostics(test, result),
-    }
-    metrics = eval_json(path, config, result, snap.weights_note)
-    written = []
-    try:
-        for name, data in figures.items():
-            atomic_write_bytes(out / name, data)
-            written.append(out / name)
-        atomic_write_bytes(out / METRICS, (json.dumps(metrics, indent=2) + "\n").encode())
-        written.append(out / METRICS)
-    except OSError as exc:
-        raise FreqtuiError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
-    return written
-
-
+# ---- the report (SPEC §3) ----------------------------------------------------------------
 def _duration(test: SignalSet) -> float:
     """The signal's real length in seconds (N samples at fs)."""
     dt = float(test.t[1] - test.t[0]) if test.n_samples > 1 else 1.0
@@ -77,9 +49,10 @@ def _figure():
     return plt
 
 
-def _png(fig) -> bytes:
+def _png(fig, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes, then closed (pyplot keeps every open figure)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=dpi)
     _figure().close(fig)
     return buf.getvalue()
 
@@ -190,6 +163,8 @@ def diagnostics_figure(test: SignalSet, result: FrozenEval):
     """The oscillator's diagnostics on the test set, per frequency over time t: the frozen
     squared error, and the phase and amplitude of the output against the target's
     (sliding-window projection on sin/cos, engine.evaluation.oscillator_diagnostics)."""
+    from engine.evaluation import oscillator_diagnostics
+
     plt = _figure()
     d = oscillator_diagnostics(result.test_outputs, test, points=400)
     fig, axes = plt.subplots(3, 1, figsize=(12, 8.5), sharex=True)
@@ -247,3 +222,104 @@ def diagnostics_figure(test: SignalSet, result: FrozenEval):
     )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+# ---- the comparison's overlay -------------------------------------------------------------
+def overlay_png(histories: list[SessionHistory]) -> bytes:
+    """The overlay (`overlay_figure`) as PNG bytes."""
+    return _png(overlay_figure(histories), dpi=100)
+
+
+def overlay_figure(histories: list[SessionHistory]) -> Any:
+    """Frozen MSE train and test against rows trained, one colour and one marker per
+    session (told apart in grey print too), log y shared by both panels; each legend entry
+    names the session's data, and the title says when they differ. Close it after use."""
+    plt = _figure()
+    from matplotlib.ticker import FuncFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, h in enumerate(histories):
+        colour = colours[i % len(colours)]
+        marker = PNG_MARKERS[i % len(PNG_MARKERS)]
+        for ax, ys in zip(axes, (h.train, h.test), strict=True):
+            if ys:
+                ax.plot(
+                    h.rows, ys, marker=marker, ls="-", color=colour, ms=4, lw=1.3, label=h.label
+                )
+    for ax, name in zip(axes, ("train set", "test set"), strict=True):
+        ax.set_yscale("log")
+        ax.set_xlabel("rows trained")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_tick(v)))
+        ax.set_title(f"frozen MSE (weights fixed), {name}")
+        ax.grid(alpha=0.3, which="both")
+    if len({h.data for h in histories}) > 1:
+        fig.suptitle(
+            "these sessions were evaluated on different data (see the legend): "
+            "their curves do not rank them",
+            fontsize=10,
+            color="darkred",
+        )
+    axes[0].set_ylabel("frozen MSE (log scale)")
+    handles, labels = axes[1].get_legend_handles_labels()
+    if not handles:
+        handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, max(1, len(labels))), fontsize=8)
+    rows_of_legend = (len(labels) + 2) // 3
+    fig.tight_layout(rect=(0, 0.05 * rows_of_legend + 0.02, 1, 1))
+    return fig
+
+
+# ---- a sweep's results ---------------------------------------------------------------------
+def _num(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def sweep_png(data: dict[str, Any]) -> bytes:
+    """A sweep's results (engine/sweep/results.py): frozen MSE_test (overall) against each
+    swept value, one line per method (and per combination of the other swept values),
+    median line and min-max band over seeds."""
+    plt = _figure()
+
+    keys = [k for k in data["grid"] if k != "method"] or list(data["grid"]) or ["method"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 4.8), squeeze=False)
+    groups = [g for g in data["groups"] if g["frozen_mse_test"]]
+    for ax, key in zip(axes[0], keys, strict=True):
+        values = data["grid"].get(key) or sorted({g["method"] for g in groups})
+        numeric = all(_num(v) is not None for v in values)
+        pos = {v: (_num(v) if numeric else i) for i, v in enumerate(values)}
+        lines: dict[str, list[tuple[float, dict[str, float]]]] = {}
+        for g in groups:
+            x = g["values"].get(key, g["method"])
+            others = [f"{k}={v}" for k, v in g["values"].items() if k not in (key, "method")]
+            label = " ".join([g["method"], *others])
+            lines.setdefault(label, []).append((pos[x], g["frozen_mse_test"]["overall"]))
+        for label, pts in sorted(lines.items()):
+            pts.sort(key=lambda p: p[0])
+            xs = [p[0] for p in pts]
+            (line,) = ax.plot(xs, [p[1]["median"] for p in pts], "o-", label=label)
+            ax.fill_between(
+                xs,
+                [p[1]["min"] for p in pts],
+                [p[1]["max"] for p in pts],
+                color=line.get_color(),
+                alpha=0.2,
+            )
+        ax.set_yscale("log")
+        positive = numeric and all(v > 0 for v in pos.values())
+        if positive and max(pos.values()) / min(pos.values()) >= 20:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(list(pos.values()), list(pos))
+        ax.set_xlabel(key)
+        ax.set_ylabel("frozen MSE_test (log scale)")
+        ax.set_title(f"frozen MSE_test vs {key}: median, band = min-max over seeds", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        if lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"sweep {data['sweep']}")
+    fig.tight_layout()
+    return _png(fig, dpi=100)
