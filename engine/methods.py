@@ -125,7 +125,7 @@ CLOCK = Method(
         Option("grow", 2.0, float, 1, 1_000,
                "once every target is true, a passed stage multiplies the periods in each "
                "window by this, until every window is the whole block", above=True),
-        Option("thr", 0.01, float, 0, None,
+        Option("thr", 0.005, float, 0, None,
                "a stage is passed when every block's smoothed online loss is below this"),
         Option("min_steps", 30, int, 1, 1_000_000,
                "steps at a stage before it may be passed"),

@@ -77,7 +77,7 @@ from engine.signals import (
 from engine.training.base import LIVE_ROWS, Chunk, Trainer
 
 EMA = 0.9  # smoothing of the per-block loss that gates the curriculum
-SCHEDULE_VERSION = 4  # snapshots of an earlier clock schedule evaluate but do not resume
+SCHEDULE_VERSION = 5  # snapshots of an earlier clock schedule evaluate but do not resume
 PHASES = ("horizon", "S", "polish")
 
 
