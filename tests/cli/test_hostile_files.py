@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -179,15 +180,27 @@ def listed(tmp_path_factory, hostile) -> tuple[int, str, str, float, float]:
     return measured("sessions", "--sessions", str(sessions), cwd=tmp)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_a_hostile_file_is_refused_in_one_line_cheaply(tmp_path, hostile, listed, case):
-    _, words = CASES[case]
-    sessions = tmp_path / "sessions"
-    (sessions / "hostile").mkdir(parents=True)
-    bad = sessions / "hostile" / "latest.pt"
-    bad.write_bytes(hostile[case])
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, hostile) -> dict[str, tuple]:
+    """`freqtui eval` of each case's file, one process a case, run side by side on threads
+    (their starts of Python and torch overlap; CPU and peak RSS are each process's own):
+    per case the file's path and what `measured` says of its process."""
 
-    rc, out, err, cpu, rss = measured("eval", str(bad), cwd=tmp_path)
+    def one(case: str) -> tuple:
+        tmp = tmp_path_factory.mktemp(case)
+        (tmp / "sessions" / "hostile").mkdir(parents=True)
+        bad = tmp / "sessions" / "hostile" / "latest.pt"
+        bad.write_bytes(hostile[case])
+        return (bad, *measured("eval", str(bad), cwd=tmp))
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(zip(CASES, pool.map(one, CASES), strict=True))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_hostile_file_is_refused_in_one_line_cheaply(evaluated, listed, case):
+    _, words = CASES[case]
+    bad, rc, out, err, cpu, rss = evaluated[case]
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and str(bad) in lines[0], err
     assert words in lines[0] and "Traceback" not in err
