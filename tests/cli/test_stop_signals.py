@@ -115,11 +115,16 @@ def stopped(tmp_path_factory) -> dict[str, tuple[Path, int, str]]:
         for run in runs.values():
             run.wait_for("state check passed")
         time.sleep(1.0)  # some rows trained since, by every run
+        stopped = {}
+        # one at a time, each gone before the next is signalled: the last, whose signals
+        # must be taken in the order sent, trains alone by then (Python runs the handlers
+        # of signals pending together in signal-number order, SIGINT before SIGTERM)
         for case, run in runs.items():
             for s in STOPS[case][0]:
                 run.p.send_signal(s)
                 time.sleep(0.005)
-        return {case: (run.sessions, *run.finish()) for case, run in runs.items()}
+            stopped[case] = (run.sessions, *run.finish())
+        return stopped
     finally:
         for run in runs.values():
             if run.p.poll() is None:
