@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,29 +160,60 @@ def good_file(tmp_path_factory) -> tuple[bytes, dict]:
     return path.read_bytes(), torch.load(path, weights_only=True)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_a_hostile_file_is_refused_in_one_line_cheaply(tmp_path, good_file, case):
-    make, words = CASES[case]
-    data = make(*good_file)
-    sessions = tmp_path / "sessions"
-    good(sessions, "a-good-session")
-    (sessions / "hostile").mkdir()
-    bad = sessions / "hostile" / "latest.pt"
-    bad.write_bytes(data)
+@pytest.fixture(scope="module")
+def hostile(good_file) -> dict[str, bytes]:
+    """Each case's file, made once (the zip bomb deflates 512 MB)."""
+    return {case: make(*good_file) for case, (make, _) in CASES.items()}
 
-    rc, out, err, cpu, rss = measured("eval", str(bad), cwd=tmp_path)
+
+@pytest.fixture(scope="module")
+def listed(tmp_path_factory, hostile) -> tuple[int, str, str, float, float]:
+    """One `freqtui sessions` of a folder holding a good session and every hostile file, each
+    in a session folder of its own (`hostile-CASE`): one start of Python and torch for all
+    the cases, and the bounds then hold for all of them together."""
+    tmp = tmp_path_factory.mktemp("listed")
+    sessions = tmp / "sessions"
+    good(sessions, "a-good-session")
+    for case, data in hostile.items():
+        (sessions / f"hostile-{case}").mkdir()
+        (sessions / f"hostile-{case}" / "latest.pt").write_bytes(data)
+    return measured("sessions", "--sessions", str(sessions), cwd=tmp)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, hostile) -> dict[str, tuple]:
+    """`freqtui eval` of each case's file, one process a case, run side by side on threads
+    (their starts of Python and torch overlap; CPU and peak RSS are each process's own):
+    per case the file's path and what `measured` says of its process."""
+
+    def one(case: str) -> tuple:
+        tmp = tmp_path_factory.mktemp(case)
+        (tmp / "sessions" / "hostile").mkdir(parents=True)
+        bad = tmp / "sessions" / "hostile" / "latest.pt"
+        bad.write_bytes(hostile[case])
+        return (bad, *measured("eval", str(bad), cwd=tmp))
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(zip(CASES, pool.map(one, CASES), strict=True))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_hostile_file_is_refused_in_one_line_cheaply(evaluated, listed, case):
+    _, words = CASES[case]
+    bad, rc, out, err, cpu, rss = evaluated[case]
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and str(bad) in lines[0], err
     assert words in lines[0] and "Traceback" not in err
     assert cpu < CPU_LIMIT_S, f"eval took {cpu:.1f} s of CPU"
     assert rss < RSS_LIMIT_MB, f"eval peaked at {rss:.0f} MB"
 
-    rc, out, err, cpu, rss = measured("sessions", "--sessions", str(sessions), cwd=tmp_path)
+    rc, out, err, cpu, rss = listed
     assert rc == 0 and err == "", err
     rows = out.strip().splitlines()[1:]
-    assert len(rows) == 2
+    assert len(rows) == 1 + len(CASES)
     assert any(r.startswith("a-good-session") and "clock" in r for r in rows), out
-    assert any(r.startswith("hostile") and "unreadable" in r for r in rows), out
+    (row,) = [r for r in rows if r.split()[0] == f"hostile-{case}"]
+    assert "unreadable" in row, out
     assert cpu < CPU_LIMIT_S and rss < RSS_LIMIT_MB, (cpu, rss)
 
 

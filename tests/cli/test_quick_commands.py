@@ -5,7 +5,9 @@ process under a wrapper that writes, at exit, which of those modules it loaded.
 
 `freqtui sessions` reads the `latest.json` sidecar written beside each snapshot; a session
 without one (saved before sidecars) or with one that is stale, malformed or hostile is
-still listed, the same, from its snapshot (which loads torch, for that listing only)."""
+still listed, the same, from its snapshot (which loads torch, for that listing only). The
+corrupt and hostile sidecar cases check what is listed, not what is loaded: they list in
+this process."""
 
 from __future__ import annotations
 
@@ -153,6 +155,18 @@ def listing(tmp: Path, root: Path) -> tuple[list[dict], list[str]]:
     return json.loads(out), loaded
 
 
+def listing_here(root: Path, capfd) -> list[dict]:
+    """`freqtui sessions --json` run in this process, for the cases that check what is
+    listed, not which modules a process loads: one start of Python and torch fewer each."""
+    from freqtui.cli import main
+
+    capfd.readouterr()
+    rc = main(["sessions", "--json", "--sessions", str(root)])
+    out, err = capfd.readouterr()
+    assert rc == 0 and "Traceback" not in err, err
+    return json.loads(out)
+
+
 @pytest.fixture(scope="module")
 def expected(tmp_path_factory, sessions) -> list[dict]:
     """The listing of the three untouched sessions (from their sidecars), taken once: the
@@ -201,11 +215,11 @@ def test_a_session_without_sidecar_is_listed_the_same_from_its_snapshot(
     ids=["broken", "not-utf8", "a-list", "null", "deep", "huge", "incomplete"],
 )
 def test_a_corrupt_sidecar_is_ignored_and_the_snapshot_listed(
-    tmp_path, sessions, expected, sidecar
+    tmp_path, sessions, expected, sidecar, capfd
 ):
     root = copy_sessions(sessions, tmp_path / "s")
     (root / "run-2" / SIDECAR).write_bytes(sidecar)
-    rows, _ = listing(tmp_path, root)
+    rows = listing_here(root, capfd)
     assert [{**r, "path": ""} for r in rows] == [{**r, "path": ""} for r in expected]
 
 
@@ -229,14 +243,16 @@ def _edit_sidecar(path: Path, **session) -> None:
     ],
     ids=["id-path", "id-empty", "negative", "nan-text", "long", "escape", "nested", "unknown"],
 )
-def test_a_hostile_sidecar_is_ignored_and_the_snapshot_listed(tmp_path, sessions, expected, change):
+def test_a_hostile_sidecar_is_ignored_and_the_snapshot_listed(
+    tmp_path, sessions, expected, change, capfd
+):
     root = copy_sessions(sessions, tmp_path / "s")
     side = root / "run-0" / SIDECAR
     _edit_sidecar(side, **change)
     snap = root / "run-0" / "latest.pt"
     st = os.stat(sessions / "run-0" / "latest.pt")
     os.utime(snap, ns=(st.st_atime_ns, st.st_mtime_ns))  # still matches its snapshot
-    rows, _ = listing(tmp_path, root)
+    rows = listing_here(root, capfd)
     assert [{**r, "path": ""} for r in rows] == [{**r, "path": ""} for r in expected]
 
 

@@ -88,6 +88,14 @@ def served(tmp_path):
         s.stop()
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the checks that start no console (token, cookie, Origin)."""
+    s = Served(tmp_path_factory.mktemp("serve"), *RUN)
+    yield s
+    s.stop()
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid` (the consoles a server started)."""
     found = []
@@ -186,8 +194,8 @@ def test_a_terminal_size_is_bounded():
 
 
 # ---- the token and the Origin ----------------------------------------------------------
-def test_without_the_token_every_page_and_the_websocket_are_403(served):
-    s = served(*RUN)
+def test_without_the_token_every_page_and_the_websocket_are_403(server):
+    s = server
     assert re.fullmatch(r"[A-Za-z0-9_-]{32}", s.token), s.url  # random, 24 bytes
     origin = s.base
 
@@ -205,8 +213,8 @@ def test_without_the_token_every_page_and_the_websocket_are_403(served):
     assert children(s.p.pid) == []  # no console was started
 
 
-def test_the_printed_url_opens_the_page_and_its_cookie_the_rest(served):
-    s = served(*RUN)
+def test_the_printed_url_opens_the_page_and_its_cookie_the_rest(server):
+    s = server
 
     async def check() -> None:
         # unsafe: aiohttp's client, unlike a browser, keeps no cookies of an IP address
@@ -223,8 +231,8 @@ def test_the_printed_url_opens_the_page_and_its_cookie_the_rest(served):
     run(check())
 
 
-def test_a_websocket_from_another_sites_page_is_refused(served):
-    s = served(*RUN)
+def test_a_websocket_from_another_sites_page_is_refused(server):
+    s = server
     ws_url = s.base.replace("http", "ws") + f"/ws?token={s.token}"
 
     async def check() -> None:

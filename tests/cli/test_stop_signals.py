@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ class Headless:
     """A headless run whose stdout lines are read on a thread, so a test can wait for one."""
 
     def __init__(self, sessions: Path, *flags: str) -> None:
+        self.sessions = sessions
         self.p = subprocess.Popen(
             [*CLI, "train", "--headless", "--sessions", str(sessions), *TINY, *flags],
             stdout=subprocess.PIPE,
@@ -94,28 +96,46 @@ def assert_resumes(sessions: Path, stderr: str, console: bool, capfd) -> None:
     assert f"resuming session {run_id} at epoch {epoch + 1}, row {row:,}" in out
 
 
-@pytest.mark.parametrize(
-    "signals, code",
-    [
-        ([signal.SIGTERM], 143),
-        ([signal.SIGHUP], 129),
-        ([signal.SIGINT], 130),
-        ([signal.SIGINT, signal.SIGINT], 130),  # Ctrl-C twice, a few ms apart
-        ([signal.SIGTERM, signal.SIGINT, signal.SIGHUP], 143),  # more during the save
-    ],
-    ids=["TERM", "HUP", "INT", "INT-INT", "TERM-INT-HUP"],
-)
-def test_a_signal_stops_the_headless_run_saves_and_says_how_to_resume(
-    tmp_path, capfd, signals, code
-):
-    sessions = tmp_path / "s"
-    run = Headless(sessions, *LONG)
-    run.wait_for("state check passed")
-    time.sleep(1.0)  # some rows trained since
-    for s in signals:
-        run.p.send_signal(s)
-        time.sleep(0.005)
-    rc, err = run.finish()
+STOPS = {  # a case's signals, sent a few ms apart, and the exit code they must give
+    "TERM": ([signal.SIGTERM], 143),
+    "HUP": ([signal.SIGHUP], 129),
+    "INT": ([signal.SIGINT], 130),
+    "INT-INT": ([signal.SIGINT, signal.SIGINT], 130),  # Ctrl-C twice, a few ms apart
+    "TERM-INT-HUP": ([signal.SIGTERM, signal.SIGINT, signal.SIGHUP], 143),  # more during the save
+}
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory) -> dict[str, tuple[Path, int, str]]:
+    """Every case's headless run, started together (their starts of Python and torch
+    overlap instead of queueing one after another) and each stopped by its signals once it
+    has trained for a second: per case its sessions folder, exit code and stderr."""
+    runs = {case: Headless(tmp_path_factory.mktemp(case) / "s", *LONG) for case in STOPS}
+    try:
+        for run in runs.values():
+            run.wait_for("state check passed")
+        time.sleep(1.0)  # some rows trained since, by every run
+        stopped = {}
+        # one at a time, each gone before the next is signalled: the last, whose signals
+        # must be taken in the order sent, trains alone by then (Python runs the handlers
+        # of signals pending together in signal-number order, SIGINT before SIGTERM)
+        for case, run in runs.items():
+            for s in STOPS[case][0]:
+                run.p.send_signal(s)
+                time.sleep(0.005)
+            stopped[case] = (run.sessions, *run.finish())
+        return stopped
+    finally:
+        for run in runs.values():
+            if run.p.poll() is None:
+                run.p.kill()
+                run.p.wait()
+
+
+@pytest.mark.parametrize("case", list(STOPS))
+def test_a_signal_stops_the_headless_run_saves_and_says_how_to_resume(stopped, capfd, case):
+    signals, code = STOPS[case]
+    sessions, rc, err = stopped[case]
     assert rc == code, err
     assert "Traceback" not in err and "terminate called" not in err
     name = "Ctrl-C" if signals[0] == signal.SIGINT else signals[0].name
@@ -188,10 +208,33 @@ def console(sessions: Path, stop: int | bytes, hang_up: bool) -> tuple[int, byte
     return rc, bytes(out)
 
 
+CONSOLE_STOPS = [  # how each console test stops its console: (signal or key, hang up)
+    (signal.SIGTERM, False),
+    (signal.SIGINT, False),
+    (b"\x03", False),
+    (b"q", False),
+    (signal.SIGHUP, True),
+]
+
+
+@pytest.fixture(scope="module")
+def consoles(tmp_path_factory) -> dict[tuple[int | bytes, bool], tuple[Path, int, bytes]]:
+    """Every console test's console, each in its own pty, run side by side on threads
+    (their starts of Python, torch and Textual overlap instead of queueing): per way of
+    stopping it, its sessions folder, exit code and what it wrote to its terminal."""
+
+    def one(i: int, stop: int | bytes, hang_up: bool) -> tuple[Path, int, bytes]:
+        sessions = tmp_path_factory.mktemp(f"console{i}") / "s"
+        return (sessions, *console(sessions, stop, hang_up))
+
+    with ThreadPoolExecutor(len(CONSOLE_STOPS)) as pool:
+        futures = {key: pool.submit(one, i, *key) for i, key in enumerate(CONSOLE_STOPS)}
+        return {key: f.result() for key, f in futures.items()}
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_stops_the_console_restores_the_terminal_and_saves(tmp_path, capfd, sig, code):
-    sessions = tmp_path / "s"
-    rc, out = console(sessions, sig, hang_up=False)
+def test_a_signal_stops_the_console_restores_the_terminal_and_saves(consoles, capfd, sig, code):
+    sessions, rc, out = consoles[(sig, False)]
     assert rc == code, out[-2000:]
     for what, (on, off) in RESTORED.items():
         assert out.rfind(off) > out.rfind(on), f"not restored: {what}"
@@ -201,12 +244,11 @@ def test_a_signal_stops_the_console_restores_the_terminal_and_saves(tmp_path, ca
 
 
 @pytest.mark.parametrize("key, code", [(b"\x03", 130), (b"q", 0)])
-def test_ctrl_c_in_the_console_exits_130_and_q_exits_0(tmp_path, key, code):
+def test_ctrl_c_in_the_console_exits_130_and_q_exits_0(consoles, key, code):
     """Ctrl-C typed in the console stops the run as SIGINT does: the chunk ends, the
     snapshot is saved, the resume command is printed, and the exit code is 130, as
     headless and the README say; `q` exits 0."""
-    sessions = tmp_path / "s"
-    rc, out = console(sessions, key, hang_up=False)
+    sessions, rc, out = consoles[(key, False)]
     tail = out.split(b"\x1b[?1049l")[-1]
     text = re.sub(rb"\x1b\[[0-9;?<>]*[A-Za-z]", b"", tail).decode().replace("\r\n", "\n")
     assert rc == code, text[-2000:]
@@ -219,9 +261,8 @@ def test_ctrl_c_in_the_console_exits_130_and_q_exits_0(tmp_path, key, code):
         assert "stopped by Ctrl-C" in text
 
 
-def test_closing_the_consoles_terminal_saves_the_run(tmp_path, capfd):
-    sessions = tmp_path / "s"
-    rc, _ = console(sessions, signal.SIGHUP, hang_up=True)
+def test_closing_the_consoles_terminal_saves_the_run(consoles, capfd):
+    sessions, rc, _ = consoles[(signal.SIGHUP, True)]
     assert rc == 129
     run_id, epoch, row = snapshot_position(sessions)
     assert epoch > 0 or row > 0
