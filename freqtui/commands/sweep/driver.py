@@ -37,14 +37,16 @@ def drive(
     """Train the cells `todo` (of all the sweep's `states`) to their end on the cluster
     (cluster.py's `start_client`); the exit code: 0, 1 (some failed) or 128 + a stop
     signal."""
-    from distributed import Event
-
-    from engine.sweep.cell import cell_task
-
     # SIGINT, SIGTERM and SIGHUP all stop the sweep the same way (main thread only), from
-    # the cluster's start on (the worker processes start with them ignored)
+    # the moment the sweep said what it will train (the line before this call) on, the
+    # imports of Dask and the cluster's start included (the worker processes start with
+    # them ignored)
     old_handlers = {sig: signal.signal(sig, raise_stop) for sig in STOP_SIGNALS}
     try:
+        from distributed import Event
+
+        from engine.sweep.cell import cell_task
+
         client, cluster, where = start_client(address, workers, connect_timeout)
     except Stop as exc:
         for sig in STOP_SIGNALS:
