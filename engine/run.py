@@ -517,12 +517,6 @@ class TrainingRun:
         return path
 
     @property
-    def last_saved_rows(self) -> int:
-        """rows_total held by the last snapshot this run saved or was resumed from: equal to
-        `history.rows_total` means nothing new to save."""
-        return self._last_save_rows
-
-    @property
     def unsaved_rows(self) -> int:
         """Rows trained since the last snapshot this run saved or was resumed from."""
         return self.history.rows_total - self._last_save_rows
