@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
-from freqtui.flags import FIELDS, FLAG_OF
+from freqtui.flags import FLAG_OF
 
 if TYPE_CHECKING:  # torch, numba and textual load only when a run is made
     from engine.run import TrainingRun
@@ -26,10 +26,8 @@ def resumed_run(
     science of the saved run, naming its flag; --epochs may grow."""
     from engine.run import TrainingRun
 
-    asked = {f: changes.get(f) for f in FIELDS}
-    asked["options"] = dict(changes.get("options") or {}) or None
     names = {**FLAG_OF, "options": "--option"}
-    return TrainingRun.resume(id_or_path, changes=asked, names=names, root=root, **kw)
+    return TrainingRun.resume(id_or_path, changes=changes, names=names, root=root, **kw)
 
 
 def train(
