@@ -139,6 +139,7 @@ def cli(capfd, *argv) -> tuple[int, str, str]:
     return rc, out, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(REASONS))
 def test_each_bad_file_is_one_line_exit_2_and_touches_nothing(place, capfd, kind):
     tmp_path, sessions, put, marker = place
@@ -180,6 +181,7 @@ def test_a_session_whose_latest_file_is_bad_lists_as_unreadable(place, capfd):
     assert tree(tmp_path) == before and not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_weights_file_evaluates_but_does_not_resume(place, capfd):
     tmp_path, sessions, put, marker = place
     weights = tmp_path / "w.pt"
@@ -203,6 +205,7 @@ def test_a_weights_file_evaluates_but_does_not_resume(place, capfd):
         ("newer", ["report", "{bad}", "--out", "{tmp}/report"]),
     ],
 )
+@pytest.mark.slow
 def test_as_a_real_process_too(place, kind, argv):
     tmp_path, sessions, put, marker = place
     bad = put(kind)

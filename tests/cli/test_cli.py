@@ -66,6 +66,7 @@ def test_eval_refuses_foreign_garbage_and_folder_paths(tmp_path):
         assert str(path) in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_headless_epoch_on_the_spec_data_prints_online_loss_and_frozen_mse(tmp_path):
     out = tmp_path / "w.pt"
     r = run("train", "--headless", "--method", "handoff", "--epochs", "1", "--out", str(out))

@@ -12,6 +12,7 @@ from engine.run import TrainingRun
 CLI = [sys.executable, "-m", "freqtui.cli"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["methods"], ["sessions"], ["sessions", "--json"]])
 def test_a_closed_stdout_ends_quietly(tmp_path, args):
     config = RunConfig(method="handoff", duration=0.05, backend="torch").validated()
@@ -30,6 +31,7 @@ def test_a_closed_stdout_ends_quietly(tmp_path, args):
     assert err == ""
 
 
+@pytest.mark.slow
 def test_a_reader_gone_mid_run_stops_it_like_a_signal_and_saves(tmp_path):
     sessions = tmp_path / "s"
     p = subprocess.Popen(

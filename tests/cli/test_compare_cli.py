@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.store.compare import load_history
 from freqtui.charts import overlay_figure
 from freqtui.cli import main
@@ -48,6 +50,7 @@ def marked(row: dict) -> list[bool]:
     return [c.endswith("*") for c in row["cells"]]
 
 
+@pytest.mark.slow
 def test_sessions_on_different_data_are_not_ranked_and_the_png_is_written(tmp_path):
     """Phase scale 1 and 0.01 are different test sets: the table shows each one's
     duration, phase scale and seeds, marks no best, and one line says why."""
@@ -75,6 +78,7 @@ def test_sessions_on_different_data_are_not_ranked_and_the_png_is_written(tmp_pa
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 
+@pytest.mark.slow
 def test_the_committed_models_are_ranked_within_each_phase_scale(tmp_path):
     models = sorted((ROOT / "models").glob("*.pt"))
     r = run("compare", *map(str, models))
@@ -91,6 +95,7 @@ def test_the_committed_models_are_ranked_within_each_phase_scale(tmp_path):
             assert best == [min(values, key=values.get)]
 
 
+@pytest.mark.slow
 def test_headless_sessions_of_two_durations_get_no_common_best(tmp_path, capfd):
     """Three real sessions: two of 0.05 s (torch seeds 0 and 1), one of 0.1 s. Together
     the 0.1 s one is never marked; the two of 0.05 s are ranked between themselves; the
@@ -124,6 +129,7 @@ def test_headless_sessions_of_two_durations_get_no_common_best(tmp_path, capfd):
     assert "0.05 s" in r.stdout.splitlines()[1] and "0.1 s" in r.stdout.splitlines()[1]
 
 
+@pytest.mark.slow
 def test_compare_of_an_unknown_session_is_one_line_and_exit_2(tmp_path):
     r = run("compare", str(MODELS[0]), "no-such-session")
     assert r.returncode == 2

@@ -38,6 +38,7 @@ def session(tmp_path_factory) -> tuple[Path, str]:
     return root, run.run_id
 
 
+@pytest.mark.slow
 def test_csv_holds_every_online_point_evaluation_and_epoch_of_the_session(tmp_path, session):
     root, run_id = session
     r = freqtui("export", run_id, "--sessions", str(root), cwd=tmp_path)
@@ -70,6 +71,7 @@ def test_csv_holds_every_online_point_evaluation_and_epoch_of_the_session(tmp_pa
     ] == [1, 2]
 
 
+@pytest.mark.slow
 def test_json_has_the_same_rows_and_says_what_each_column_is(tmp_path, session):
     root, run_id = session
     as_csv = freqtui("export", run_id, "--sessions", str(root), cwd=tmp_path).stdout
@@ -84,6 +86,7 @@ def test_json_has_the_same_rows_and_says_what_each_column_is(tmp_path, session):
         assert {k: "" if v is None else str(v) for k, v in j.items()} == c
 
 
+@pytest.mark.slow
 def test_out_writes_a_file_its_suffix_choosing_json(tmp_path, session):
     root, run_id = session
     out = tmp_path / "h.json"

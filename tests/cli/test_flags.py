@@ -77,6 +77,7 @@ def test_resume_with_other_epochs_says_what_changes_in_the_clocks_anneal(tmp_pat
     assert resumed(handoff.run_id, 3, tmp_path / "h").resume_note == ""
 
 
+@pytest.mark.slow
 def test_headless_ends_with_the_resume_command(tmp_path):
     r = run(
         "train",

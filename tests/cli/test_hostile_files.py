@@ -197,6 +197,7 @@ def evaluated(tmp_path_factory, hostile) -> dict[str, tuple]:
         return dict(zip(CASES, pool.map(one, CASES), strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_hostile_file_is_refused_in_one_line_cheaply(evaluated, listed, case):
     _, words = CASES[case]

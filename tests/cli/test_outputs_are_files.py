@@ -81,6 +81,7 @@ WORDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("writer", WRITERS)
 def test_every_output_refuses_a_fifo_a_device_a_folder_and_a_link(tmp_path, session, writer, kind):
@@ -127,6 +128,7 @@ def test_every_output_refuses_a_fifo_a_device_a_folder_and_a_link(tmp_path, sess
     ],
     ids=lambda a: " ".join(a[:2]),
 )
+@pytest.mark.slow
 def test_a_name_too_long_is_one_line(tmp_path, session, argv):
     sessions, run_id = session
     args = [a.replace("{tmp}", str(tmp_path)).replace("{id}", run_id) for a in argv]
@@ -165,6 +167,7 @@ def unreadable(tmp_path, session) -> tuple[Path, str]:
     (copy / "locked").chmod(0o755)
 
 
+@pytest.mark.slow
 def test_an_unreadable_session_lists_as_unreadable_and_the_others_still_show(unreadable):
     sessions, run_id = unreadable
     prefix = NO_DAC if os.getuid() == 0 else []
@@ -186,6 +189,7 @@ def test_an_unreadable_session_lists_as_unreadable_and_the_others_still_show(unr
     ],
     ids=lambda a: a[0],
 )
+@pytest.mark.slow
 def test_an_unreadable_session_is_one_line(tmp_path, unreadable, argv):
     sessions, _ = unreadable
     args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -195,6 +199,7 @@ def test_an_unreadable_session_is_one_line(tmp_path, unreadable, argv):
 
 
 # ---- a copied session is its own ---------------------------------------------------------
+@pytest.mark.slow
 def test_resuming_a_copied_session_saves_into_the_copy_not_the_original(tmp_path, session):
     sessions, run_id = session
     root = tmp_path / "sessions"

@@ -175,6 +175,7 @@ def expected(tmp_path_factory, sessions) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_sessions_reads_the_sidecars_without_torch(tmp_path, sessions):
     rows, loaded = listing(tmp_path, sessions)
     assert loaded == []
@@ -191,6 +192,7 @@ def copy_sessions(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_a_session_without_sidecar_is_listed_the_same_from_its_snapshot(
     tmp_path, sessions, expected
 ):
@@ -256,6 +258,7 @@ def test_a_hostile_sidecar_is_ignored_and_the_snapshot_listed(
     assert [{**r, "path": ""} for r in rows] == [{**r, "path": ""} for r in expected]
 
 
+@pytest.mark.slow
 def test_a_stale_sidecar_is_not_believed(tmp_path, sessions):
     """A sidecar that names another size or time of latest.pt (a save that crashed
     between the snapshot and its sidecar, a snapshot replaced by hand) is ignored."""
@@ -268,6 +271,7 @@ def test_a_stale_sidecar_is_not_believed(tmp_path, sessions):
     assert {r["id"]: r["method"] for r in rows}["run-0"] == "handoff"
 
 
+@pytest.mark.slow
 def test_a_sidecar_that_is_a_fifo_or_a_link_is_ignored(tmp_path, sessions, expected):
     root = copy_sessions(sessions, tmp_path / "s")
     (root / "run-0" / SIDECAR).unlink()
@@ -278,6 +282,7 @@ def test_a_sidecar_that_is_a_fifo_or_a_link_is_ignored(tmp_path, sessions, expec
     assert [{**r, "path": ""} for r in rows] == [{**r, "path": ""} for r in expected]
 
 
+@pytest.mark.slow
 def test_a_sidecar_that_cannot_be_written_never_fails_the_save(tmp_path, sessions):
     root = copy_sessions(sessions, tmp_path / "s")
     (root / "run-0" / SIDECAR).unlink()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import matplotlib.image
 import numpy as np
+import pytest
 
 from engine.config import RunConfig
 from engine.evaluation import evaluate
@@ -21,6 +22,7 @@ def one_second_run(tmp_path) -> TrainingRun:
     return TrainingRun(config, state_check=False, sessions_root=tmp_path / "sessions")
 
 
+@pytest.mark.slow
 def test_a_one_second_runs_report_says_the_second_page_is_the_whole_run(tmp_path):
     run = one_second_run(tmp_path)
     result, test = evaluate(run.model, run.config), test_set(run.config)

@@ -62,6 +62,7 @@ def assert_refused_before_work(r, words: str) -> None:
     assert "training:" not in r.stdout and "wrote" not in r.stdout
 
 
+@pytest.mark.slow
 @needs_read_only
 def test_a_read_only_sessions_folder_is_refused_before_training(tmp_path):
     ro = tmp_path / "ro"
@@ -71,6 +72,7 @@ def test_a_read_only_sessions_folder_is_refused_before_training(tmp_path):
     assert str(ro) in r.stderr
 
 
+@pytest.mark.slow
 def test_a_file_as_sessions_folder_is_refused_before_training(tmp_path):
     f = tmp_path / "not-a-folder"
     f.write_text("x")
@@ -80,6 +82,7 @@ def test_a_file_as_sessions_folder_is_refused_before_training(tmp_path):
     assert_refused_before_work(r, "Not a directory")
 
 
+@pytest.mark.slow
 @needs_read_only
 def test_out_in_a_read_only_folder_is_refused_before_training(tmp_path):
     ro = tmp_path / "ro"
@@ -98,6 +101,7 @@ def test_out_in_a_read_only_folder_is_refused_before_training(tmp_path):
     assert_refused_before_work(r, "cannot save weights")
 
 
+@pytest.mark.slow
 def test_out_on_a_device_is_refused_and_the_device_left_alone(tmp_path):
     r = cli("train", "--headless", "--sessions", str(tmp_path / "s"), *TINY, "--out", "/dev/null")
     assert_refused_before_work(r, "not a regular file")
@@ -113,6 +117,7 @@ def test_data_into_a_read_only_folder_is_one_line(tmp_path):
         assert_refused_before_work(r, "Permission denied")
 
 
+@pytest.mark.slow
 @needs_read_only
 def test_a_save_failing_mid_run_warns_once_trains_on_and_names_the_survivor(tmp_path):
     sessions = tmp_path / "s"

@@ -272,6 +272,7 @@ class Screen:
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_consoles_are_capped_bounded_and_end_saved_when_their_client_leaves(served, tmp_path):
     sessions = tmp_path / "sessions"
     s = served(*RUN, "--sessions", str(sessions), "--max-consoles", "1")
@@ -332,6 +333,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_a_console_that_cannot_start_shows_why_in_the_tab(served, tmp_path, copy_session):
     sessions = tmp_path / "sessions"
     copy_session(sessions)  # a finished session (tests/conftest.py)
@@ -372,6 +374,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("way", ["client-killed", "huge-frame", "server-stopped"])
 def test_a_console_ends_saved_however_its_client_or_server_goes(served, tmp_path, way):
     sessions = tmp_path / "sessions"

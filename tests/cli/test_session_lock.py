@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 CLI = [sys.executable, "-m", "freqtui.cli"]
 WAIT_S = 90.0
 
@@ -39,6 +41,7 @@ def wait_for_line(p: subprocess.Popen, words: str) -> None:
     raise AssertionError(f"no line with {words!r}")
 
 
+@pytest.mark.slow
 def test_a_second_resume_of_a_running_session_is_refused_and_a_dead_holder_never_blocks(
     tmp_path, copy_session
 ):
@@ -70,6 +73,7 @@ def test_a_second_resume_of_a_running_session_is_refused_and_a_dead_holder_never
         assert third.wait(WAIT_S) == 143
 
 
+@pytest.mark.slow
 def test_the_console_refuses_a_session_a_headless_run_owns(tmp_path, copy_session):
     sessions = tmp_path / "s"
     run_id = copy_session(sessions)

@@ -73,6 +73,7 @@ def test_resume_by_id_trains_further_and_refuses_other_changes(session, capfd):
     assert read_file(root / run_id / "latest.pt")["history"]["rows_total"] == 400
 
 
+@pytest.mark.slow
 def test_the_environment_variable_moves_the_sessions_folder(tmp_path):
     where = tmp_path / "elsewhere"
     env = {**os.environ, "FREQTUI_SESSIONS": str(where), "PYTHONPATH": str(REPO)}
@@ -101,6 +102,7 @@ def colours(img: np.ndarray) -> int:
     return len(np.unique(packed))
 
 
+@pytest.mark.slow
 def test_report_writes_the_pngs_and_metrics_equal_to_eval(session, capfd, tmp_path):
     import matplotlib.image
 

@@ -132,6 +132,7 @@ def stopped(tmp_path_factory) -> dict[str, tuple[Path, int, str]]:
                 run.p.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(STOPS))
 def test_a_signal_stops_the_headless_run_saves_and_says_how_to_resume(stopped, capfd, case):
     signals, code = STOPS[case]
@@ -232,6 +233,7 @@ def consoles(tmp_path_factory) -> dict[tuple[int | bytes, bool], tuple[Path, int
         return {key: f.result() for key, f in futures.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_stops_the_console_restores_the_terminal_and_saves(consoles, capfd, sig, code):
     sessions, rc, out = consoles[(sig, False)]
@@ -243,6 +245,7 @@ def test_a_signal_stops_the_console_restores_the_terminal_and_saves(consoles, ca
     assert_resumes(sessions, err.replace("\r\n", "\n"), console=True, capfd=capfd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key, code", [(b"\x03", 130), (b"q", 0)])
 def test_ctrl_c_in_the_console_exits_130_and_q_exits_0(consoles, key, code):
     """Ctrl-C typed in the console stops the run as SIGINT does: the chunk ends, the

@@ -324,6 +324,7 @@ def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
         raise AssertionError("processes of the sweep are still running after 30 s")
 
 
+@pytest.mark.slow
 def test_the_default_local_cluster_listens_on_loopback_only_behind_tls_and_serves_no_http():
     from distributed import Client
 

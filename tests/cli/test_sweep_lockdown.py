@@ -72,6 +72,7 @@ BAD_FLAGS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", BAD_FLAGS, ids=lambda v: str(v)[:40])
 def test_a_bad_sweep_flag_is_one_line_exit_2_and_nothing_is_written(tmp_path, args, words):
     sessions = tmp_path / "deep" / "sessions"
@@ -123,6 +124,7 @@ def silent():
     listener.close()
 
 
+@pytest.mark.slow
 def test_an_address_that_never_answers_is_given_up_after_connect_timeout(tmp_path, silent):
     t0 = time.monotonic()
     r = cli(

@@ -83,6 +83,7 @@ def pump_until(consoles: list[Console], done, timeout: float) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_a_console_whose_terminal_is_closed_saves_frees_its_session_and_exits(tmp_path, round_):
     consoles = {

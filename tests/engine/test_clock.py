@@ -354,6 +354,7 @@ def test_the_validation_draw_is_never_the_train_or_test_set(seed):
         trainer(val_seed=seed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("windows", ["whole", "per block"])
 def test_fused_and_torch_clock_steps_agree(windows):
     """Three clock steps (block weights, S penalty, clip, Adam) on both backends from the

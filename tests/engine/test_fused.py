@@ -101,6 +101,7 @@ def errors(fa, fb) -> dict[str, float]:
 # With clipping at 0.05 (active on most rows) the clipped dynamics amplify even float64
 # summation-order differences about 30-fold per 100 rows (1e-13 at row 200, 4e-4 at row
 # 1,000), so that case is pinned over its first 300 rows.
+@pytest.mark.slow
 @pytest.mark.parametrize(("clip", "n"), [(0.0, 1000), (0.05, 300)])
 def test_float64_fused_equals_torch(rows, clip, n):
     X, Y = rows
@@ -140,6 +141,7 @@ def test_clipping_is_active_in_the_clip_case(rows):
     assert 20 < clipped < 200
 
 
+@pytest.mark.slow
 def test_float32_each_of_1000_steps_matches_torch_from_the_same_state(rows):
     # Relative error is measured against the largest size the quantity takes over the
     # run: the output, dy = 2 (y - target) and with it exp_avg pass through zero, where
@@ -177,6 +179,7 @@ def test_float32_each_of_1000_steps_matches_torch_from_the_same_state(rows):
     assert err[worst] < 1e-5, f"{worst}: {err[worst]:.2e}"
 
 
+@pytest.mark.slow
 def test_float32_trajectory_is_as_faithful_as_torchs_own(rows):
     # Rounding differences of one ulp grow along a trajectory whose weights move every
     # row; torch's own two CPU LSTM paths drift apart the same way. The float64 run is

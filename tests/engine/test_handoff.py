@@ -37,6 +37,7 @@ def test_state_is_carried_across_rows_and_blocks():
     assert not torch.equal(tr.carried_state[0], h_before)
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_over_20000_rows():
     tr = trainer()
     tr.train_rows(1000)  # warm the allocator
@@ -77,6 +78,7 @@ def test_state_check_catches_a_trainer_that_does_not_detach():
     assert "row 1" in check.detail or "detach" in check.detail
 
 
+@pytest.mark.slow
 def test_online_loss_falls_while_frozen_mse_stays_near_half():
     # SPEC §4.2: the online loss is weight-tracking; frozen evaluation shows no learning
     from engine.evaluation import evaluate

@@ -175,6 +175,7 @@ def split_runs(tmp_path_factory) -> dict[str, dict]:
     return {case: {"spec": specs[case], "saved": saved[case]} for case in specs}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, backend", method_backends())
 def test_resume_in_a_new_process_is_bitwise_identical(split_runs, method, backend):
     case = split_runs[f"{method}-{backend}"]

@@ -90,6 +90,7 @@ def position(path: Path) -> list[int]:
     return [obj["trainer"]["epoch"], obj["trainer"]["row"]]
 
 
+@pytest.mark.slow
 def test_a_kill_halfway_through_writing_latest_leaves_the_previous_snapshot_whole(tmp_path):
     child = start(tmp_path, "block")
     try:
@@ -113,6 +114,7 @@ def test_a_kill_halfway_through_writing_latest_leaves_the_previous_snapshot_whol
     assert position(folder / "previous.pt") == first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_kill_at_a_random_moment_leaves_whole_snapshots(tmp_path, seed):
     rnd = random.Random(seed)

@@ -106,6 +106,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("B", "T", "n_in", "H", "carried", "clip", "s_decay", "threads"), CASES)
 def test_float64_gradients_and_20_steps_equal_torch(B, T, n_in, H, carried, clip, s_decay, threads):
     dtype = torch.float64

@@ -5,6 +5,7 @@ folder), and refuses the live session and the repository's models/."""
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable
 
 from engine.store.compare import list_models
@@ -50,6 +51,7 @@ async def test_the_mark_the_frozen_mse_and_saved_at_show_at_80x24(make_app, sess
             assert _mse(info.frozen_mse_test) in shown and _saved(info.saved_at) in shown, shown
 
 
+@pytest.mark.slow
 async def test_s_sorts_by_frozen_mse_and_f_cycles_the_methods(make_app, sessions_root):
     runs = [tiny_session(sessions_root, seed) for seed in (0, 1)]
     app = make_app(autostart=False)
@@ -78,6 +80,7 @@ async def test_s_sorts_by_frozen_mse_and_f_cycles_the_methods(make_app, sessions
         assert column(table, "id") == by_date
 
 
+@pytest.mark.slow
 async def test_d_asks_first_n_keeps_y_deletes(make_app, sessions_root):
     keep, gone = tiny_session(sessions_root, 0), tiny_session(sessions_root, 1)
     app = make_app(autostart=False)

@@ -4,6 +4,7 @@ their latest frozen MSE and their overlaid histories."""
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
@@ -37,6 +38,7 @@ def row_of(table: DataTable, text: str) -> int:
     raise AssertionError(f"{text} is not in the browser")
 
 
+@pytest.mark.slow
 async def test_marking_two_sessions_and_c_compares_them(make_app, sessions_root):
     a, b = tiny_session(sessions_root, 0), tiny_session(sessions_root, 1)
     mse = {r.run_id: r.history.evals[-1].test.overall for r in (a, b)}
@@ -130,6 +132,7 @@ async def test_the_models_compare_at_120x40_every_frequency_shown_ranked_within_
         assert {str(shown.get_row_at(r)[0]).split()[1] for r in range(len(models))} == markers
 
 
+@pytest.mark.slow
 async def test_at_80x24_the_tables_say_they_scroll_and_arrows_scroll_them(make_app):
     models = [m for m in list_models() if not m.error]
     app = make_app(autostart=False)

@@ -266,6 +266,7 @@ def models_copy(tmp_path, sessions_root, monkeypatch) -> Path:
     return folder
 
 
+@pytest.mark.slow
 async def test_opening_a_models_file_twice_makes_two_new_sessions_and_writes_nothing_there(
     make_app, sessions_root, models_copy
 ):

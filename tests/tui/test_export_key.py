@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from engine.export import COLUMN_NAMES
 from freqtui.widgets.event_log import EventLog
 from tests.tui.conftest import wait_for
 
 
+@pytest.mark.slow
 async def test_x_writes_the_metric_history_into_the_session_folder(app):
     run = app.training
     async with app.run_test() as pilot:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
 import torch
 from textual.widgets import DataTable
 
@@ -28,6 +29,7 @@ def hostile(kind: str) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 async def test_o_lists_hostile_sessions_as_unreadable_and_refuses_them(app, sessions_root):
     for kind in ("shared", "itself"):
         (sessions_root / f"zz-{kind}").mkdir(parents=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from textual.widgets import TabbedContent
 
@@ -15,6 +16,7 @@ from freqtui.widgets.status_bar import StatusBar
 from tests.tui.conftest import trainer_threads, wait_for
 
 
+@pytest.mark.slow
 async def test_space_pauses_and_resumes_training(app):
     run = app.training
     async with app.run_test() as pilot:
@@ -116,6 +118,7 @@ async def test_injected_nan_shows_a_failure_and_the_app_stays_up(app):
     assert app.return_value == 1
 
 
+@pytest.mark.slow
 async def test_plots_redraw_only_when_their_data_changes(app):
     run = app.training
     async with app.run_test(size=(120, 40)) as pilot:

@@ -3,6 +3,8 @@ status bar keeps saying "not saved" until a save works again (here: the key s)."
 
 from __future__ import annotations
 
+import pytest
+
 from engine.errors import FreqtuiError
 from engine.store import sessions
 from freqtui.widgets.event_log import EventLog
@@ -10,6 +12,7 @@ from freqtui.widgets.status_bar import StatusBar
 from tests.tui.conftest import wait_for
 
 
+@pytest.mark.slow
 async def test_a_failing_autosave_warns_once_and_stays_on_screen_until_a_save_works(
     make_app, monkeypatch
 ):

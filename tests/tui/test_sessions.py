@@ -3,6 +3,7 @@ saved, q saves before quitting. Snapshots go to a temporary sessions folder."""
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable
 
 from engine.store.compare import list_models
@@ -30,6 +31,7 @@ async def test_s_writes_a_snapshot(app, sessions_root):
         await pilot.press("q")
 
 
+@pytest.mark.slow
 async def test_o_lists_the_session_and_enter_resumes_from_the_same_row(app, sessions_root):
     first = app.training
     async with app.run_test(size=(120, 40)) as pilot:

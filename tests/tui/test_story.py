@@ -7,6 +7,7 @@ from __future__ import annotations
 import shlex
 
 import numpy as np
+import pytest
 import torch
 
 from engine import events as ev
@@ -71,6 +72,7 @@ async def test_a_flat_loss_alone_draws_flat_not_full(make_app):
         await pilot.press("q")
 
 
+@pytest.mark.slow
 async def test_the_hand_off_table_shows_online_and_frozen_side_by_side(make_app):
     app = make_app(epochs=1)  # 4,000 rows, then the epoch's frozen evaluation
     run = app.training

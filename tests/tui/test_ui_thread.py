@@ -56,6 +56,7 @@ def calls(monkeypatch) -> Calls:
     return c
 
 
+@pytest.mark.slow
 async def test_e_draws_the_diagnostics_computed_off_the_ui_thread(make_app, calls):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
