@@ -242,9 +242,7 @@ class TrainingRun:
         process). FreqtuiError says why not; the lock is held until `release` or the end
         of the process."""
         folder = self.sessions_root / self.run_id
-        if out is not None:
-            writable.check_out(out)
-        writable.probe(folder)
+        writable.check_session(folder, out)
         self._session = lock.acquire(folder)
         return self._session
 

@@ -3,7 +3,9 @@
 `acquire(folder)` takes `fcntl.flock(LOCK_EX | LOCK_NB)` on `folder/.lock` and writes the
 holder's pid into it; the kernel drops the lock when the process ends, however it ends,
 so a lock left by a killed process never blocks (the file stays, the lock does not).
-A second process gets a FreqtuiError naming the holder's pid.
+A second process gets a FreqtuiError naming the holder's pid; `check_free(folder)` makes
+the same refusal without taking the lock or creating anything (a command's check before
+it builds a run).
 
 `clean_temps(folder)` removes the temporary files of an interrupted atomic write
 (`.latest.pt.<pid>.*.tmp`, `.previous.pt.<pid>.*.tmp`) only when their writer is gone:
@@ -70,10 +72,7 @@ def acquire(folder: Path) -> SessionLock:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise FreqtuiError(
-                f"session {key.name} is in use by process {holder} (lock {key / LOCK_NAME}); "
-                "stop that process or wait for it to end"
-            ) from None
+            raise _in_use(key, holder) from None
         except OSError as exc:  # a filesystem without flock
             os.close(fd)
             raise FreqtuiError(f"{key}: cannot lock the session ({exc.strerror or exc})") from None
@@ -83,6 +82,13 @@ def acquire(folder: Path) -> SessionLock:
         lock = SessionLock(key, fd)
         _held[key] = lock
         return lock
+
+
+def _in_use(key: Path, holder: str) -> FreqtuiError:
+    return FreqtuiError(
+        f"session {key.name} is in use by process {holder} (lock {key / LOCK_NAME}); "
+        "stop that process or wait for it to end"
+    )
 
 
 def _holder(fd: int) -> str:
@@ -99,25 +105,39 @@ def held_here(folder: Path) -> bool:
         return folder_key(folder) in _held
 
 
-def owned_elsewhere(folder: Path) -> bool:
-    """True when another process holds the session's lock right now."""
+def holder_elsewhere(folder: Path) -> str | None:
+    """The pid (as `acquire` names it) of another process that holds the session's lock
+    right now; None when no other process does. Creates nothing."""
     key = folder_key(folder)
     with _held_lock:
         if key in _held:
-            return False
+            return None
     try:
         fd = os.open(key / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)  # never creates the file
     except OSError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
+        return _holder(fd)
     except OSError:
-        return False
+        return None
     finally:
         os.close(fd)  # closing drops the probe's own lock
-    return False
+    return None
+
+
+def owned_elsewhere(folder: Path) -> bool:
+    """True when another process holds the session's lock right now."""
+    return holder_elsewhere(folder) is not None
+
+
+def check_free(folder: Path) -> None:
+    """The refusal `acquire` would make, without taking the lock or creating anything: a
+    FreqtuiError naming the process that owns the session in `folder` right now."""
+    holder = holder_elsewhere(folder)
+    if holder is not None:
+        raise _in_use(folder_key(folder), holder)
 
 
 def writer_pid(temp: Path, pattern: str) -> int | None:

@@ -56,14 +56,14 @@ _issued: set[Path] = set()  # ids handed out by this process but maybe not saved
 _issued_lock = threading.Lock()
 
 
-def session_folder_of(path: Path, run_id: str) -> Path | None:
+def session_folder_of(path: Path, run_id: str | None) -> Path | None:
     """The session folder a snapshot file belongs to: the folder of a session's
     `latest.pt` or `previous.pt`, or a folder named by the file's run id; None for a file
     that stands alone (a committed `models/*.pt`, a copy elsewhere), which a resume never
-    writes beside."""
+    writes beside. `run_id` None (the file not read yet): only the first rule."""
     path = Path(path)
     folder = path.parent if path.parent.name else path.absolute().parent
-    if path.name in (LATEST, PREVIOUS) or folder.name == run_id:
+    if path.name in (LATEST, PREVIOUS) or (run_id is not None and folder.name == run_id):
         return folder
     return None
 

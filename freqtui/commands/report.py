@@ -11,9 +11,7 @@ import json
 from pathlib import Path
 
 from engine.errors import FreqtuiError
-from engine.evaluation import evaluate
-from engine.signals import test_set
-from engine.store.files import atomic_write_bytes, read
+from engine.store.files import atomic_write_bytes
 from engine.store.sessions import resolve, sessions_dir
 from engine.store.writable import check_out_folder
 from freqtui.charts import (
@@ -34,11 +32,18 @@ FIGURES = (GRAPH1, GRAPH2, GRAPH2_ZOOM, DIAGNOSTICS)
 
 def write_report(path: Path, out: Path) -> list[Path]:
     """Read a snapshot or weights file, evaluate it frozen, and write the three files.
-    The file is read and checked before anything is written."""
+    The file is read and checked before anything is written; what is at `out` is
+    checked before the file is read (reading it loads torch)."""
+    out = Path(out)
+    names = [*FIGURES, METRICS]
+    check_out_folder(out, names, "--out", "the report", probe_folder=False)  # writes nothing
+    from engine.evaluation import evaluate
+    from engine.signals import test_set
+    from engine.store.files import read
+
     snap = read(path)
     config, model = snap.config, snap.build_model()
-    out = Path(out)
-    check_out_folder(out, [*FIGURES, METRICS], "--out", "the report")
+    check_out_folder(out, names, "--out", "the report")
     result = evaluate(model, config)
     test = test_set(config)
     figures = {

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
+from engine.store.writable import prepare_new, prepare_resume
 from freqtui.flags import FLAG_OF
 
 if TYPE_CHECKING:  # torch, numba and textual load only when a run is made
@@ -41,13 +42,17 @@ def train(
     changes: Mapping[str, Any] | None = None,
 ) -> int:
     """Train `config` (or, with `resume`, the saved session it names with the flags'
-    `changes`) in the console, or on stdout when `headless`, saving into `sessions`."""
-    from engine.run import TrainingRun
-
+    `changes`) in the console, or on stdout when `headless`, saving into `sessions`.
+    What paths and locks refuse is refused before the run is built (torch, numba, data)."""
+    weights = out if headless else None  # the console writes no --out
     if resume:
-        run = resumed_run(resume, changes or {}, sessions, save_on_end=True)
+        path = prepare_resume(resume, sessions, weights)
+        run = resumed_run(path, changes or {}, sessions, save_on_end=True)
     else:
-        run = TrainingRun(config, sessions_root=sessions, save_on_end=True)
+        run_id = prepare_new(config.method, sessions, weights)
+        from engine.run import TrainingRun
+
+        run = TrainingRun(config, run_id=run_id, sessions_root=sessions, save_on_end=True)
     run.set_autosave(autosave)
     if headless:
         from freqtui.headless import train_headless
