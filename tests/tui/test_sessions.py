@@ -3,14 +3,11 @@ saved, q saves before quitting. Snapshots go to a temporary sessions folder."""
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
-
 from engine.store.compare import list_models
 from engine.store.files import read_file
-from freqtui.screens.sessions import SessionBrowser
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.loss_panel import LossPanel
-from tests.tui.conftest import trainer_threads, wait_for
+from tests.tui.conftest import open_browser, trainer_threads, wait_for
 
 
 def saved(app, reason: str) -> bool:
@@ -42,9 +39,7 @@ async def test_o_lists_the_session_and_enter_resumes_from_the_same_row(app, sess
         row, rows_total = snap["trainer"]["row"], snap["history"]["rows_total"]
         assert row > 0
 
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
-        table = app.screen.query_one(DataTable)
+        table = await open_browser(pilot)
         # this session, then the repository's models/ snapshots
         assert table.row_count == 1 + len(list_models())
         assert str(table.get_cell_at((0, 1))).startswith(first.run_id)  # after the mark column
