@@ -447,7 +447,7 @@ class FreqtuiApp(App[int]):
             return  # already stopping (q, a stop signal) or switching sessions: no second save
         self.quitting = True
         await self.stop_and_save("quit")
-        self.exit_message = self.farewell()
+        self.exit_message = self.farewell(stuck=self.training.alive)
         self.exit(self.exit_code)
 
     async def action_help_quit(self) -> None:
@@ -461,16 +461,22 @@ class FreqtuiApp(App[int]):
         self.exit_code = exit_code(signal.SIGINT)
         await self.action_quit()
 
-    def farewell(self) -> str:
-        """The session and the exact command that resumes it."""
+    def farewell(self, stuck: bool = False) -> str:
+        """The session and the exact command that resumes it. `stuck`: the worker did not
+        stop and holds the run's lock in a step; it has not finished, and the view (taken
+        between two chunks) would wait for it."""
         run = self.training
-        view = run.view()
+        if stuck:
+            finished, epochs = False, run.config.epochs
+        else:
+            view = run.view()
+            finished, epochs = view.finished, view.planned_epochs
         return exit_message(
             run.run_id,
             run.sessions_root,
             saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
-            finished=view.finished,
-            epochs=view.planned_epochs,
+            finished=finished,
+            epochs=epochs,
             save_failed=run.save_error is not None,  # never "finished" over a lost save
         )
 
@@ -512,7 +518,8 @@ class FreqtuiApp(App[int]):
             self.training.stop(timeout=timeout)
 
     def on_unmount(self) -> None:
-        self.stop_run()  # however the app ends, the worker ends with it
+        # however the app ends, the worker ends with it (q has waited for it already)
+        self.stop_run(0.1 if self.quitting else STOP_TIMEOUT_S)
 
 
 _ending = threading.Lock()
