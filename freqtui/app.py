@@ -5,21 +5,29 @@ on the UI thread at POLL_HZ and passes every non-replaceable event on in order, 
 the newest StepStats, at most STATS_HZ times a second: a flood of progress costs one
 redraw, and the UI thread leaves the CPU to the trainer. Each event goes as a message
 (freqtui/messages.py) to the widgets that hold its data and handle it themselves; the app
-keeps only its own part: the log, the notices and whether the run failed. Widgets are
-touched on the UI thread only; what takes time (a frozen pass, the plots' diagnostics)
-runs in worker threads.
+keeps only its own part: the log, the notices and whether the run failed.
+
+Widgets are touched on the UI thread only, and it does none of the engine's file or torch
+work: the plots' diagnostics and a resumed run's frozen pass run in worker threads; `o`
+opens the session browser at once and lists the snapshots in its worker
+(screens/sessions.py); the hand-over to a chosen session (reading it, stopping and saving
+this run, building the new one) and `q`'s stop and final save each run in a thread the
+UI awaits, then show their events and notices here. Keys pressed meanwhile wait their
+turn, and a second hand-over or quit started while one is under way does nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import singledispatchmethod
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 from textual import work
@@ -61,6 +69,36 @@ from freqtui.widgets.status_bar import StatusBar
 POLL_HZ = 10  # event drains per second (the issue allows up to 20)
 STATS_HZ = 5  # redraws of the live numbers: each screen update costs CPU the trainer wants
 STOP_TIMEOUT_S = 1.5  # q must end the app within 2 s even when the worker cannot stop
+
+T = TypeVar("T")
+
+
+async def in_thread(name: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """Await `fn` run in a daemon thread of its own: not in the event loop's executor,
+    where Textual's thread workers (plots, listings, frozen passes) could keep a quit
+    waiting, and never a thread the process must join to end."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # the awaiting task was cancelled (the app closed)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = fn(*args, **kw)
+        except BaseException as exc:  # handed to the awaiting task, raised there
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await future
 
 
 class Stopping(Message):
@@ -225,8 +263,8 @@ class FreqtuiApp(App[int]):
 
     def handle_event(self, e: ev.Event) -> None:
         """One event that must be shown: to the widgets that hold its data, as a message
-        they handle themselves; the app's own part at once (stop_and_save reads `failure`
-        right after a drain)."""
+        they handle themselves; the app's own part at once (action_quit exits with the
+        `exit_code` a Failed event drained just before sets)."""
         kind = messages.FOR_EVENT.get(type(e))
         if kind is not None:
             self.deliver(kind, e)
@@ -331,6 +369,8 @@ class FreqtuiApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_save(self) -> None:
+        if self.quitting:  # q is saving the run already
+            return
         if self.failure is not None:
             self.notify("the run failed: its weights are not worth a snapshot", severity="error")
             return
@@ -358,28 +398,38 @@ class FreqtuiApp(App[int]):
             self.call_from_thread(self.notify, str(exc), title="not saved", severity="error")
 
     def action_open_sessions(self) -> None:
-        if isinstance(self.screen, SessionBrowser):
+        if isinstance(self.screen, SessionBrowser) or self._swapping or self.quitting:
             return
-        run = self.training
-        browser = SessionBrowser(
-            list_sessions(run.sessions_root),
-            str(run.sessions_root),
-            run.run_id,
-            models=list_models(),
-        )
+        root = self.training.sessions_root
+
+        def listing() -> tuple[list[SessionInfo], list[SessionInfo]]:
+            return list_sessions(root), list_models()  # in the browser's worker thread
+
+        browser = SessionBrowser(None, str(root), self.training.run_id, listing=listing)
         self.push_screen(browser, self._resume_session)
 
     async def _resume_session(self, info: SessionInfo | None) -> None:
-        """Stop (and save) the current run, then continue the chosen session in its place."""
-        if info is None:
+        """Stop (and save) the current run, then continue the chosen session in its place.
+        The engine's part (reading the file, stopping and saving this run, building the new
+        one) runs in a thread; the widgets change on this one afterwards."""
+        if info is None or self._swapping or self.quitting:
             return
         self._swapping = True  # no drain while the runs change and the widgets are rebuilt
         try:
+            old = self.training
+            stopped: list[str | None] = []  # the stop's save error, once it has stopped
+
+            def stop() -> None:  # in the hand-over's thread: engine work only
+                stopped.append(stop_and_save(old, "switch", STOP_TIMEOUT_S))
+
             try:  # the engine checks the file and locks its session before this run stops
-                new = self.training.hand_over(info.path, stop=lambda: self.stop_and_save("switch"))
+                new = await in_thread("freqtui-hand-over", old.hand_over, info.path, stop=stop)
             except FreqtuiError as exc:
+                if stopped:
+                    self._after_stop(old, stopped[0])
                 self.notify(str(exc), title="cannot resume", severity="error", timeout=10)
                 return
+            self._after_stop(old, stopped[0])
             self.training = new
             self.failure, self.exit_code, self._stats = None, 0, None
             await self.main.recompose()
@@ -393,30 +443,40 @@ class FreqtuiApp(App[int]):
             new.start()
 
     async def action_quit(self) -> None:
+        if self.quitting or self._swapping or self.stop_signal is not None:
+            return  # already stopping (q, a stop signal) or switching sessions: no second save
         self.quitting = True
-        self.stop_and_save("quit")
-        self.exit_message = self.farewell()
+        await self.stop_and_save("quit")
+        self.exit_message = self.farewell(stuck=self.training.alive)
         self.exit(self.exit_code)
 
     async def action_help_quit(self) -> None:
         """Ctrl-C (Textual's own binding: the terminal is raw, so the key sends no SIGINT):
         stop and save as SIGINT does, and exit 130 (128 + SIGINT), as headless does."""
+        if self.quitting:  # q is saving already
+            return
         if self.stop_signals is not None:  # run_app's stop thread saves, says how to resume
             self.stop_signals.trigger(signal.SIGINT)
             return
         self.exit_code = exit_code(signal.SIGINT)
         await self.action_quit()
 
-    def farewell(self) -> str:
-        """The session and the exact command that resumes it."""
+    def farewell(self, stuck: bool = False) -> str:
+        """The session and the exact command that resumes it. `stuck`: the worker did not
+        stop and holds the run's lock in a step; it has not finished, and the view (taken
+        between two chunks) would wait for it."""
         run = self.training
-        view = run.view()
+        if stuck:
+            finished, epochs = False, run.config.epochs
+        else:
+            view = run.view()
+            finished, epochs = view.finished, view.planned_epochs
         return exit_message(
             run.run_id,
             run.sessions_root,
             saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
-            finished=view.finished,
-            epochs=view.planned_epochs,
+            finished=finished,
+            epochs=epochs,
             save_failed=run.save_error is not None,  # never "finished" over a lost save
         )
 
@@ -436,31 +496,30 @@ class FreqtuiApp(App[int]):
         if self.plots_panel.set_past_outputs(outputs, record, label):
             self.loss_panel.show_eval(record, label)  # unless a new evaluation came first
 
-    def stop_and_save(self, reason: str, timeout: float = STOP_TIMEOUT_S) -> None:
+    async def stop_and_save(self, reason: str, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop the worker, then save its final state unless it failed, trained nothing,
-        or the engine already saved exactly this state when it stopped."""
+        or the engine already saved exactly this state when it stopped: in a thread (the
+        join and the torch.save with its fsync), then its events shown here."""
         run = self.training
-        self.stop_run(timeout)
+        error = await in_thread("freqtui-stop", stop_and_save, run, reason, timeout)
+        self._after_stop(run, error)
+
+    def _after_stop(self, run: TrainingRun, error: str | None) -> None:
+        """On the UI thread, after shutdown.stop_and_save: the stopped run's last events,
+        and why it was not saved."""
         self.handle_events(run.drain(), force=True)
         if run.alive:  # busy in a step it cannot leave (compiling kernels, state check)
             self.log_line("the trainer did not stop in time: no snapshot saved", "yellow")
-            return
-        # the engine's own mark of what its last save held (a run resumed or saved and not
-        # trained since is on disk already)
-        if self.failure is not None or not run.unsaved_rows:
-            return
-        try:
-            run.save_snapshot(reason)
-        except FreqtuiError as exc:
-            self.notify(str(exc), title="not saved", severity="error")
-        self.handle_events(run.drain(), force=True)
+        elif error is not None:
+            self.notify(error, title="not saved", severity="error")
 
     def stop_run(self, timeout: float = STOP_TIMEOUT_S) -> None:
         if self.training.alive:
             self.training.stop(timeout=timeout)
 
     def on_unmount(self) -> None:
-        self.stop_run()  # however the app ends, the worker ends with it
+        # however the app ends, the worker ends with it (q has waited for it already)
+        self.stop_run(0.1 if self.quitting else STOP_TIMEOUT_S)
 
 
 _ending = threading.Lock()

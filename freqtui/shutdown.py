@@ -10,7 +10,8 @@ writable before the first row.)
   OSError) stops the run as SIGHUP does; the console then ends within EXIT_GRACE_S of the
   save, even when Textual's writer is stuck on a terminal that is gone.
 - `stop_and_save`: the engine side of a stop, safe from any thread: no widget is touched,
-  so it works while the UI thread is blocked.
+  so it works while the UI thread is blocked, and the console's `q` and `o` run it off
+  the UI thread.
 - `stop_lines` / `save_failure_lines`: what the user reads at the end, on stderr.
 """
 
@@ -106,15 +107,20 @@ def on_terminal_gone(stop: StopSignals) -> None:
     threading.excepthook = hook
 
 
-def stop_and_save(run: TrainingRun, reason: str, timeout: float = STOP_WAIT_S) -> None:
+def stop_and_save(run: TrainingRun, reason: str, timeout: float = STOP_WAIT_S) -> str | None:
     """Stop the worker (the engine saves at the end of a console run), then save what is
-    still unsaved unless the run failed or could not stop. From any thread; a failed save
-    is kept in `run.save_error`."""
+    still unsaved unless the run failed, could not stop (`run.alive` says so afterwards),
+    or the engine already saved exactly this state. From any thread (the console's `q`
+    and `o` call it from one of their own); returns why the save failed, if it did (a
+    failed write is kept in `run.save_error` too)."""
     run.stop(timeout=timeout)
     if run.alive or run.status is RunState.FAILED or not run.unsaved_rows:
-        return
-    with contextlib.suppress(FreqtuiError):
+        return None
+    try:
         run.save_snapshot(reason)
+    except FreqtuiError as exc:
+        return str(exc)
+    return None
 
 
 def resume_command(run: TrainingRun, console: bool) -> str:

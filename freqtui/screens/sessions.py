@@ -4,16 +4,23 @@ saving it); space marks rows and `c` compares the marked ones (screens/compare.p
 `s` sorts by date or by frozen MSE, `f` shows one method at a time, `d` deletes the
 highlighted session after a question (engine/store/sessions.py checks and deletes).
 
+The app opens it at once with a way to list the sessions: every snapshot is read
+(torch.load) in a worker thread, and the browser says "loading…" until the rows are in.
+Keys pressed meanwhile act on the empty table (nothing to resume, mark or delete).
+
 The mark column comes first and the columns that matter most follow (id, frozen MSE,
 saved at), so at 80 columns they all show; method and progress come last."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
@@ -27,6 +34,9 @@ MARK = "●"
 SORTS = ("date", "frozen MSE")
 HELP = "Enter resumes · space marks · c compare · s sort · f method · d delete · esc"
 SCROLLS = "← → scrolls"
+LOADING = "loading…"
+
+Listing = Callable[[], tuple[list[SessionInfo], list[SessionInfo]]]  # sessions, models/
 
 
 def _saved(at: str) -> str:
@@ -53,22 +63,43 @@ class SessionBrowser(ModalScreen[SessionInfo | None]):
     SessionBrowser Label { width: 1fr; color: $text-muted; }
     """
 
+    class Loaded(Message, bubble=False):
+        """The listing worker's answer: the sessions, then the models/ snapshots."""
+
+        def __init__(
+            self, sessions: list[SessionInfo], models: list[SessionInfo], error: str | None = None
+        ) -> None:
+            super().__init__()
+            self.sessions = sessions
+            self.models = models
+            self.error = error  # the sessions folder could not be listed
+
     def __init__(
         self,
-        sessions: list[SessionInfo],
+        sessions: list[SessionInfo] | None,
         root: str,
         current: str,
         models: list[SessionInfo] | None = None,
+        *,
+        listing: Listing | None = None,
     ) -> None:
+        """The rows given, or (`sessions` None) those `listing` returns in a worker thread."""
         super().__init__()
-        self.n_sessions = len(sessions)
-        self.sessions = sessions + list(models or [])  # rows: sessions first, then models/
+        if sessions is None and listing is None:
+            raise ValueError("a session browser needs its sessions or a way to list them")
+        self.n_sessions = 0
+        self.sessions: list[SessionInfo] = []  # rows: sessions first, then models/
+        self.loaded = False
+        if sessions is not None:
+            self._set_rows(sessions, models or [])
+        self.listing = listing
         self.root = root
         self.current = current
         self.marked: list[int] = []  # indices into self.sessions, in the order marked
         self.deleted: set[int] = set()
         self.sort = SORTS[0]
         self.method: str | None = None  # the method shown; None: every method
+        self.state = ""  # the line above the table, without "← → scrolls"
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -87,6 +118,36 @@ class SessionBrowser(ModalScreen[SessionInfo | None]):
         table.add_column("epoch/row", key="progress")
         self._fill()
         table.focus()
+        # rows listed later widen the table once it has laid them out (on its own idle)
+        self.watch(table, "virtual_size", lambda _: self._say_if_it_scrolls(), init=False)
+        if not self.loaded:
+            self.query_one(Vertical).border_title = f"sessions: {LOADING}"
+            self._list()
+
+    @work(thread=True, exclusive=True, group="listing")
+    def _list(self) -> None:
+        """Off the UI thread: every snapshot and sidecar read (engine/store)."""
+        assert self.listing is not None
+        try:
+            sessions, models = self.listing()
+        except FreqtuiError as exc:  # the folder itself cannot be listed
+            self.post_message(self.Loaded([], [], str(exc)))
+            return
+        self.post_message(self.Loaded(sessions, models))
+
+    def on_session_browser_loaded(self, message: Loaded) -> None:
+        self._set_rows(message.sessions, message.models)
+        self.query_one(Vertical).border_title = "sessions"
+        self._fill()
+        if message.error is not None:
+            self.state = message.error
+            self.query_one("#browser-state", Label).update(message.error)
+            self.notify(message.error, title="cannot list the sessions", severity="error")
+
+    def _set_rows(self, sessions: list[SessionInfo], models: list[SessionInfo]) -> None:
+        self.n_sessions = len(sessions)
+        self.sessions = list(sessions) + list(models)
+        self.loaded = True
 
     # ---- the rows ------------------------------------------------------------------------
     def _label(self, i: int) -> str:
@@ -130,19 +191,24 @@ class SessionBrowser(ModalScreen[SessionInfo | None]):
         if keep is not None and str(keep) in table.rows:
             table.move_cursor(row=table.get_row_index(str(keep)))
         method = self.method or "all"
-        if not self.sessions:
+        if not self.loaded:
+            state = f"{LOADING} {self.root} and models/"
+        elif not self.sessions:
             state = f"no sessions in {self.root} yet: s saves one"
         elif table.row_count == 0:
             state = f"no {method} sessions here: f shows the next method"
         else:
             state = f"sorted by {self.sort} · method: {method} · in {self.root} and models/"
+        self.state = state
         self.query_one("#browser-state", Label).update(state)
-        self.call_after_refresh(self._say_if_it_scrolls, state)
+        self.call_after_refresh(self._say_if_it_scrolls)
 
-    def _say_if_it_scrolls(self, state: str) -> None:
+    def _say_if_it_scrolls(self) -> None:
         table = self.query_one(DataTable)
-        if table.virtual_size.width > table.scrollable_content_region.width:
-            self.query_one("#browser-state", Label).update(f"{SCROLLS} · {state}")
+        wider = table.virtual_size.width > table.scrollable_content_region.width
+        self.query_one("#browser-state", Label).update(
+            f"{SCROLLS} · {self.state}" if wider else self.state
+        )
 
     def _cursor_index(self) -> int | None:
         """The highlighted row as an index into self.sessions (None on an empty table)."""

@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+from textual.widgets import DataTable
 
 from engine import events as ev
 from engine.config import RunConfig
 from engine.run import TrainingRun
 from freqtui.app import FreqtuiApp
+from freqtui.screens.sessions import SessionBrowser
 
 WAIT_S = 20.0  # generous: the machine is shared and may be loaded
 
@@ -56,6 +58,20 @@ async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
         await pilot.pause(0.05)
+
+
+async def open_browser(pilot, timeout: float = WAIT_S) -> DataTable:
+    """Press `o` and wait until the session browser has its rows (listed in its worker
+    thread); returns its table."""
+    await pilot.press("o")
+
+    def listed() -> bool:
+        screen = pilot.app.screen
+        return isinstance(screen, SessionBrowser) and screen.loaded
+
+    await wait_for(pilot, listed, "the session browser's listing", timeout)
+    await pilot.pause()
+    return pilot.app.screen.query_one(DataTable)
 
 
 def trainer_threads() -> list[threading.Thread]:

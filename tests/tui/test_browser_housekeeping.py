@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from engine.store.compare import list_models
 from freqtui.screens.confirm import ConfirmScreen
 from freqtui.screens.sessions import MARK, SessionBrowser, _mse, _saved
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import open_browser, wait_for
 from tests.tui.test_compare import row_of, tiny_session
 
 
@@ -22,13 +22,6 @@ def visible_text(table: DataTable, row: int) -> str:
 
 def column(table: DataTable, key: str) -> list[str]:
     return [str(c) for c in table.get_column(key)]
-
-
-async def open_browser(pilot):
-    await pilot.press("o")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SessionBrowser), "the browser")
-    await pilot.pause()
-    return pilot.app.screen.query_one(DataTable)
 
 
 async def test_the_mark_the_frozen_mse_and_saved_at_show_at_80x24(make_app, sessions_root):

@@ -13,7 +13,7 @@ from engine.store.compare import list_models, load_history
 from freqtui.screens.compare import MARKERS, CompareScreen
 from freqtui.screens.sessions import MARK, SessionBrowser
 from freqtui.text import fmt_mse
-from tests.tui.conftest import short_config, wait_for
+from tests.tui.conftest import open_browser, short_config, wait_for
 
 
 def tiny_session(root, seed: int) -> TrainingRun:
@@ -45,9 +45,7 @@ async def test_marking_two_sessions_and_c_compares_them(make_app, sessions_root)
     assert fmt_mse(mse[a.run_id]) != fmt_mse(mse[b.run_id])  # seeds give different numbers
     app = make_app(autostart=False)
     async with app.run_test(size=(150, 45)) as pilot:
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
-        table = app.screen.query_one(DataTable)
+        table = await open_browser(pilot)
         # the committed models/ snapshots are listed after the sessions
         models = [m for m in list_models() if not m.error]
         assert table.row_count == 2 + len(list_models())
@@ -102,9 +100,7 @@ async def test_the_models_compare_at_120x40_every_frequency_shown_ranked_within_
     assert len({load_history(m.path).phase_scale for m in models}) == 2
     app = make_app(autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
-        table = app.screen.query_one(DataTable)
+        table = await open_browser(pilot)
         for m in models:
             table.move_cursor(row=row_of(table, f"models/{m.path.name}"))
             await pilot.press("space")
@@ -137,8 +133,7 @@ async def test_at_80x24_the_tables_say_they_scroll_and_arrows_scroll_them(make_a
     models = [m for m in list_models() if not m.error]
     app = make_app(autostart=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
+        await open_browser(pilot)
         await pilot.pause(0.2)
         assert "← → scrolls" in str(app.screen.query_one("#browser-state").render())
         table = app.screen.query_one(DataTable)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from textual.widgets import DataTable
 
 from engine.errors import FreqtuiError
 from engine.evaluation import FrozenMSE, evaluate
@@ -21,14 +20,13 @@ from engine.run import TrainingRun
 from engine.store.compare import list_models, models_dir
 from freqtui import app as app_module
 from freqtui.app import FreqtuiApp
-from freqtui.screens.sessions import SessionBrowser
 from freqtui.text import fmt_loss
 from freqtui.widgets.key_bar import KeyBar
 from freqtui.widgets.loss_panel import LossPanel
 from freqtui.widgets.plots_panel import PlotsPanel
 from freqtui.widgets.run_panel import RunPanel
 from freqtui.widgets.status_bar import StatusBar
-from tests.tui.conftest import short_config, step_stats, trainer_threads, wait_for
+from tests.tui.conftest import open_browser, short_config, step_stats, trainer_threads, wait_for
 
 RESTART = (
     "2 (restart 2: the 1 Hz block stalled at 0.45 (target 1 Hz, window 1,500 rows), "
@@ -277,9 +275,7 @@ async def test_opening_a_models_file_twice_makes_two_new_sessions_and_writes_not
         ids = []
         for _ in range(2):
             current = app.training
-            await pilot.press("o")
-            await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
-            table = app.screen.query_one(DataTable)
+            table = await open_browser(pilot)
             row = next(
                 k for k in range(table.row_count) if "handoff_tiny" in str(table.get_row_at(k)[1])
             )

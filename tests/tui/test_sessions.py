@@ -3,15 +3,15 @@ saved, q saves before quitting. Snapshots go to a temporary sessions folder."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from textual.widgets import DataTable
 
 from engine.store.compare import list_models
 from engine.store.files import read_file
-from freqtui.screens.sessions import SessionBrowser
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.loss_panel import LossPanel
-from tests.tui.conftest import trainer_threads, wait_for
+from tests.tui.conftest import open_browser, trainer_threads, wait_for
 
 
 def saved(app, reason: str) -> bool:
@@ -44,9 +44,7 @@ async def test_o_lists_the_session_and_enter_resumes_from_the_same_row(app, sess
         row, rows_total = snap["trainer"]["row"], snap["history"]["rows_total"]
         assert row > 0
 
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowser), "the browser")
-        table = app.screen.query_one(DataTable)
+        table = await open_browser(pilot)
         # this session, then the repository's models/ snapshots
         assert table.row_count == 1 + len(list_models())
         assert str(table.get_cell_at((0, 1))).startswith(first.run_id)  # after the mark column
@@ -92,3 +90,33 @@ async def test_a_failed_run_is_not_saved_on_q(app, sessions_root, monkeypatch):
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit")
     assert not (sessions_root / run.run_id / "latest.pt").exists()
+
+
+async def test_q_ends_the_app_while_the_worker_cannot_stop_and_saves_nothing(app, sessions_root):
+    """STOP_TIMEOUT_S: the stop (in its own thread) gives up on a worker stuck in a step,
+    says so, saves nothing, and the app ends anyway."""
+    run = app.training
+    stuck, release = threading.Event(), threading.Event()
+    train_rows = run.trainer.train_rows
+
+    def stuck_step(n):
+        stuck.set()
+        release.wait(60)
+        return train_rows(n)
+
+    try:
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: run.history.rows_total > 0, "the first rows")
+            with run.locked():
+                run.trainer.train_rows = stuck_step
+            await wait_for(pilot, stuck.is_set, "the worker stuck in a step")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+        assert run.alive  # still stuck: q did not wait for it
+        assert "the trainer did not stop in time: no snapshot saved" in app.event_log.messages
+        assert not (sessions_root / run.run_id / "latest.pt").exists()
+        assert "nothing saved" in app.exit_message
+    finally:
+        release.set()
+        run.join(30)
+    assert trainer_threads() == []
