@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every case starts the CLI in a process of its own
+
 HEAVY = ("torch", "numba", "engine.run")
 PROBE = f"""
 import atexit, os, runpy, sys
