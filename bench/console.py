@@ -77,7 +77,7 @@ def headless(backend: str, warm: int, rows: int, root: Path) -> float:
     run.start()
     try:
         while marks.total < warm + rows and run.alive:
-            run.drain()  # what freqtui/headless.py does, minus the printing
+            run.drain()  # what freqtui/commands/headless.py does, minus the printing
             time.sleep(0.1)
     finally:
         run.stop()

@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("freqtui: interrupted\n")
         return 130
     except BrokenPipeError:  # `freqtui sessions | head -1`: the reader has all it wants
-        from freqtui.headless import quiet_stdout
+        from freqtui.shutdown import quiet_stdout
 
         quiet_stdout()
         return 141  # 128 + SIGPIPE, as a tool killed by the signal would report

@@ -13,11 +13,14 @@ writable before the first row.)
   so it works while the UI thread is blocked, and the console's `q` and `o` run it off
   the UI thread.
 - `stop_lines` / `save_failure_lines`: what the user reads at the end, on stderr.
+- `quiet_stdout`: stdout is gone (a closed pipe, a hung-up terminal); the last flush must
+  not fail.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -154,3 +157,11 @@ def say(*lines: str, stream: TextIO | None = None) -> None:
         with contextlib.suppress(OSError, ValueError):
             out.write(line + "\n")
             out.flush()
+
+
+def quiet_stdout() -> None:
+    """Send what is left of stdout to /dev/null, so the final flush cannot fail."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -1,6 +1,6 @@
 """`freqtui [flags]`, `freqtui --resume ID|PATH` and `freqtui train --headless ...`: one
 TrainingRun, new or continuing a saved session, trained in the console (freqtui/app.py)
-or without it (freqtui/headless.py)."""
+or without it (commands/headless.py)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def train(
         run = TrainingRun(config, run_id=run_id, sessions_root=sessions, save_on_end=True)
     run.set_autosave(autosave)
     if headless:
-        from freqtui.headless import train_headless
+        from freqtui.commands.headless import train_headless
 
         return train_headless(run, out, resumed=bool(resume))
     from freqtui.app import run_app

@@ -8,7 +8,6 @@ always labelled apart.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -21,6 +20,7 @@ from freqtui.shutdown import (
     STOP_WAIT_S,
     StopSignals,
     exit_code,
+    quiet_stdout,
     save_failure_lines,
     say,
     stop_lines,
@@ -145,14 +145,6 @@ def _follow(run: TrainingRun, cfg, progress, stopper: StopSignals) -> int:
         flush=True,
     )
     return 1 if lines else 0
-
-
-def quiet_stdout() -> None:
-    """Send what is left of stdout to /dev/null, so the final flush cannot fail."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 # what the console shows on its own (a pause, an evaluation starting) stays off stdout;
