@@ -264,6 +264,7 @@ def test_ctrl_c_in_the_console_exits_130_and_q_exits_0(consoles, key, code):
         assert "stopped by Ctrl-C" in text
 
 
+@pytest.mark.slow
 def test_closing_the_consoles_terminal_saves_the_run(consoles, capfd):
     sessions, rc, _ = consoles[(signal.SIGHUP, True)]
     assert rc == 129
