@@ -185,6 +185,7 @@ async def test_o_opens_the_browser_at_once_and_lists_the_sessions_off_the_ui_thr
         await pilot.press("q")
 
 
+@pytest.mark.slow  # a long console story: train, save, browse, hand over, train again
 async def test_resuming_a_session_reads_it_and_saves_this_run_off_the_ui_thread(
     make_app, sessions_root, monkeypatch
 ):
