@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
+from engine.errors import FreqtuiError
 from engine.store.writable import prepare_new, prepare_resume
 from freqtui.flags import FLAG_OF
 
@@ -44,7 +45,12 @@ def train(
     """Train `config` (or, with `resume`, the saved session it names with the flags'
     `changes`) in the console, or on stdout when `headless`, saving into `sessions`.
     What paths and locks refuse is refused before the run is built (torch, numba, data)."""
-    weights = out if headless else None  # the console writes no --out
+    if out is not None and not headless:  # the console saves sessions, not a weights file
+        raise FreqtuiError(
+            "--out saves the weights of a headless run: add --headless "
+            "(the console saves its session; `freqtui export` and `report` read it)"
+        )
+    weights = out
     if resume:
         path = prepare_resume(resume, sessions, weights)
         run = resumed_run(path, changes or {}, sessions, save_on_end=True)

@@ -35,6 +35,17 @@ def test_abbreviations_are_off():
         build_parser().parse_args(["train", "--head"])
 
 
+def test_out_without_headless_is_refused_not_ignored(tmp_path, capsys):
+    # the console saves a session, never a weights file: --out there used to do nothing
+    from freqtui.cli import main
+
+    weights = tmp_path / "w.pt"
+    assert main(["train", "--out", str(weights), "--duration", "0.2"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--out" in line and "--headless" in line, line
+    assert not weights.exists() and not (tmp_path / "sessions").exists()
+
+
 def resumed(run_id: str, epochs: int | None, root) -> TrainingRun:
     """`--resume RUN_ID --epochs N` as the CLI resumes it (the engine says the flag's name)."""
     return resumed_run(run_id, {"epochs": epochs}, root)
