@@ -259,7 +259,9 @@ class TrainingRun:
         - the target is read and checked, and its session locked, before anything stops:
           a bad file or a session another process owns leaves this run as it was;
         - `stop()` stops (and saves) this run: the target may be this run's own session,
-          whose newest state (read again after the save) the new run continues;
+          whose newest state (read again after the save) the new run continues; a run
+          still alive after it (stuck in a step) is refused, so no late save of this run
+          can land beside the new one;
         - the new run is built: if it cannot be, the target's lock goes again and this run
           keeps its own;
         - the new run's session is locked (the new session of a file that stands alone)
@@ -274,6 +276,11 @@ class TrainingRun:
         taken = lock.acquire(folder) if folder is not None else None
         try:
             stop()
+            if self.alive:  # stuck in a step: its save when it leaves would race the new run
+                raise FreqtuiError(
+                    "the trainer did not stop in time (busy in a step it cannot leave): "
+                    "nothing was handed over; try again once it has stopped"
+                )
             if taken is not None and taken.folder == mine:
                 snap = sessions.read_snapshot(path)  # the stop saved its newest state there
             new = TrainingRun.resume(

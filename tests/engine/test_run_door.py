@@ -6,6 +6,7 @@ it lets the old one go, and on any failure the old run keeps its session."""
 import dataclasses
 import fcntl
 import os
+import threading
 
 import pytest
 import torch
@@ -130,4 +131,32 @@ def test_a_hand_over_that_fails_keeps_the_old_session_locked(tmp_path):
         old.hand_over(broken.run_id, stop=stop)
     assert stopped == [True]
     assert lock.held_here(folder(old)) and not lock.held_here(folder(broken))
+    old.release()
+
+
+def test_a_hand_over_is_refused_while_the_old_trainer_cannot_stop(tmp_path):
+    # a trainer stuck in a step outlives stop(): handing over then would let its late save
+    # land beside the new run's; the old run keeps its session and the target stays free
+    old, target = saved_run(tmp_path), saved_run(tmp_path, torch_seed=7)
+    old.claim()
+    stuck, release = threading.Event(), threading.Event()
+    train_rows = old.trainer.train_rows
+
+    def stuck_step(n):
+        stuck.set()
+        release.wait(60)
+        return train_rows(n)
+
+    old.trainer.train_rows = stuck_step
+    old.start()
+    try:
+        assert stuck.wait(60)
+        with pytest.raises(FreqtuiError, match="did not stop in time"):
+            old.hand_over(target.run_id, stop=lambda: old.stop(timeout=0.2))
+        assert old.alive
+        assert lock.held_here(folder(old)) and not lock.held_here(folder(target))
+    finally:
+        release.set()
+        old.join(30)
+    assert not old.alive
     old.release()
