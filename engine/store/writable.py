@@ -63,8 +63,10 @@ def prepare_new(method: str, root: Path | None = None, out: Path | None = None) 
     able to take a file (`check_session`, TrainingRun.claim's check). FreqtuiError says
     why not."""
     root = sessions.sessions_dir(root)
+    if out is not None:
+        check_out(out)  # before the id's folder is made: a refusal leaves no empty session
     run_id = sessions.new_run_id(method, root)
-    check_session(root / run_id, out)
+    probe(root / run_id)
     return run_id
 
 

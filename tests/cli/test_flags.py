@@ -46,6 +46,17 @@ def test_out_without_headless_is_refused_not_ignored(tmp_path, capsys):
     assert not weights.exists() and not (tmp_path / "sessions").exists()
 
 
+def test_a_new_run_refused_for_its_out_leaves_no_empty_session(tmp_path, capsys):
+    from freqtui.cli import main
+
+    sessions = tmp_path / "sessions"
+    argv = ["train", "--headless", "--duration", "0.2", "--sessions", str(sessions)]
+    assert main([*argv, "--out", str(tmp_path)]) == 2  # a folder: refused
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "is a folder" in line, line
+    assert not sessions.exists() or not any(sessions.iterdir())
+
+
 def resumed(run_id: str, epochs: int | None, root) -> TrainingRun:
     """`--resume RUN_ID --epochs N` as the CLI resumes it (the engine says the flag's name)."""
     return resumed_run(run_id, {"epochs": epochs}, root)
