@@ -3,6 +3,7 @@ an epoch, torch backend), sessions written under a temporary folder."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,17 @@ async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
         await pilot.pause(0.05)
+
+
+async def wait_while_busy(condition: Callable[[], bool], what: str, timeout: float = WAIT_S):
+    """`wait_for` for while the app is inside a handler that awaits (q's stop and save):
+    Pilot's pause waits for the app to take its next message, which it cannot until that
+    handler returns, so poll with the event loop's sleep instead."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
+        await asyncio.sleep(0.05)
 
 
 async def open_browser(pilot, timeout: float = WAIT_S) -> DataTable:

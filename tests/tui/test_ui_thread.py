@@ -28,7 +28,13 @@ from freqtui.screens.sessions import SessionBrowser
 from freqtui.widgets.event_log import EventLog
 from freqtui.widgets.oscillator_view import OscillatorView
 from freqtui.widgets.plots_panel import PlotsPanel
-from tests.tui.conftest import open_browser, short_config, trainer_threads, wait_for
+from tests.tui.conftest import (
+    open_browser,
+    short_config,
+    trainer_threads,
+    wait_for,
+    wait_while_busy,
+)
 
 
 class Calls:
@@ -243,7 +249,7 @@ async def test_q_stops_and_saves_off_the_ui_thread_and_a_second_q_or_ctrl_c_chan
         calls.wrap(monkeypatch, TrainingRun, "save_snapshot", gated=True)
         calls.gate.clear()
         quit_ = asyncio.create_task(pilot.press("q"))
-        await wait_for(pilot, lambda: "save_snapshot" in calls.threads, "the final save", 30)
+        await wait_while_busy(lambda: "save_snapshot" in calls.threads, "the final save", 30)
         assert app.quitting
         # q again and Ctrl-C while the save is held: queued or ignored, never a second save
         app.post_message(events.Key("q", "q"))
