@@ -8,11 +8,13 @@ asks the cells to stop and save instead)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import signal
 import warnings
+from collections.abc import Iterator
 from multiprocessing import resource_tracker
 
 from engine.errors import FreqtuiError
@@ -57,8 +59,36 @@ class Stop(KeyboardInterrupt):
         self.signum = signum
 
 
+class _Hold:
+    """How deep the driver is in `stop_held`, and the stop signal that came meanwhile."""
+
+    depth = 0
+    pending = 0
+
+
 def raise_stop(signum: int, frame) -> None:
+    """The driver's handler of the stop signals: Stop at once, or at the end of a
+    `stop_held` block that is under way."""
+    if _Hold.depth:
+        _Hold.pending = _Hold.pending or signum
+        return
     raise Stop(signum)
+
+
+@contextlib.contextmanager
+def stop_held() -> Iterator[None]:
+    """A stop signal that comes inside is raised (Stop) at the end: the step inside is done
+    whole. The driver stores a returned cell's snapshot and counts its rows in one, so a
+    signal between the two can no longer leave rows on disk that the run's count lacks.
+    Python runs signal handlers on the main thread only, where the driver is."""
+    _Hold.depth += 1
+    try:
+        yield
+    finally:
+        _Hold.depth -= 1
+        if not _Hold.depth and _Hold.pending:
+            signum, _Hold.pending = _Hold.pending, 0
+            raise Stop(signum)
 
 
 def dask_setup(worker) -> None:

@@ -17,7 +17,13 @@ from typing import Any
 from engine.errors import FreqtuiError
 from engine.store import lock
 from engine.sweep.state import CellState, store_cell
-from freqtui.commands.sweep.cluster import STOP_SIGNALS, Stop, raise_stop, start_client
+from freqtui.commands.sweep.cluster import (
+    STOP_SIGNALS,
+    Stop,
+    raise_stop,
+    start_client,
+    stop_held,
+)
 from freqtui.commands.sweep.progress import Progress, fmt_clock
 
 STOP_WAIT_S = 600.0  # Ctrl-C: how long the driver waits for running cells to save
@@ -123,11 +129,12 @@ def drive(
             submit(s)
         while futures:
             for fut in [f for f in futures if f.done()]:
-                s = futures.pop(fut)
-                error = collect(fut, s, stopping)
-                if error:
-                    failures[s.cell.name] = error
-                    progress.say(f"cell {s.cell.name} failed: {error}")
+                with stop_held():  # stored, counted and sent out again, or a signal waits
+                    s = futures.pop(fut)
+                    error = collect(fut, s, stopping)
+                    if error:
+                        failures[s.cell.name] = error
+                        progress.say(f"cell {s.cell.name} failed: {error}")
             with progress.lock:  # the cells whose current stretch a worker has begun
                 progress.running = {
                     s.cell.name for f, s in futures.items() if f.key in progress.started
@@ -155,10 +162,11 @@ def drive(
             deadline = time.monotonic() + STOP_WAIT_S
             while futures and time.monotonic() < deadline:
                 for fut in [f for f in futures if f.done()]:
-                    s = futures.pop(fut)
-                    error = collect(fut, s, stopping)
-                    if error:
-                        failures[s.cell.name] = error
+                    with stop_held():  # a second signal leaves after this cell is stored
+                        s = futures.pop(fut)
+                        error = collect(fut, s, stopping)
+                        if error:
+                            failures[s.cell.name] = error
                 time.sleep(0.2)
         except KeyboardInterrupt:
             pass
