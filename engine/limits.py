@@ -1,6 +1,6 @@
 """Bounds on the numbers a command takes besides a run's config, checked before any work:
---autosave, a sweep's size, seeds and durations, --workers; and the small helpers the
-checks share. A RunConfig's fields are checked by `RunConfig.validated` (engine/config.py),
+--autosave, a sweep's size, seeds and durations, --workers; how long a stop waits; and the
+small helpers the checks share. A RunConfig's fields are checked by `RunConfig.validated` (engine/config.py),
 an `-O` option by its declaration (engine/options.py).
 """
 
@@ -21,6 +21,9 @@ MAX_NAME_BYTES = 200  # a sweep's --name, and so its folder's name (a filename h
 MAX_SNAPSHOT_EVERY_S = 86_400.0  # --snapshot-every: at least one return a day
 MAX_CONNECT_TIMEOUT_S = 3_600.0
 MAX_WORKERS = 256
+# a stop (q, a signal, a sweep's Ctrl-C) waits at most this long for the chunk or evaluation
+# under way and the final save: the console, a headless run, a sweep's driver and its cells
+STOP_WAIT_S = 600.0
 
 
 def is_int(v: Any) -> bool:

@@ -40,7 +40,7 @@ from engine.config import RunConfig
 from engine.errors import FreqtuiError
 from engine.run import TrainingRun
 from engine.store.compare import list_models
-from engine.store.sessions import SessionInfo, list_sessions, sessions_dir
+from engine.store.sessions import LATEST, SessionInfo, list_sessions, sessions_dir
 from freqtui import messages
 from freqtui.screens.help import HelpScreen
 from freqtui.screens.main import MainScreen
@@ -474,7 +474,7 @@ class FreqtuiApp(App[int]):
         return exit_message(
             run.run_id,
             run.sessions_root,
-            saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
+            saved=(run.sessions_root / run.run_id / LATEST).exists(),
             finished=finished,
             epochs=epochs,
             save_failed=run.save_error is not None,  # never "finished" over a lost save

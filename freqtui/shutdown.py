@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from engine.errors import FreqtuiError
 from engine.events import RunState
+from engine.limits import STOP_WAIT_S
 from engine.store import writable
 from freqtui.text import resume_command as format_resume_command
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from engine.run import TrainingRun
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-STOP_WAIT_S = 600.0  # a stop waits this long for the chunk and the final save
 EXIT_GRACE_S = 3.0  # after that save, the console's own way out (terminal restored) may take this
 TEXTUAL_WRITER = "textual-output"  # the name of Textual's thread that writes to the terminal
 

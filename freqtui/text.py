@@ -14,6 +14,8 @@ from engine.config import RunConfig
 from engine.history import FrozenMSE
 from engine.store.sessions import SessionInfo, sessions_dir
 
+PLAIN_EVERY_S = 5.0  # progress without a terminal: a plain line this often (headless, sweep)
+
 if TYPE_CHECKING:
     from engine.evaluation import FrozenEval
     from engine.run import RunView

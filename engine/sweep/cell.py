@@ -22,6 +22,7 @@ from typing import Any
 from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreqtuiError
+from engine.limits import STOP_WAIT_S
 from engine.store.files import atomic_write_bytes, sealed_bytes
 from engine.store.sessions import LATEST
 
@@ -101,7 +102,7 @@ def train_cell(
                 if now - t0 >= budget_s or should_stop():
                     break
         finally:
-            run.stop(timeout=600)  # ends after the current chunk (or evaluation)
+            run.stop(timeout=STOP_WAIT_S)  # ends after the current chunk (or evaluation)
         for e in run.drain():
             if isinstance(e, ev.Failed):
                 failed = e.message

@@ -16,6 +16,7 @@ from pathlib import Path
 from engine import events as ev
 from engine.errors import FreqtuiError
 from engine.run import RunView, TrainingRun
+from engine.store.sessions import LATEST
 from freqtui.shutdown import (
     STOP_WAIT_S,
     StopSignals,
@@ -26,6 +27,7 @@ from freqtui.shutdown import (
     stop_lines,
 )
 from freqtui.text import (
+    PLAIN_EVERY_S,
     describe,
     epochs_text,
     eval_table,
@@ -33,8 +35,6 @@ from freqtui.text import (
     fmt_int,
     fmt_seconds,
 )
-
-PLAIN_EVERY_S = 5.0
 
 
 def train_headless(run: TrainingRun, out: Path | None = None, *, resumed: bool = False) -> int:
@@ -136,7 +136,7 @@ def _follow(run: TrainingRun, cfg, progress, stopper: StopSignals) -> int:
         exit_message(
             run.run_id,
             run.sessions_root,
-            saved=(run.sessions_root / run.run_id / "latest.pt").exists(),
+            saved=(run.sessions_root / run.run_id / LATEST).exists(),
             finished=end.finished,
             epochs=end.planned_epochs,
             headless=True,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import FreqtuiError
+from engine.limits import STOP_WAIT_S
 from engine.store import lock
 from engine.sweep.state import CellState, store_cell
 from freqtui.commands.sweep.cluster import (
@@ -26,7 +27,6 @@ from freqtui.commands.sweep.cluster import (
 )
 from freqtui.commands.sweep.progress import Progress, fmt_clock
 
-STOP_WAIT_S = 600.0  # Ctrl-C: how long the driver waits for running cells to save
 SNAPSHOT_EVERY_S = 60.0  # --snapshot-every's default
 
 

@@ -10,8 +10,7 @@ import time
 from typing import Any
 
 from engine.sweep.state import CellState
-
-PLAIN_EVERY_S = 5.0
+from freqtui.text import PLAIN_EVERY_S
 
 
 class Progress:
