@@ -1,7 +1,7 @@
 """Bounds on the numbers a command takes besides a run's config, checked before any work:
 --autosave, a sweep's size, seeds and durations, --workers; how long a stop waits; and the
-small helpers the checks share. A RunConfig's fields are checked by `RunConfig.validated` (engine/config.py),
-an `-O` option by its declaration (engine/options.py).
+small helpers the checks share. A RunConfig's fields are checked by `RunConfig.validated`
+(engine/config.py), an `-O` option by its declaration (engine/options.py).
 """
 
 from __future__ import annotations
