@@ -9,7 +9,7 @@ from pathlib import Path
 from engine.errors import FreqtuiError
 from engine.history import EvalRecord
 from engine.store.files import read
-from engine.store.sessions import LATEST, PREVIOUS, store
+from engine.store.sessions import LATEST, PREVIOUS, store, write_sidecar
 from engine.store.snapshot import Snapshot
 from engine.sweep.grid import Cell
 
@@ -62,5 +62,9 @@ def _fill(state: CellState, snap: Snapshot, data: bytes) -> None:
 def store_cell(state: CellState, data: bytes) -> None:
     """Write a cell's new snapshot (engine/store/sessions.py's `store`: the old one kept as
     previous.pt), then read it back: the checksum proves the bytes crossed the network
-    whole."""
-    _fill(state, read(store(state.folder, data)), data)
+    whole. Its sidecar follows, as after any save, so `freqtui sessions` lists the sweep's
+    cells without loading torch."""
+    latest = store(state.folder, data)
+    snap = read(latest)
+    write_sidecar(latest, snap)
+    _fill(state, snap, data)
