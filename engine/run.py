@@ -12,7 +12,6 @@ import dataclasses
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,18 +33,13 @@ from engine.evaluation import (
 )
 from engine.history import EvalRecord, History
 from engine.model import FrequencyLSTM, build_model
+from engine.progress import Meters
 from engine.signals import SignalSet, test_set, train_set
 from engine.store import lock, sessions, writable
 from engine.store.files import now_iso, save_weights
 from engine.store.snapshot import Snapshot
 from engine.training import make_trainer
 from engine.training.base import Trainer, rss_mb
-
-CHUNK_SECONDS = 0.05  # target time per chunk: the pause latency and the event rate
-RATE_WINDOW_S = 30.0  # training time over which rows/s (and so the ETA) is measured
-EMA_ROWS = 500  # smoothing window of the online-loss readout, in rows
-LEAK_MB_PER_10K = 5.0  # an RSS slope above this, held over 10,000+ rows, means a leak
-
 
 # RunConfig fields a resume may change: none of them changes the science of the run
 RESUMABLE_CHANGES = ("epochs",)
@@ -570,15 +564,8 @@ class TrainingRun:
             self._emit(ev.Failed(msg))
 
     def _loop(self) -> None:
-        tr, cfg = self.trainer, self.config
-        nb = cfg.n_blocks
-        ema = [None] * nb
-        ema_all: float | None = None
-        chunk_rows = 8
-        mem: deque[tuple[int, float]] = deque(maxlen=64)
-        epoch_loss_sum, epoch_rows = 0.0, 0
-        epoch_sum_by_block, epoch_rows_by_block = np.zeros(nb), np.zeros(nb, dtype=np.int64)
-        rate_rows, rate_t = deque(maxlen=4000), deque(maxlen=4000)
+        tr = self.trainer
+        meters = Meters(self.config.n_blocks)
         schedule_shown: tuple | None = None
         while not tr.finished:
             if self._stop.is_set():
@@ -592,7 +579,7 @@ class TrainingRun:
                     if self._eval_request.is_set():  # the weights are still: evaluate now
                         self._eval_request.clear()
                         self._evaluate()
-                        mem.clear()
+                        meters.forget_memory()
                 if self._stop.is_set():
                     break
                 self.status = ev.RunState.RUNNING
@@ -600,41 +587,22 @@ class TrainingRun:
             if self._eval_request.is_set():
                 self._eval_request.clear()
                 self._evaluate()
-                mem.clear()  # an evaluation's one-off allocations are not a leak
+                meters.forget_memory()
             t0 = time.perf_counter()
             with self._lock:  # a capture sees the trainer and the row count agree
-                chunk = tr.train_rows(chunk_rows)
+                chunk = tr.train_rows(meters.chunk_rows)
                 dt = time.perf_counter() - t0
                 self.history.train_seconds += dt
                 self.history.rows_total += chunk.rows
             if chunk.rows:
-                chunk_rows = int(np.clip(chunk.rows * CHUNK_SECONDS / max(dt, 1e-6), 1, 50_000))
-                rate_rows.append(chunk.rows)
-                rate_t.append(dt)
-                for b in range(nb):
-                    n = int(chunk.rows_by_block[b])
-                    if n:
-                        mean = float(chunk.loss_sum_by_block[b] / n)
-                        w = 1 - (1 - 1 / EMA_ROWS) ** n
-                        ema[b] = mean if ema[b] is None else ema[b] + w * (mean - ema[b])
-                w = 1 - (1 - 1 / EMA_ROWS) ** chunk.rows
-                # finite: a trainer refuses a non-finite loss before it moves the weights
-                ema_all = (
-                    chunk.online_loss
-                    if ema_all is None
-                    else ema_all + w * (chunk.online_loss - ema_all)
-                )
-                epoch_loss_sum += float(chunk.loss_sum_by_block.sum())
-                epoch_rows += chunk.rows
-                epoch_sum_by_block += chunk.loss_sum_by_block
-                epoch_rows_by_block += chunk.rows_by_block
+                meters.add(chunk, dt)
                 with self._lock:
                     self.history.add_online(
-                        self.history.rows_total, chunk.block, ema_all, tuple(ema)
+                        self.history.rows_total, chunk.block, meters.ema_all, tuple(meters.ema)
                     )
                 rss = rss_mb()
-                mem.append((self.history.rows_total, rss))
-                stats = self._stats(chunk, ema, ema_all, rss, mem, rate_rows, rate_t)
+                meters.add_memory(self.history.rows_total, rss)
+                stats = self._stats(chunk, meters, rss)
                 # a schedule change is an event of its own; a value that moves continuously
                 # (an annealed rate) only shows live
                 moved = tuple(p for p in stats.schedule if p[0] not in tr.schedule_live)
@@ -648,22 +616,19 @@ class TrainingRun:
                     schedule_shown = moved
                 self._emit(stats)
             if tr.row >= tr.rows_per_epoch:
-                if epoch_rows:  # none when resumed from a snapshot taken at the epoch's end
-                    by_block = tuple(
-                        float(s_ / n) if n else None
-                        for s_, n in zip(epoch_sum_by_block, epoch_rows_by_block, strict=True)
-                    )
-                    done = ev.EpochDone(tr.epoch + 1, epoch_loss_sum / epoch_rows, by_block)
+                means = meters.epoch_means()  # none when resumed at the epoch's end
+                if means is not None:
+                    done = ev.EpochDone(tr.epoch + 1, *means)
                     with self._lock:
-                        self.history.add_epoch(done.epoch, done.online_loss, by_block)
+                        self.history.add_epoch(
+                            done.epoch, done.online_loss, done.online_loss_by_block
+                        )
                     self._emit(done)
-                epoch_loss_sum, epoch_rows = 0.0, 0
-                epoch_sum_by_block[:] = 0
-                epoch_rows_by_block[:] = 0
+                meters.new_epoch()
                 evals = self.history.evals
                 if not evals or evals[-1].rows_total != self.history.rows_total:
                     self._evaluate()  # (a snapshot may hold this epoch's evaluation already)
-                    mem.clear()
+                    meters.forget_memory()
                 with self._lock:
                     tr.end_epoch()
             if (
@@ -671,7 +636,7 @@ class TrainingRun:
                 and self.history.rows_total - self._last_attempt_rows >= self.autosave_every
             ):
                 self._save_quietly("autosave")
-                mem.clear()
+                meters.forget_memory()
         if self.save_on_end:
             self._save_quietly("end")
         self.status = ev.RunState.FINISHED if tr.finished else ev.RunState.STOPPED
@@ -710,23 +675,11 @@ class TrainingRun:
         self._emit(done)
         self.status = previous
 
-    def _stats(self, chunk, ema, ema_all, rss, mem, rate_rows, rate_t) -> ev.StepStats:
+    def _stats(self, chunk, meters: Meters, rss: float) -> ev.StepStats:
         tr = self.trainer
-        # rows/s over the newest RATE_WINDOW_S of training: a few chunks would swing the ETA
-        # with every change of step size (a clock horizon that grows)
-        rows = seconds = 0.0
-        for n, dt in zip(reversed(rate_rows), reversed(rate_t), strict=True):
-            rows, seconds = rows + n, seconds + dt
-            if seconds >= RATE_WINDOW_S:
-                break
-        rate = rows / max(seconds, 1e-9)
+        rate = meters.rate()
         left = (tr.planned_epochs - tr.epoch) * tr.rows_per_epoch - tr.row
-        slope = 0.0
-        if len(mem) >= 16 and mem[-1][0] > mem[0][0]:
-            xs = np.array([m[0] for m in mem], dtype=float)
-            ys = np.array([m[1] for m in mem])
-            slope = float(np.polyfit(xs, ys, 1)[0] * 10_000)
-        span = mem[-1][0] - mem[0][0] if mem else 0
+        slope, leak = meters.memory_slope()
         gauges = self.model.gauges(tr.last_input, tr.carried_state)
         return ev.StepStats(
             epoch=tr.epoch + 1,
@@ -738,11 +691,11 @@ class TrainingRun:
             rows_per_s=rate,
             elapsed_s=self.history.train_seconds,
             eta_s=left / rate if rate > 0 else float("inf"),
-            online_loss=ema_all,
-            online_loss_by_block=tuple(ema),
+            online_loss=meters.ema_all,
+            online_loss_by_block=tuple(meters.ema),
             rss_mb=rss,
             rss_slope_mb_per_10k=slope,
-            leak_warning=span >= 10_000 and slope > LEAK_MB_PER_10K,
+            leak_warning=leak,
             **dataclasses.asdict(gauges),  # h_norm, c_norm, saturated, gate_i/f/o
             **chunk.live(),  # live_t, live_target, live_output
             schedule=tr.schedule(),
