@@ -54,22 +54,22 @@ def app(make_app) -> FreqtuiApp:
 
 async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = WAIT_S):
     """Let the app run until `condition()` holds; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
-        await pilot.pause(0.05)
+    await _poll(condition, what, timeout, lambda: pilot.pause(0.05))
 
 
 async def wait_while_busy(condition: Callable[[], bool], what: str, timeout: float = WAIT_S):
     """`wait_for` for while the app is inside a handler that awaits (q's stop and save):
     Pilot's pause waits for the app to take its next message, which it cannot until that
     handler returns, so poll with the event loop's sleep instead."""
+    await _poll(condition, what, timeout, lambda: asyncio.sleep(0.05))
+
+
+async def _poll(condition: Callable[[], bool], what: str, timeout: float, pause) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
-        await asyncio.sleep(0.05)
+        await pause()
 
 
 async def open_browser(pilot, timeout: float = WAIT_S) -> DataTable:
