@@ -292,7 +292,8 @@ def test_ctrl_c_stops_the_cells_and_each_saves_its_snapshot(tmp_path):
         proc = subprocess.Popen(
             [*CLI, "sweep", "--grid", "method=handoff,tbptt", "--seeds", "0-1"]
             # 20 epochs (about 70 s a handoff cell here): Ctrl-C comes long before a cell
-            # could finish, even on a loaded machine (3 epochs, 10 s, once did not)
+            # could finish, even on a loaded machine (with 3 epochs, 10 s, a saved cell once
+            # fell outside the bound below under load)
             + ["--duration", "1", "--epochs", "20", "--backend", "torch"]
             + ["--sessions", str(sessions), "--workers", "2"],
             stdout=out,
