@@ -240,10 +240,13 @@ def test_a_sweep_on_a_separate_dask_cluster_matches_the_local_run(tmp_path, refe
                 p.wait()
 
 
-def test_without_distributed_sweep_says_how_to_install(tmp_path):
+@pytest.mark.parametrize("missing", ["distributed", "cryptography"])
+def test_without_distributed_sweep_says_how_to_install(tmp_path, missing):
+    # cryptography: Dask needs it for the local cluster's TLS (a fresh venv without it
+    # once failed every sweep with a traceback)
     fake = tmp_path / "fake"
-    (fake / "distributed").mkdir(parents=True)
-    (fake / "distributed" / "__init__.py").write_text("raise ImportError('no distributed here')\n")
+    (fake / missing).mkdir(parents=True)
+    (fake / missing / "__init__.py").write_text(f"raise ImportError('no {missing} here')\n")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]),

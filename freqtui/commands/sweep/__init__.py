@@ -54,8 +54,9 @@ from freqtui.commands.sweep.cluster import CONNECT_TIMEOUT_S, check_address, sec
 from freqtui.commands.sweep.driver import SNAPSHOT_EVERY_S, drive
 
 INSTALL_HINT = (
-    "freqtui sweep needs Dask distributed, an optional extra: "
-    "python -m pip install -e '.[sweep]' (or: python -m pip install distributed)"
+    "freqtui sweep needs Dask distributed and cryptography (for its TLS), an optional "
+    "extra: python -m pip install -e '.[sweep]' (or: python -m pip install distributed "
+    "cryptography)"
 )
 SPEC = "sweep.json"
 RESULTS = "results.json"
@@ -80,6 +81,7 @@ def sweep(
     flags set), trained on the cluster at `address` (else $DASK_SCHEDULER_ADDRESS, else a
     local one of `workers` processes) into `sessions/<name or the sweep's id>/`."""
     try:
+        import cryptography  # noqa: F401  (Dask's TLS: the local cluster's certificates)
         import distributed  # noqa: F401
     except ImportError:
         sys.stderr.write(f"freqtui: {INSTALL_HINT}\n")
