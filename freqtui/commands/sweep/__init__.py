@@ -80,25 +80,27 @@ def sweep(
     config with the cell's values (engine/sweep/grid.py; `given`: the fields the sweep's
     flags set), trained on the cluster at `address` (else $DASK_SCHEDULER_ADDRESS, else a
     local one of `workers` processes) into `sessions/<name or the sweep's id>/`."""
+    # every flag is checked before the first file is written, and those that need no
+    # Dask before Dask is imported (half a second: a typo is refused at once)
+    limits.check_workers(workers)
+    limits.check_seconds("--snapshot-every", snapshot_every, limits.MAX_SNAPSHOT_EVERY_S)
+    limits.check_seconds("--connect-timeout", connect_timeout, limits.MAX_CONNECT_TIMEOUT_S)
+    grid = grid_of(axes)
+    seed_list = parse_seeds(seeds)
+    limits.check_sweep_size(grid_size(grid, seed_list), "the grid times the seeds")
+    cells = make_cells(axes, seed_list, base, given)
+    sid = check_name(name, "--name") if name else sweep_id(cells)
+    address = address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        address = check_address(address)
     try:
         import cryptography  # noqa: F401  (Dask's TLS: the local cluster's certificates)
         import distributed  # noqa: F401
     except ImportError:
         sys.stderr.write(f"freqtui: {INSTALL_HINT}\n")
         return 2
-    # every flag is checked before the first file is written
-    limits.check_workers(workers)
-    limits.check_seconds("--snapshot-every", snapshot_every, limits.MAX_SNAPSHOT_EVERY_S)
-    limits.check_seconds("--connect-timeout", connect_timeout, limits.MAX_CONNECT_TIMEOUT_S)
-    address = address or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address:
-        address = check_address(address)
         security_for(address)  # a tls:// address needs certificates in Dask's config
-    grid = grid_of(axes)
-    seed_list = parse_seeds(seeds)
-    limits.check_sweep_size(grid_size(grid, seed_list), "the grid times the seeds")
-    cells = make_cells(axes, seed_list, base, given)
-    sid = check_name(name, "--name") if name else sweep_id(cells)
     root = sessions_dir(sessions) / sid
     for name in (SPEC, RESULTS, PLOT):
         check_out(root / name, f"the sweep's {name}", "the sweep's files")
