@@ -58,8 +58,9 @@ def copy_session(trained_session):
 
 
 # ---- the longest files first ----------------------------------------------------------
-# `pytest -n 2 --dist loadfile` hands whole files to the two workers in collection order,
-# the next file to whichever is free. Started last, a long file leaves one worker alone at
+# `pytest -n 2 --dist loadfile --no-loadscope-reorder` hands whole files to the two workers
+# in collection order, the next file to whichever is free (without the last flag xdist
+# sorts files by their number of tests, and this order is lost). Started last, a long file leaves one worker alone at
 # the end (both sweep files once fell to one worker: 250 s of its 380 s); started first,
 # the short files fill in around it. Wall seconds each took in a `-n 2` run, longest first
 # (a scheduling hint only: a file missing here runs in its usual place).

@@ -38,17 +38,20 @@ def test_state_is_carried_across_rows_and_blocks():
 
 
 @pytest.mark.slow
-def test_memory_does_not_grow_over_20000_rows():
+def test_memory_does_not_grow_over_5000_rows():
+    # the bound is 1 kB a row: a leak of that rate or more fails. Measured after the
+    # allocator's warm-up: +0.05 MB, flat from 1,000 to 20,000 rows (20,000 rows against
+    # 20 MB took 20 s of CPU and caught no smaller rate than this)
     tr = trainer()
     tr.train_rows(1000)  # warm the allocator
     gc.collect()
     before = rss_mb()
     done = 0
-    while done < 20_000:
-        done += tr.train_rows(2000).rows
+    while done < 5_000:
+        done += tr.train_rows(1000).rows
     gc.collect()
-    assert done == 20_000
-    assert rss_mb() - before < 20.0
+    assert done == 5_000
+    assert rss_mb() - before < 5.0
 
 
 def test_state_check_passes_and_leaves_the_run_untouched():
