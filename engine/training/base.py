@@ -18,6 +18,8 @@ subclass `Trainer`, and list the subclass in `engine/training/__init__.py`.
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
 import math
 import os
 from abc import ABC, abstractmethod
@@ -38,26 +40,50 @@ from engine.signals import SignalSet
 LIVE_ROWS = 200  # how many recent rows a chunk keeps for the live plot
 
 
+# ---- torch.optim without torch.compile's plumbing ------------------------------------
+# torch wraps Adam's methods for torch.compile: the wrappers import torch._dynamo (1.3 s
+# of CPU and 60 MB, as much as torch itself) on their first call in a process, to mark
+# graph breaks or keep a function out of a compiled graph. freqtui never compiles, so
+# that import is pure start-up cost: in every console, headless run and sweep worker.
+# These two helpers skip it and call the very functions torch's wrappers call.
+# tests/engine/test_start_cost.py checks that a run never imports torch._dynamo and that
+# `adam_step` moves weights and moments bitwise as `optimizer.step()` does.
+
+
+_COMPILE_FILE = getattr(getattr(torch, "_compile", None), "__file__", None)
+_adam_module = importlib.import_module("torch.optim.adam")
+
+
+def _uncompiled(fn: Any) -> None:
+    """`torch._disable_dynamo`'s wrapper caches what it calls on the function it wraps
+    (`__dynamo_disable`) and imports torch._dynamo to build it; the function itself is
+    what it calls outside a compiled graph, so cache that. Where torch's layout differs
+    nothing is set and torch imports it as before."""
+    if callable(fn) and not hasattr(fn, "__dynamo_disable"):
+        fn.__dynamo_disable = fn
+
+
 def skip_dynamo_import() -> None:
-    """Save a new process 1.3 s of CPU. torch wraps the optimizer's `add_param_group`,
-    `state_dict`, `load_state_dict` (and a few more) in `torch._disable_dynamo`, which
-    imports torch._dynamo, as costly as torch itself, on a wrapped function's first call,
-    only to keep it out of torch.compile. freqtui never compiles. The wrapper caches what
-    it calls on the function (`__dynamo_disable`); that is the function itself here, so
-    the import is skipped. Where torch's layout differs nothing is set and torch imports
-    it as before. torch's own `Adam.step` imports it regardless (the torch backend pays
-    it on the first step; the fused backend, the default, never does)."""
+    """Optimizer methods (`add_param_group`, `state_dict`, `load_state_dict`,
+    `zero_grad`) and Adam's functional update are wrapped by `torch._disable_dynamo`."""
     for wrapper in vars(torch.optim.Optimizer).values():
-        fn = getattr(wrapper, "__wrapped__", None)
         code = getattr(wrapper, "__code__", None)
-        if (
-            callable(fn)
-            and code is not None
-            and code.co_name == "inner"
-            and code.co_filename == getattr(getattr(torch, "_compile", None), "__file__", 0)
-            and not hasattr(fn, "__dynamo_disable")
-        ):
-            fn.__dynamo_disable = fn
+        if code is not None and code.co_filename == _COMPILE_FILE:
+            _uncompiled(getattr(wrapper, "__wrapped__", None))
+    _uncompiled(getattr(getattr(_adam_module, "adam", None), "__wrapped__", None))
+
+
+def adam_step(optimizer: torch.optim.Optimizer) -> None:
+    """`optimizer.step()`, torch's own update, minus two wrappers: the one that runs step
+    hooks and a profiler label (freqtui registers no hooks), and the one that imports
+    torch._dynamo at every call to mark graph breaks, then runs the step without grad
+    (`differentiable` is False here). What runs is the function both wrap."""
+    step = inspect.unwrap(type(optimizer).step)
+    if step is type(optimizer).step or optimizer.defaults.get("differentiable"):
+        optimizer.step()  # a layout this does not know: torch's own way
+        return
+    with torch.no_grad():
+        step(optimizer)
 
 
 @dataclass
@@ -288,7 +314,7 @@ class Trainer(ABC):
             torch.nn.utils.clip_grad_norm_(
                 self.optimizer.param_groups[0]["params"], self.config.clip
             )
-        self.optimizer.step()
+        adam_step(self.optimizer)
         return value
 
     def refuse_non_finite(self, value: float, row: int) -> None:
