@@ -176,6 +176,7 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         safeload.check_archive(path)  # sizes before anything is unpacked
         _check_magic(path)  # neither a zip nor a pickle: refused before torch loads
+        safeload.precheck(path)  # a hostile structure, schema or config: the same
         import torch
 
         with warnings.catch_warnings():  # torch warns on stderr about foreign pickles

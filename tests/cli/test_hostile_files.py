@@ -1,6 +1,7 @@
 """Hostile files cost nothing to refuse: each is one line on stderr and exit 2, in under
 5 s of CPU and 300 MB of memory, both for `eval` and when it sits in a session folder
-(`freqtui sessions` then lists the other sessions and names the bad one).
+(`freqtui sessions` then lists the other sessions and names the bad one); `eval` refuses
+each before it imports torch (engine/store/safeload.py `precheck`).
 
 Files made with a recomputed checksum pass the checksum (anyone can make one): what stops
 them is the config validated by RunConfig with bounded sizes, and the history's schema."""
@@ -23,12 +24,14 @@ from engine.store.files import checksum
 
 # the CLI run under a wrapper that writes the process's own peak RSS (VmHWM, which a new
 # program image starts afresh; ru_maxrss would carry this test process's size across fork)
+# and whether it imported torch
 PEAK = """
 import atexit, os, runpy, sys
 def peak():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
-            open(os.environ["PEAK_FILE"], "w").write(line.split()[1])
+            torch = int("torch" in sys.modules)
+            open(os.environ["PEAK_FILE"], "w").write(f"{line.split()[1]} {torch}")
 atexit.register(peak)
 sys.argv = ["freqtui", *sys.argv[1:]]
 runpy.run_module("freqtui.cli", run_name="__main__")
@@ -38,8 +41,9 @@ CPU_LIMIT_S = 5.0
 RSS_LIMIT_MB = 300.0
 
 
-def measured(*args: str, cwd: Path) -> tuple[int, str, str, float, float]:
-    """rc, stdout, stderr, CPU seconds (rusage) and peak RSS (MB) of one real process."""
+def measured(*args: str, cwd: Path) -> tuple[int, str, str, float, float, bool]:
+    """rc, stdout, stderr, CPU seconds (rusage), peak RSS (MB) of one real process and
+    whether it imported torch."""
     out, err, peak = cwd / "out.txt", cwd / "err.txt", cwd / "peak.txt"
     with open(out, "wb") as o, open(err, "wb") as e:
         p = subprocess.Popen(
@@ -61,7 +65,8 @@ def measured(*args: str, cwd: Path) -> tuple[int, str, str, float, float]:
         time.sleep(0.05)
     p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting
     cpu = ru.ru_utime + ru.ru_stime
-    return p.returncode, out.read_text(), err.read_text(), cpu, int(peak.read_text()) / 1024
+    kb, torch_loaded = peak.read_text().split()
+    return p.returncode, out.read_text(), err.read_text(), cpu, int(kb) / 1024, torch_loaded == "1"
 
 
 def good(root: Path, run_id: str = "good") -> Path:
@@ -201,14 +206,15 @@ def evaluated(tmp_path_factory, hostile) -> dict[str, tuple]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_hostile_file_is_refused_in_one_line_cheaply(evaluated, listed, case):
     _, words = CASES[case]
-    bad, rc, out, err, cpu, rss = evaluated[case]
+    bad, rc, out, err, cpu, rss, torch_loaded = evaluated[case]
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and str(bad) in lines[0], err
     assert words in lines[0] and "Traceback" not in err
     assert cpu < CPU_LIMIT_S, f"eval took {cpu:.1f} s of CPU"
     assert rss < RSS_LIMIT_MB, f"eval peaked at {rss:.0f} MB"
+    assert not torch_loaded, "refused only after torch was imported"  # safeload.precheck
 
-    rc, out, err, cpu, rss = listed
+    rc, out, err, cpu, rss, _ = listed
     assert rc == 0 and err == "", err
     rows = out.strip().splitlines()[1:]
     assert len(rows) == 1 + len(CASES)
@@ -219,5 +225,5 @@ def test_a_hostile_file_is_refused_in_one_line_cheaply(evaluated, listed, case):
 
 
 def test_dev_null_is_not_called_missing(tmp_path):
-    rc, out, err, cpu, rss = measured("eval", "/dev/null", cwd=tmp_path)
+    rc, out, err, cpu, rss, _ = measured("eval", "/dev/null", cwd=tmp_path)
     assert rc == 2 and "not a regular file" in err and "no such file" not in err
