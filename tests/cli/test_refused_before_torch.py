@@ -105,7 +105,8 @@ def test_resume_of_a_session_another_process_owns(tmp_path, copy_session, consol
     fcntl.flock(fd, fcntl.LOCK_EX)  # shared with the child: the lock is its too
     # the copied session's .lock names the process that trained it: replaced whole, as
     # lock.acquire does. Pids wrap at 32,768 here, and a shorter pid written over a longer
-    # one leaves "123\n5\n", which reads as no pid: both cases failed so in one -n 2 run)
+    # one leaves "123\n5\n", which reads as no pid: the likely cause of both cases failing
+    # in one -n 2 run (its output was not kept)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{holder.pid}\n".encode(), 0)
     os.close(fd)
