@@ -4,6 +4,7 @@ an epoch, torch backend), sessions written under a temporary folder."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +19,28 @@ from freqtui.app import FreqtuiApp
 from freqtui.screens.sessions import SessionBrowser
 
 WAIT_S = 20.0  # generous: the machine is shared and may be loaded
+# Pilot's press waits, twice a key, for the process to go idle (CPU time not advancing),
+# up to 1 s each (textual._wait.wait_for_idle). A console whose run trains in its worker
+# thread is never idle, so every key took 2 s of waiting for nothing. Keys are still
+# sent as Pilot sends them, and each press still waits until every widget has handled
+# what was queued (Pilot's _wait_for_screen); a test then waits for what it checks
+# (`wait_for`), as it did.
+IDLE_WAIT_MAX_S = 0.1
 
 
 def short_config(**changes) -> RunConfig:
     # many epochs: a test never sees the run end on its own
     return RunConfig(method="handoff", duration=1.0, backend="torch", epochs=50).replace(**changes)
+
+
+@pytest.fixture(autouse=True)
+def _short_idle_waits(monkeypatch):
+    import textual.app
+    import textual.pilot
+
+    for module in (textual.app, textual.pilot):
+        wait = functools.partial(module.wait_for_idle, max_sleep=IDLE_WAIT_MAX_S)
+        monkeypatch.setattr(module, "wait_for_idle", wait)
 
 
 @pytest.fixture
