@@ -289,7 +289,12 @@ def test_consoles_are_capped_bounded_and_end_saved_when_their_client_leaves(serv
                 assert time.monotonic() < deadline, "no console process"
                 await asyncio.sleep(0.1)
             (console,) = found
-            env = environ(console)
+            # found between its fork and its exec, a child still has the server's
+            # environment (the likely cause of a KeyError on ROWS seen here once): wait
+            # for its own
+            while "ROWS" not in (env := environ(console)):
+                assert time.monotonic() < deadline, f"no ROWS in the console's environment: {env}"
+                await asyncio.sleep(0.05)
             assert (env["COLUMNS"], env["ROWS"]) == ("300", "100")  # asked for 3000 x 3000
             # resizes are bounded the same way; the console goes on at a tab's usual size
             await ws.send_json(["resize", {"width": 10**9, "height": -5}])
