@@ -60,20 +60,21 @@ def copy_session(trained_session):
 # ---- the longest files first ----------------------------------------------------------
 # `pytest -n 2 --dist loadfile --no-loadscope-reorder` hands whole files to the two workers
 # in collection order, the next file to whichever is free (without the last flag xdist
-# sorts files by their number of tests, and this order is lost). Started last, a long file leaves one worker alone at
-# the end (both sweep files once fell to one worker: 250 s of its 380 s); started first,
-# the short files fill in around it. Wall seconds each took in a `-n 2` run, longest first
-# (a scheduling hint only: a file missing here runs in its usual place).
+# sorts files by their number of tests, and this order is lost). Started last, a long file
+# leaves one worker alone at the end (both sweep files once fell to one worker: 250 s of
+# its 380 s); started first, the short ones fill in around it. Wall seconds each took in a
+# `-n 2` run (2026-12-07), longest first (a scheduling hint only: a file missing here
+# runs in its usual place).
 LONGEST_FIRST = [
-    "tests/cli/test_sweep.py",  # 125 s
-    "tests/cli/test_sweep_lockdown.py",  # 125 s
-    "tests/engine/test_fused.py",  # 54 s
-    "tests/cli/test_stop_signals.py",  # 51 s
-    "tests/cli/test_serve_guard.py",  # 27 s
-    "tests/engine/test_handoff.py",  # 25 s
-    "tests/cli/test_hostile_files.py",  # 22 s
-    "tests/tui/test_console_truth.py",  # 22 s
-    "tests/cli/test_terminal_gone.py",  # 20 s
+    "tests/cli/test_sweep_lockdown.py",  # 69 s
+    "tests/engine/test_fused.py",  # 65 s
+    "tests/cli/test_sweep.py",  # 56 s
+    "tests/cli/test_stop_signals.py",  # 24 s
+    "tests/cli/test_serve_guard.py",  # 20 s
+    "tests/tui/test_console_truth.py",  # 15 s
+    "tests/cli/test_terminal_gone.py",  # 13 s
+    "tests/cli/test_outputs_are_files.py",  # 13 s
+    "tests/browser/test_serve.py",  # 13 s
 ]
 
 
