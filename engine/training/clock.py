@@ -214,9 +214,8 @@ class ClockTrainer(Trainer):
     def length_change_note(self, old_epochs: int, new_epochs: int) -> str:
         if self.done_at is None:
             return (
-                f"--epochs caps the run: the curriculum and its polish of "
-                f"{self.o['polish']} epoch(s) must now end by epoch {new_epochs} instead "
-                f"of {old_epochs}"
+                f"the curriculum and its polish of {self.o['polish']} epoch(s) must now "
+                f"end by epoch {new_epochs} instead of {old_epochs}"
             )
         uncapped = self._polish_end(self.epoch)
         old_end = min(old_epochs, uncapped)

@@ -471,3 +471,12 @@ def test_a_finished_polish_resumed_with_more_epochs_trains_on():
     same = make_trainer(build_model(config), config, train_set(config))
     same.load_state_dict(saved)
     assert same.finished  # the same length: nothing more to train
+
+
+def test_a_new_length_during_the_curriculum_is_said_without_a_flag_name():
+    # the engine says what changes; the caller names its own word for the length first
+    # (run.py: "--epochs 60 (was 50): ..." for the CLI)
+    config = RunConfig(method="clock", duration=0.05, backend="torch").validated()
+    tr = make_trainer(build_model(config), config, train_set(config))
+    note = tr.length_change_note(50, 60)
+    assert "must now end by epoch 60 instead of 50" in note and "--" not in note
