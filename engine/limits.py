@@ -1,6 +1,7 @@
 """Bounds on the numbers a command takes besides a run's config, checked before any work:
---autosave, a sweep's size, seeds and durations, --workers; how long a stop waits; and the
-small helpers the checks share. A RunConfig's fields are checked by `RunConfig.validated`
+the autosave interval, a sweep's size, seeds and durations, its worker count; how long a
+stop waits; and the small helpers the checks share. A refusal names the value by the
+caller's word for it (`name`: the CLI passes its flag). A RunConfig's fields are checked by `RunConfig.validated`
 (engine/config.py), an `-O` option by its declaration (engine/options.py).
 """
 
@@ -39,14 +40,12 @@ def check_seed(name: str, v: Any) -> None:
         raise FreqtuiError(f"{name} must be an integer with 0 <= seed < 2**32, got {show(v)}")
 
 
-def check_autosave(rows: Any) -> None:
-    """--autosave ROWS: 0 (only at the end) or a positive row count."""
+def check_autosave(name: str, rows: Any) -> None:
+    """Rows between autosaves: 0 (only at the end) or a positive row count."""
     if rows is None:
         return
     if not is_int(rows) or not 0 <= rows <= MAX_AUTOSAVE:
-        raise FreqtuiError(
-            f"--autosave must be 0 (only at the end) or a row count >= 1, got {rows}"
-        )
+        raise FreqtuiError(f"{name} must be 0 (only at the end) or a row count >= 1, got {rows}")
 
 
 def check_sweep_size(cells: int, what: str) -> None:
@@ -63,9 +62,9 @@ def check_seconds(name: str, v: Any, high: float) -> None:
         raise FreqtuiError(f"{name} must be a number of seconds in (0, {high:g}], got {show(v)}")
 
 
-def check_workers(v: Any) -> None:
+def check_workers(name: str, v: Any) -> None:
     if v is not None and (not is_int(v) or not 1 <= v <= MAX_WORKERS):
-        raise FreqtuiError(f"--workers must be in 1..{MAX_WORKERS}, got {show(v)}")
+        raise FreqtuiError(f"{name} must be in 1..{MAX_WORKERS}, got {show(v)}")
 
 
 def show(v: Any) -> str:

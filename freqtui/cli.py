@@ -415,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from engine.limits import check_autosave
 
-    check_autosave(getattr(args, "autosave", None))  # config flags: RunConfig.validated
+    # the config's flags are checked by RunConfig.validated
+    check_autosave("--autosave", getattr(args, "autosave", None))
     sessions: Path | None = getattr(args, "sessions", None)
     if args.command == "data":
         from freqtui.commands.data import data

@@ -82,7 +82,7 @@ def sweep(
     local one of `workers` processes) into `sessions/<name or the sweep's id>/`."""
     # every flag is checked before the first file is written, and those that need no
     # Dask before Dask is imported (half a second: a typo is refused at once)
-    limits.check_workers(workers)
+    limits.check_workers("--workers", workers)
     limits.check_seconds("--snapshot-every", snapshot_every, limits.MAX_SNAPSHOT_EVERY_S)
     limits.check_seconds("--connect-timeout", connect_timeout, limits.MAX_CONNECT_TIMEOUT_S)
     grid = grid_of(axes)
