@@ -1,8 +1,9 @@
 """Bounds on the numbers a command takes besides a run's config, checked before any work:
 the autosave interval, a sweep's size, seeds and durations, its worker count; how long a
 stop waits; and the small helpers the checks share. A refusal names the value by the
-caller's word for it (`name`: the CLI passes its flag). A RunConfig's fields are checked by `RunConfig.validated`
-(engine/config.py), an `-O` option by its declaration (engine/options.py).
+caller's word for it (`name`: the CLI passes its flag). A RunConfig's fields are checked
+by `RunConfig.validated` (engine/config.py), an `-O` option by its declaration
+(engine/options.py).
 """
 
 from __future__ import annotations
